@@ -1,0 +1,94 @@
+"""Command line: ``python -m benchmarks list`` and ``python -m benchmarks run NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ._context import Context, environment
+from ._registry import REGISTRY
+
+
+def _jsonable(obj):
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if hasattr(obj, "tolist") and hasattr(obj, "shape"):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def run_benchmark(
+    name: str, *, quick: bool = False, out: str | Path = "benchmark-output",
+    data_dir: str | None = None, seed: int = 0,
+) -> dict:
+    """Run one benchmark and write ``out/NAME.json``; returns the record."""
+    if name not in REGISTRY:
+        raise SystemExit(
+            f"unknown benchmark {name!r}; available: {', '.join(sorted(REGISTRY))}"
+        )
+    module, func, _ = REGISTRY[name]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(name=name, quick=quick, out=out, data_dir=data_dir, seed=seed)
+    fn = getattr(importlib.import_module(module), func)
+    t0 = time.perf_counter()
+    result = fn(ctx)
+    seconds = time.perf_counter() - t0
+    record = {
+        "name": name,
+        "metrics": result.get("metrics", {}),
+        "config": {"quick": quick, "seed": seed, **result.get("config", {})},
+        "environment": environment(),
+        "seconds": seconds,
+        "figures": ctx.figures,
+    }
+    record = _jsonable(record)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    print(f"wrote {path} ({seconds:.1f} s)", file=sys.stderr)
+    print(json.dumps({"name": name, "metrics": record["metrics"]}, indent=2))
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list the benchmarks")
+    r = sub.add_parser("run", help="run one or more benchmarks")
+    r.add_argument("names", nargs="+", metavar="NAME")
+    r.add_argument("--quick", action="store_true", help="small settings, < 2 minutes")
+    r.add_argument("--out", default="benchmark-output", help="output folder (default: %(default)s)")
+    r.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with mnist/ and fashion-mnist/ IDX files (default: $MEMJAX_DATA_DIR, "
+        "then tensorflow-datasets, then the sample bundled with memjax)",
+    )
+    r.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.cmd == "list":
+        width = max(len(n) for n in REGISTRY)
+        for n, (_, _, desc) in REGISTRY.items():
+            print(f"{n:<{width}}  {desc}")
+        return 0
+    data_dir = args.data_dir or os.environ.get("MEMJAX_DATA_DIR")
+    for n in args.names:
+        run_benchmark(n, quick=args.quick, out=args.out, data_dir=data_dir, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""What a benchmark receives: settings, output folder, figure saving, progress, timing."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Context", "environment", "timeit"]
+
+
+@dataclasses.dataclass
+class Context:
+    name: str
+    quick: bool
+    out: Path
+    data_dir: str | None = None
+    seed: int = 0
+    figures: list[str] = dataclasses.field(default_factory=list)
+
+    def save_figure(self, fig, stem: str) -> Path:
+        """Save a matplotlib figure as ``OUT/NAME_stem.png`` and close it."""
+        import matplotlib.pyplot as plt
+
+        path = self.out / f"{self.name}_{stem}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        self.figures.append(path.name)
+        return path
+
+    def progress(self, iterable=None, **kwargs):
+        """A tqdm progress bar (to stderr), labelled with the benchmark's name."""
+        from tqdm.auto import tqdm
+
+        kwargs.setdefault("desc", self.name)
+        kwargs.setdefault("dynamic_ncols", True)
+        return tqdm(iterable, **kwargs)
+
+    def log(self, msg: str) -> None:
+        print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
+
+
+def timeit(fn, *args, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of ``fn(*args)`` (outputs blocked on), warm-up excluded.
+
+    Returns ``{"first_s": first call incl. compile, "median_s": ..., "min_s": ...}``.
+    """
+    import jax
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t0
+    for _ in range(max(warmup - 1, 0)):
+        jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"first_s": first, "median_s": times[len(times) // 2], "min_s": times[0]}
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except Exception:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine facts recorded with every result."""
+    import jax
+    import jaxlib
+
+    import memjax
+
+    devs = jax.devices()
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devs],
+        "memjax": memjax.__version__,
+        "git_commit": _git_commit(),
+        "x64": bool(jax.config.jax_enable_x64),
+    }

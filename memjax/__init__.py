@@ -1,0 +1,21 @@
+"""memjax: memristive spiking neural networks in JAX.
+
+Device compact models as pure JAX functions, integrated with `lax.scan`, batched with
+`vmap` and differentiated with `grad`; memristive neurons, RRAM crossbars and the
+training loops built on them.
+"""
+
+from . import devices as devices
+from . import integrate as integrate
+from . import populations as populations
+from . import waveforms as waveforms
+from .devices import simulate as simulate
+from .devices import simulate_reference as simulate_reference
+from .integrate import RK4 as RK4
+from .integrate import Euler as Euler
+from .integrate import Heun as Heun
+from .integrate import odeint as odeint
+from .populations import sample_population as sample_population
+from .populations import simulate_population as simulate_population
+
+__version__ = "0.1.0"

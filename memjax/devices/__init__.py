@@ -1,0 +1,14 @@
+"""Memristor compact models: pure state equations in `eqx.Module`s (SI units)."""
+
+from ._base import AbstractMemristor as AbstractMemristor
+from ._base import Trajectory as Trajectory
+from ._base import simulate as simulate
+from ._base import simulate_reference as simulate_reference
+from .hp import HPMemristor as HPMemristor
+from .windows import AbstractWindow as AbstractWindow
+from .windows import Biolek as Biolek
+from .windows import Joglekar as Joglekar
+from .windows import NoWindow as NoWindow
+from .windows import Prodromakis as Prodromakis
+from .mmss import MMSSMemristor as MMSSMemristor
+from .mmss import thermal_voltage as thermal_voltage
