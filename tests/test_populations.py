@@ -1,0 +1,65 @@
+"""Device-to-device populations: statistics of the drawn parameters, vmap equivalence."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import memjax as mj
+from memjax.devices import Biolek, HPMemristor
+from memjax.populations import index, population_size, sample_population
+from memjax.waveforms import Sine
+
+
+def test_lognormal_spread_statistics(getkey):
+    pop = sample_population(HPMemristor(), getkey(), 20_000, {"R_off": 0.1, "mu_v": 0.3})
+    assert population_size(pop) == 20_000
+    log_roff = np.log(np.asarray(pop.R_off) / 16e3)
+    assert abs(log_roff.mean()) < 3e-3 and abs(log_roff.std() - 0.1) < 3e-3
+    log_mu = np.log(np.asarray(pop.mu_v) / 1e-14)
+    assert abs(log_mu.std() - 0.3) < 1e-2
+    # Unspread parameters are copied.
+    np.testing.assert_array_equal(np.asarray(pop.R_on), 100.0)
+
+
+def test_normal_and_uniform(getkey):
+    pop = sample_population(HPMemristor(), getkey(), 20_000, {"D": 0.05, "R_off": 0.2},
+                            distribution={"D": "normal", "R_off": "uniform"})
+    rel = np.asarray(pop.D) / 10e-9 - 1
+    assert abs(rel.std() - 0.05) < 2e-3
+    u = np.asarray(pop.R_off) / 16e3 - 1
+    assert u.min() >= -0.2 and u.max() <= 0.2 and abs(u.std() - 0.2 / np.sqrt(3)) < 3e-3
+
+
+def test_nested_field(getkey):
+    pop = sample_population(HPMemristor(window=Biolek(p=2.0)), getkey(), 100, {"window.p": 0.1})
+    assert np.asarray(pop.window.p).shape == (100,)
+    assert np.std(np.asarray(pop.window.p)) > 0
+
+
+def test_population_simulation_equals_per_device(getkey):
+    pop = sample_population(HPMemristor(), getkey(), 8, {"R_off": 0.2, "x0": 0.1})
+    kw = dict(dt=1e-3, n_steps=200)
+    direct = mj.simulate(pop, Sine(1.0, 1.0), **kw)
+    mapped = mj.simulate_population(mj.simulate, pop, Sine(1.0, 1.0), **kw)
+    assert direct.x.shape == (8, 200) and mapped.x.shape == (8, 200)
+    np.testing.assert_allclose(direct.x, mapped.x, rtol=1e-6)
+    for k in (0, 5):
+        one = mj.simulate(index(pop, k), Sine(1.0, 1.0), **kw)
+        np.testing.assert_allclose(one.x, direct.x[k], rtol=1e-6)
+    # The spread actually changes the dynamics.
+    assert float(jnp.std(direct.x[:, -1])) > 0
+
+
+def test_bad_spread(getkey):
+    with pytest.raises(ValueError, match="no parameter 'R_of'"):
+        sample_population(HPMemristor(), getkey(), 10, {"R_of": 0.1})
+    with pytest.raises(ValueError, match="spread"):
+        sample_population(HPMemristor(), getkey(), 10, {"R_off": -0.1})
+    with pytest.raises(ValueError, match="n must be"):
+        sample_population(HPMemristor(), getkey(), 0, {})
+    with pytest.raises(ValueError, match="distribution"):
+        sample_population(HPMemristor(), getkey(), 10, {"R_off": 0.1}, distribution="cauchy")
+    # A spread so wide that some R_on >= R_off is caught by the model's own validation.
+    with pytest.raises(ValueError, match="R_on must be < R_off"):
+        sample_population(HPMemristor(R_on=1e4, R_off=1.1e4), getkey(), 1000, {"R_on": 0.5})
