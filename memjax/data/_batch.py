@@ -1,0 +1,56 @@
+"""Minibatches of an in-memory dataset, deterministic given a seed or a JAX key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import jax
+import numpy as np
+
+__all__ = ["batches", "num_batches"]
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = True) -> int:
+    """How many batches `batches` yields for `n` examples."""
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def _permutation(n: int, seed) -> np.ndarray:
+    if seed is None:
+        raise ValueError("batches: shuffle=True needs a seed (int) or a JAX PRNG key")
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.default_rng(int(seed)).permutation(n)
+    return np.asarray(jax.random.permutation(seed, n))  # a JAX key
+
+
+def batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int | jax.Array | None = None,
+    *,
+    shuffle: bool = True,
+    drop_last: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(x[idx], y[idx])`` minibatches (NumPy) covering the data once.
+
+    Args:
+        x, y: arrays with the same leading length ``N``.
+        batch_size: examples per batch (>= 1).
+        seed: int (NumPy ``default_rng``) or JAX key; fixes the order. Required if
+            ``shuffle``; ignored otherwise.
+        shuffle: visit examples in a random permutation (else in order).
+        drop_last: drop the final partial batch (so every batch has ``batch_size``
+            examples and a jitted step compiles once).
+
+    For one epoch per key: ``for epoch in range(E): batches(x, y, B, jax.random.fold_in(key, epoch))``.
+    """
+    n = len(x)
+    if len(y) != n:
+        raise ValueError(f"batches: x and y lengths differ ({n} vs {len(y)})")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batches: batch_size must be an int >= 1; got {batch_size!r}")
+    order = _permutation(n, seed) if shuffle else np.arange(n)
+    for b in range(num_batches(n, int(batch_size), drop_last)):
+        idx = order[b * batch_size : (b + 1) * batch_size]
+        yield x[idx], y[idx]
