@@ -44,11 +44,19 @@ def _have(module: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
 def internet_available(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within `timeout` s (cached)."""
+    """Whether a TCP connection to ``host:port`` opens within `timeout` s.
+
+    False at once if ``$MEMJAX_OFFLINE`` is set; otherwise the answer is cached per
+    process, so the (at most `timeout` s) wait happens once.
+    """
     if os.environ.get("MEMJAX_OFFLINE"):
         return False
+    return _can_connect(host, port, timeout)
+
+
+@functools.lru_cache(maxsize=None)
+def _can_connect(host: str, port: int, timeout: float) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -64,7 +72,9 @@ def tfds_data_dir() -> Path:
 def _builder(name: str, data_dir=None):
     import tensorflow_datasets as tfds
 
-    return tfds.builder(TFDS_NAMES[name], data_dir=None if data_dir is None else str(data_dir))
+    # Always explicit: TFDS reads $TFDS_DATA_DIR only once, at import.
+    root = tfds_data_dir() if data_dir is None else data_dir
+    return tfds.builder(TFDS_NAMES[name], data_dir=str(root))
 
 
 def _prepared_format(builder) -> str | None:
