@@ -178,3 +178,10 @@ def test_source_idx_without_any_dir(monkeypatch):
     monkeypatch.delenv("MEMJAX_DATA_DIR", raising=False)
     with pytest.raises(FileNotFoundError, match="MEMJAX_DATA_DIR"):
         load("mnist", "test", source="idx")
+
+
+def test_env_dir_with_corrupt_file_raises_not_falls_back(tmp_path, tiny, monkeypatch):
+    _write_set(tmp_path, *tiny, img_magic=1234)
+    monkeypatch.setenv("MEMJAX_DATA_DIR", str(tmp_path))
+    with pytest.raises(IDXFormatError, match="bad magic number 1234"):
+        load("mnist", "test")

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
+pytest.importorskip("PIL")
 
 from memjax.data import SampleDataWarning, load, read_idx  # noqa: E402
 from memjax.data import _tfds  # noqa: E402
@@ -53,6 +54,8 @@ def _prepare(monkeypatch, name, idx_dir, tfds_dir):
     from tensorflow_datasets.core.download import download_manager
     from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
+    if not hasattr(tfds_mnist, "_extract_mnist_images"):
+        pytest.skip(f"tfds {tfds.__version__}: MNIST builder internals changed")
     if importlib.util.find_spec("importlib_resources") is None:
         monkeypatch.setitem(sys.modules, "importlib_resources", importlib.resources)
 
