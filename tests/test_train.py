@@ -68,9 +68,14 @@ def eval_fn(model, x, y):
             "loss": optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()}
 
 
+# One optimizer object for all runs: the compiled step is cached on (loss_fn, optimizer, ...)
+# identity, so the tests compile it once.
+ADAM = optax.adam(3e-3)
+
+
 def run(train, *, epochs=2, seed=0, **kw):
     kw.setdefault("progress", False)
-    return fit(Net(jax.random.key(1)), loss_fn, optax.adam(3e-3), train, epochs=epochs,
+    return fit(Net(jax.random.key(1)), loss_fn, ADAM, train, epochs=epochs,
                batch_size=100, seed=seed, preprocess=scale, **kw)
 
 
@@ -83,9 +88,11 @@ def assert_identical(m1, m2):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_learns_and_history(mnist_small):
+def test_learns_and_history(mnist_small, capsys):
     train, test = mnist_small
-    model, hist = run(train, epochs=3, eval_fn=eval_fn, eval_data=test)
+    model, hist = run(train, epochs=3, eval_fn=eval_fn, eval_data=test, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 3/3: train_loss" in err and "accuracy" in err  # bar + summary lines
     assert hist["epoch"] == [1, 2, 3]
     assert set(hist) == {"epoch", "train_loss", "train_acc", "seconds", "accuracy", "loss"}
     assert all(len(v) == 3 for v in hist.values())
@@ -134,7 +141,7 @@ def test_resume_equals_uninterrupted(mnist_small, tmp_path):
     again, h_again = run(train, epochs=2, checkpoint_dir=ckpt, **kw)
     assert_identical(straight, again)
     assert h_again["epoch"] == [1, 2]
-    state = restore_checkpoint(ckpt, Net(jax.random.key(1)), optax.adam(3e-3))
+    state = restore_checkpoint(ckpt, Net(jax.random.key(1)), ADAM)
     assert isinstance(state, TrainState)
     assert (state.epoch, state.step) == (2, 2 * 20)
     assert_identical(straight, state.model)
@@ -143,7 +150,7 @@ def test_resume_equals_uninterrupted(mnist_small, tmp_path):
     # resume=False starts again from scratch (and replaces the checkpoints).
     _, h_fresh = run(train, epochs=1, checkpoint_dir=ckpt, resume=False)
     assert h_fresh["epoch"] == [1]
-    assert restore_checkpoint(ckpt, Net(jax.random.key(1)), optax.adam(3e-3)).epoch == 1
+    assert restore_checkpoint(ckpt, Net(jax.random.key(1)), ADAM).epoch == 1
 
 
 def test_resume_rejects_other_architecture(mnist_small, tmp_path):
@@ -176,10 +183,15 @@ def test_matches_hand_written_projected_sgd(mnist_small):
     clip = lambda m: jax.tree.map(lambda w: jnp.clip(w, -0.04, 0.04), m)
     got, _ = fit(model, loss_fn, optax.sgd(0.5), (x, y), epochs=3, batch_size=500,
                  preprocess=scale, project=clip, progress=False)
+
+    @eqx.filter_jit
+    def sgd_step(m, xs, ys):
+        g = jax.grad(lambda m: loss_fn(m, xs, ys, jax.random.key(0))[0])(m)
+        return clip(jax.tree.map(lambda w, d: w - 0.5 * d, m, g))
+
     ref = model
     for _ in range(3):
-        g = jax.grad(lambda m: loss_fn(m, scale(x), jnp.asarray(y), jax.random.key(0))[0])(ref)
-        ref = clip(jax.tree.map(lambda w, d: w - 0.5 * d, ref, g))
+        ref = sgd_step(ref, scale(x), jnp.asarray(y))
     for a, b in zip(arrays(got), arrays(ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert not np.allclose(got.l1.weight, model.l1.weight)
@@ -190,7 +202,7 @@ def test_filter_spec_freezes_leaves(mnist_small):
     model = Net(jax.random.key(1))
     spec = jax.tree.map(lambda _: False, model)
     spec = eqx.tree_at(lambda s: (s.l2.weight, s.l2.bias), spec, (True, True))
-    trained, _ = fit(model, loss_fn, optax.adam(3e-3), train, epochs=1, batch_size=100,
+    trained, _ = fit(model, loss_fn, ADAM, train, epochs=1, batch_size=100,
                      preprocess=scale, filter_spec=spec, progress=False)
     np.testing.assert_array_equal(trained.l1.weight, model.l1.weight)
     assert not np.array_equal(trained.l2.weight, model.l2.weight)
