@@ -43,12 +43,16 @@ def batches(
         drop_last: drop the final partial batch (so every batch has ``batch_size``
             examples and a jitted step compiles once).
 
-    For one epoch per key: ``for epoch in range(E): batches(x, y, B, jax.random.fold_in(key, epoch))``.
+    A new order each epoch: ``batches(x, y, B, jax.random.fold_in(key, epoch))``.
     """
     n = len(x)
     if len(y) != n:
         raise ValueError(f"batches: x and y lengths differ ({n} vs {len(y)})")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batches: batch_size must be an int >= 1; got {batch_size!r}")
     order = _permutation(n, seed) if shuffle else np.arange(n)
     for b in range(num_batches(n, int(batch_size), drop_last)):

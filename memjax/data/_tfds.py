@@ -140,7 +140,9 @@ def load_tfds(
     if _prepared_format(builder) == "array_record":
         source = builder.as_data_source(split=split)
         records = source.__getitems__(range(n)) if n else []
-        images = np.stack([np.asarray(r["image"], np.uint8) for r in records]) if n else np.zeros((0, 28, 28, 1), np.uint8)
+        images = np.zeros((n, 28, 28, 1), np.uint8)
+        for i, r in enumerate(records):
+            images[i] = r["image"]
         labels = np.asarray([r["label"] for r in records], dtype=np.int32)
     else:  # tfrecord, tensorflow installed
         import tensorflow_datasets as tfds
