@@ -134,6 +134,7 @@ def load(
         f"files into DIR/{name}/ (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
         f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) and set "
         f"{ENV_VAR}=DIR or pass data_dir=DIR; or prepare it once with tensorflow-datasets "
+        f"(tensorflow installed, file_format='array_record') "
         f"on a machine with internet.",
         SampleDataWarning,
         stacklevel=2,
