@@ -1,0 +1,497 @@
+"""``devices``: every compact model against its defining properties, and its speed.
+
+For each model in :data:`CASES` (a model whose module is not importable is skipped with a
+log line) the benchmark measures:
+
+1. **Pinched hysteresis** (float64). Sine drive ``A sin(2 pi f t)`` at ``f0``, ``2 f0``,
+   ``4 f0``; ``SETTLE`` periods are discarded and the next period is measured on a grid of
+   ``spp`` samples per period (zero crossings of ``v`` fall on samples). Per frequency:
+   the zero-crossing residual ``max |i(t_zc)| / max |i|`` and the two lobe areas
+   ``|int i dv|`` over the positive and the negative half period (each half period is a
+   closed lobe because the loop is pinched). A non-volatile model passes when every
+   residual is below :data:`ZERO_TOL`, the total lobe area strictly decreases from ``f0``
+   to ``2 f0`` to ``4 f0`` and the loop at ``f0`` is visibly open (area over
+   ``A max|i|`` at least :data:`MIN_FATNESS`). Volatile devices (threshold switches) are
+   reported and plotted but not held to it.
+2. **Fixed-step scan vs diffrax** (float64). ``simulate`` (RK4 at the table's ``dt`` and
+   ``substeps``) against ``simulate_reference`` (Tsit5, rtol 1e-10) over the
+   ``SETTLE + 1`` periods at ``f0`` of the hysteresis run:
+   ``err_x = max |x - x_ref| / (max x_ref - min x_ref)``, ``err_i = max |i - i_ref| / max |i_ref|``; the model's error is the larger.
+3. **Gradients vs finite differences** (float64). ``L = mean_t(i v)`` (mean power over one
+   period at ``f0``); ``jax.grad`` w.r.t. every floating-point device parameter and the
+   drive amplitude, as scaled sensitivities ``p dL/dp``, against central differences
+   ``(L(p (1 + eps)) - L(p (1 - eps))) / (2 eps)``. Error of component ``k``:
+   ``|s_ad - s_fd| / max(|s_fd|, FLOOR max_j |s_fd_j|)``; parameters equal to 0 are
+   skipped (listed).
+4. **Throughput** (float32). A population of ``n`` devices from ``sample_population``
+   with the table's D2D spread, 1,000 RK4 steps (``1000 / substeps`` stored samples) in one
+   jitted call; compile time measured separately (AOT ``lower().compile()``), run time
+   the median of repeats (:func:`benchmarks._context.timeit`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._context import Context, timeit
+
+__all__ = ["CASES", "Case", "run"]
+
+#: Zero-crossing tolerance: ``|i| / max |i|`` where ``v = 0``.
+ZERO_TOL = 1e-6
+#: Minimum loop "fatness" (lobe area / (A max|i|)) at f0 to count as a hysteresis loop.
+MIN_FATNESS = 1e-2
+#: Finite-difference relative step, and the floor (relative to the largest sensitivity)
+#: under which a sensitivity is compared in absolute terms.
+FD_EPS = 1e-6
+FD_FLOOR = 1e-3
+#: Targets (reported beside the numbers).
+TARGET_SCAN_VS_DIFFRAX = 1e-3
+TARGET_GRAD_FD = 1e-5
+#: Solver steps per throughput call.
+THROUGHPUT_STEPS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One row of the benchmark table: a model and the drive that makes it switch."""
+
+    name: str
+    module: str  # import path of the model's module
+    build: Callable[[Any], Any]  # module -> device (nominal parameters)
+    amplitude: float  # drive amplitude (V)
+    f0: float  # base frequency (Hz)
+    spp: int = 400  # output samples per period
+    substeps: int = 1  # RK4 steps per output sample
+    spread: dict = dataclasses.field(default_factory=dict)  # D2D sigma per parameter
+    stiff: bool = False  # use Kvaerno5 for the diffrax reference
+    note: str = ""
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / (self.f0 * self.spp)
+
+
+def _hp_biolek(m):
+    from memjax.devices.windows import Biolek
+
+    return m.HPMemristor(window=Biolek())
+
+
+CASES: tuple[Case, ...] = (
+    Case(
+        "HP (Joglekar)", "memjax.devices.hp", lambda m: m.HPMemristor(), 1.0, 0.5,
+        spread={"R_on": 0.1, "R_off": 0.1, "mu_v": 0.1},
+        note="Strukov 2008 Fig. 2 device, Joglekar p=1; x swings 0.1 -> 0.49 at f0",
+    ),
+    Case(
+        "HP (Biolek)", "memjax.devices.hp", _hp_biolek, 1.0, 1.0,
+        spread={"R_on": 0.1, "R_off": 0.1, "mu_v": 0.1},
+        note="same device, Biolek window p=1",
+    ),
+    Case(
+        "MMSS", "memjax.devices.mmss", lambda m: m.MMSSMemristor(), 0.5, 1e3,
+        spread={"R_on": 0.1, "R_off": 0.1, "tau": 0.1},
+        note="Knowm defaults (tau = 0.1 ms, thresholds 0.27 V)",
+    ),
+    Case(
+        "TEAM", "memjax.devices.team", lambda m: m.TEAMMemristor(), 1.0, 1e3,
+        spread={"R_on": 0.1, "R_off": 0.1},
+    ),
+    Case(
+        "VTEAM", "memjax.devices.team", lambda m: m.VTEAMMemristor(), 1.0, 1e3,
+        spread={"R_on": 0.1, "R_off": 0.1},
+    ),
+    Case(
+        "Yakopcic", "memjax.devices.yakopcic", lambda m: m.YakopcicMemristor(), 1.0, 1e3,
+        spread={},
+    ),
+    Case(
+        "Stanford-PKU RRAM", "memjax.devices.stanford_pku", lambda m: m.StanfordPKURRAM(),
+        1.5, 1e3, spread={},
+    ),
+    Case(
+        "VO2 threshold switch", "memjax.devices.threshold",
+        lambda m: m.VO2ThresholdSwitch(), 1.0, 1e3, spread={},
+    ),
+)
+
+
+def _settings(ctx: Context, tiny: bool) -> dict:
+    if tiny:
+        return dict(settle=1, spp_scale=0.25, sizes=(100,), repeats=1,
+                    only=("HP (Joglekar)",))
+    if ctx.quick:
+        return dict(settle=1, spp_scale=1.0, sizes=(1_000, 10_000), repeats=3, only=None)
+    return dict(settle=3, spp_scale=1.0, sizes=(1_000, 10_000, 100_000), repeats=5, only=None)
+
+
+def _load(case: Case, ctx: Context):
+    try:
+        module = importlib.import_module(case.module)
+        return case.build(module)
+    except (ImportError, AttributeError) as e:
+        ctx.log(f"skipping {case.name}: {type(e).__name__}: {e}")
+        return None
+
+
+def _simulate_jit():
+    import equinox as eqx
+
+    from memjax.devices import simulate
+
+    @eqx.filter_jit
+    def sim(dev, drive, dt, n_steps: int, substeps: int):
+        # dt is traced, so one compilation serves every frequency of a model.
+        return simulate(dev, drive, dt=dt, n_steps=n_steps, substeps=substeps)
+
+    return sim
+
+
+_SIM = None
+
+
+def _simulator(dt: float, n_steps: int, substeps: int):
+    global _SIM
+    import jax.numpy as jnp
+
+    if _SIM is None:
+        _SIM = _simulate_jit()
+    return lambda dev, drive: _SIM(dev, drive, jnp.asarray(dt), n_steps, substeps)
+
+
+# --------------------------------------------------------------------------- hysteresis
+def _loop(dev, case: Case, spp: int, f: float, settle: int) -> dict:
+    """One measured period at frequency ``f`` after ``settle`` periods (float64)."""
+    from memjax.waveforms import Sine
+
+    n = spp * (settle + 1) + 1
+    tr = _simulator(1.0 / (f * spp), n, case.substeps)(dev, Sine(case.amplitude, f))
+    s = spp * settle
+    v = np.asarray(tr.v)[s:]
+    i = np.asarray(tr.i)[s:]
+    h = spp // 2
+    imax = float(np.max(np.abs(i)))
+    lobe_pos = abs(float(np.trapezoid(i[: h + 1], v[: h + 1])))
+    lobe_neg = abs(float(np.trapezoid(i[h:], v[h:])))
+    zc = float(np.max(np.abs(i[[0, h, spp]]))) / imax
+    return {
+        "v": v, "i": i,
+        "lobe_area_pos": lobe_pos, "lobe_area_neg": lobe_neg,
+        "lobe_area": lobe_pos + lobe_neg,
+        "fatness": (lobe_pos + lobe_neg) / (case.amplitude * imax),
+        "zero_crossing_residual": zc,
+        "max_abs_i": imax,
+    }
+
+
+# ----------------------------------------------------------------------- scan vs diffrax
+def _scan_vs_reference(dev, case: Case, spp: int, periods: int) -> dict:
+    from memjax.devices import simulate_reference
+    from memjax.waveforms import Sine
+
+    drive = Sine(case.amplitude, case.f0)
+    n = periods * spp + 1
+    tr = _simulator(1.0 / (case.f0 * spp), n, case.substeps)(dev, drive)
+    scale = max(float(np.max(np.abs(np.asarray(tr.x)))), 1e-300)
+    t0 = time.perf_counter()
+    ref = simulate_reference(dev, drive, tr.t, rtol=1e-10, atol=1e-12 * scale,
+                             stiff=case.stiff, max_steps=4_000_000)
+    ref_s = time.perf_counter() - t0
+    x, xr = np.asarray(tr.x), np.asarray(ref.x)
+    i, ir = np.asarray(tr.i), np.asarray(ref.i)
+    err_x = float(np.max(np.abs(x - xr)) / max(np.ptp(xr), 1e-300))
+    err_i = float(np.max(np.abs(i - ir)) / max(np.max(np.abs(ir)), 1e-300))
+    return {"err_x": err_x, "err_i": err_i, "rel_err": max(err_x, err_i),
+            "x_range": float(np.ptp(xr)), "reference_seconds": ref_s}
+
+
+# ------------------------------------------------------------------------ gradients
+def _grad_vs_fd(dev, case: Case, spp: int) -> dict:
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from memjax.devices import simulate
+    from memjax.waveforms import Sine
+
+    params, static = eqx.partition(dev, eqx.is_inexact_array_like)
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    names = [jax.tree_util.keystr(p).lstrip(".") for p, _ in flat] + ["drive.amplitude"]
+    theta0 = np.array([float(v) for _, v in flat] + [case.amplitude], dtype=np.float64)
+    n_p = len(flat)
+    dt = 1.0 / (case.f0 * spp)
+
+    def loss(theta):
+        p = jax.tree_util.tree_unflatten(treedef, [theta[k] for k in range(n_p)])
+        d = eqx.combine(p, static)
+        tr = simulate(d, Sine(theta[n_p], case.f0), dt=dt, n_steps=spp + 1,
+                      substeps=case.substeps)
+        return jnp.mean(tr.i * tr.v)
+
+    g = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(theta0)))
+    keep = [k for k in range(len(theta0)) if theta0[k] != 0.0]
+    s_ad = np.array([theta0[k] * g[k] for k in keep])
+    # Central differences, all perturbed parameter vectors in one batched call.
+    thetas = []
+    for k in keep:
+        for sign in (1.0, -1.0):
+            t = theta0.copy()
+            t[k] *= 1 + sign * FD_EPS
+            thetas.append(t)
+    vals = np.asarray(jax.jit(jax.vmap(loss))(jnp.asarray(np.stack(thetas))), np.float64)
+    s_fd = (vals[0::2] - vals[1::2]) / (2 * FD_EPS)
+    denom = np.maximum(np.abs(s_fd), FD_FLOOR * np.max(np.abs(s_fd)))
+    errs = np.abs(s_ad - s_fd) / denom
+    return {
+        "rel_err": float(np.max(errs)),
+        "per_parameter": {names[k]: float(e) for k, e in zip(keep, errs)},
+        "sensitivity_ad": {names[k]: float(s) for k, s in zip(keep, s_ad)},
+        "skipped_zero_parameters": [names[k] for k in range(len(theta0)) if theta0[k] == 0.0],
+    }
+
+
+# ------------------------------------------------------------------------ throughput
+def _throughput(dev, case: Case, n: int, key, repeats: int) -> dict:
+    import equinox as eqx
+    import jax
+
+    from memjax.devices import simulate
+    from memjax.populations import sample_population
+    from memjax.waveforms import Sine
+
+    pop = sample_population(dev, key, n, case.spread)
+    arrays, static = eqx.partition(pop, eqx.is_array)
+    n_samples = max(THROUGHPUT_STEPS // case.substeps, 1)
+    steps = n_samples * case.substeps
+    drive = Sine(case.amplitude, case.f0)
+
+    def f(arrays):
+        tr = simulate(eqx.combine(arrays, static), drive, dt=case.dt, n_steps=n_samples,
+                      substeps=case.substeps)
+        return tr.x, tr.i
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(f).lower(arrays).compile()
+    compile_s = time.perf_counter() - t0
+    stats = timeit(compiled, arrays, repeats=repeats, warmup=1)
+    xs, _ = compiled(arrays)
+    finite = bool(np.all(np.isfinite(np.asarray(xs[:, -1]))))
+    return {
+        "n": n, "steps": steps, "compile_seconds": compile_s,
+        "median_seconds": stats["median_s"], "min_seconds": stats["min_s"],
+        "device_steps_per_second": n * steps / stats["median_s"],
+        "finite": finite,
+    }
+
+
+# ------------------------------------------------------------------------------ figures
+def _plot_loops(ctx: Context, loops: dict, cases: dict):
+    import matplotlib.pyplot as plt
+
+    names = list(loops)
+    ncol = min(3, len(names))
+    nrow = -(-len(names) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        case = cases[name]
+        for mult, rec in loops[name].items():
+            scale, unit = _current_unit(max(r["max_abs_i"] for r in loops[name].values()))
+            ax.plot(rec["v"], rec["i"] * scale, lw=1.2,
+                    label=f"{'' if mult == 1 else mult} f0 = {_fmt_hz(mult * case.f0)}")
+        ax.axhline(0, color="0.8", lw=0.6, zorder=0)
+        ax.axvline(0, color="0.8", lw=0.6, zorder=0)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("v (V)")
+        ax.set_ylabel(f"i ({unit})")
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle("I-V loops under a sine drive (one period after settling)", fontsize=11)
+    fig.tight_layout()
+    ctx.save_figure(fig, "iv_loops")
+
+
+def _plot_scaling(ctx: Context, by_n: dict):
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, recs in by_n.items():
+        ns = sorted(int(k) for k in recs)
+        a1.plot(ns, [recs[str(n)]["device_steps_per_second"] for n in ns], "o-", label=name)
+        a2.plot(ns, [recs[str(n)]["median_seconds"] for n in ns], "o-", label=name)
+    for a in (a1, a2):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("devices in the population")
+        a.grid(True, which="both", alpha=0.3)
+    a1.set_ylabel("device-steps per second")
+    a2.set_ylabel(f"seconds per call ({THROUGHPUT_STEPS} RK4 steps)")
+    a1.legend(fontsize=7)
+    fig.suptitle("Population throughput (float32, one jitted call, median)", fontsize=11)
+    fig.tight_layout()
+    ctx.save_figure(fig, "scaling")
+
+
+def _current_unit(imax: float):
+    for scale, unit in ((1.0, "A"), (1e3, "mA"), (1e6, "uA"), (1e9, "nA")):
+        if imax * scale >= 1.0:
+            return scale, unit
+    return 1e12, "pA"
+
+
+def _fmt_hz(f: float) -> str:
+    for scale, unit in ((1e9, "GHz"), (1e6, "MHz"), (1e3, "kHz")):
+        if f >= scale:
+            return f"{f / scale:g} {unit}"
+    return f"{f:g} Hz"
+
+
+def _max_of(recs: dict) -> float | None:
+    vals = [r["rel_err"] for r in recs.values() if "rel_err" in r]
+    return max(vals) if vals else None
+
+
+# --------------------------------------------------------------------------------- run
+def run(ctx: Context, *, tiny: bool = False) -> dict:
+    """Run the benchmark; ``tiny=True`` is a seconds-long smoke setting for the tests."""
+    import jax
+
+    st = _settings(ctx, tiny)
+    cases = [c for c in CASES if st["only"] is None or c.name in st["only"]]
+    loaded: dict[str, tuple[Case, Any]] = {}
+    for case in cases:
+        dev = _load(case, ctx)
+        if dev is not None:
+            loaded[case.name] = (case, dev)
+    ctx.log(f"models: {', '.join(loaded)}")
+
+    mults = (1, 2, 4)
+    loops, pinched, scan, grads, errors = {}, {}, {}, {}, {}
+
+    def attempt(name, section, fn, *args):
+        try:
+            return fn(*args)
+        except Exception as e:  # one model's failure must not hide the others' results
+            msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            errors.setdefault(name, {})[section] = msg
+            ctx.log(f"{name}: {section} failed: {msg}")
+            return None
+
+    with jax.enable_x64(True):
+        for name, (case, dev) in ctx.progress(loaded.items(), desc="devices: float64 checks"):
+            spp = max(int(round(case.spp * st["spp_scale"] / 4)) * 4, 8)
+            recs = {m: attempt(name, "hysteresis", _loop, dev, case, spp, m * case.f0,
+                               st["settle"]) for m in mults}
+            volatile = bool(getattr(type(dev), "volatile", False))
+            if all(r is not None for r in recs.values()):
+                loops[name] = recs
+                areas = [recs[m]["lobe_area"] for m in mults]
+                resid = max(recs[m]["zero_crossing_residual"] for m in mults)
+                fat = recs[1]["fatness"]
+                ok = bool(resid < ZERO_TOL and areas[0] > areas[1] > areas[2]
+                          and fat >= MIN_FATNESS)
+                pinched[name] = {
+                    "volatile": volatile,
+                    "passes": None if volatile else ok,
+                    "zero_crossing_residual_max": resid,
+                    "lobe_area": {f"{m}f0": a for m, a in zip(mults, areas)},
+                    "lobe_area_pos": {f"{m}f0": recs[m]["lobe_area_pos"] for m in mults},
+                    "lobe_area_neg": {f"{m}f0": recs[m]["lobe_area_neg"] for m in mults},
+                    "fatness_f0": fat,
+                }
+            else:
+                pinched[name] = {"volatile": volatile, "passes": None if volatile else False,
+                                 "error": errors[name]["hysteresis"]}
+            s = attempt(name, "scan_vs_diffrax", _scan_vs_reference, dev, case, spp,
+                        st["settle"] + 1)
+            g = attempt(name, "grad_fd", _grad_vs_fd, dev, case, spp)
+            scan[name] = s if s is not None else {"error": errors[name]["scan_vs_diffrax"]}
+            grads[name] = g if g is not None else {"error": errors[name]["grad_fd"]}
+            ctx.log(
+                f"{name}: pinched={pinched[name]['passes']} "
+                f"(zc {pinched[name].get('zero_crossing_residual_max', float('nan')):.1e}, "
+                f"areas {pinched[name].get('lobe_area')}), scan-vs-diffrax "
+                f"{scan[name].get('rel_err', float('nan')):.2e}, grad-vs-FD "
+                f"{grads[name].get('rel_err', float('nan')):.2e}"
+            )
+
+    by_n: dict[str, dict[str, dict]] = {}
+    key = jax.random.key(ctx.seed)
+    with jax.enable_x64(False):
+        jobs = [(name, n) for name in loaded for n in st["sizes"]]
+        for name, n in ctx.progress(jobs, desc="devices: throughput"):
+            case, dev = loaded[name]
+            rec = attempt(name, f"throughput_{n}", _throughput, dev, case, n,
+                          jax.random.fold_in(key, n), st["repeats"])
+            if rec is None:
+                continue
+            by_n.setdefault(name, {})[str(n)] = rec
+            ctx.log(f"{name}: n={n}: {rec['device_steps_per_second']:.3g} device-steps/s "
+                    f"(median {rec['median_seconds']:.3g} s, compile {rec['compile_seconds']:.2f} s)")
+
+    _plot_loops(ctx, loops, {c.name: c for c, _ in loaded.values()})
+    _plot_scaling(ctx, by_n)
+
+    n_top = str(max(st["sizes"]))
+    nonvol = [n for n in loaded if not pinched[n]["volatile"]]
+    metrics = {
+        "models": list(loaded),
+        "pinched_hysteresis": bool(nonvol) and all(pinched[n]["passes"] for n in nonvol),
+        "pinched_hysteresis_by_model": pinched,
+        "scan_vs_diffrax_max_rel_err": _max_of(scan),
+        "scan_vs_diffrax_by_model": scan,
+        "grad_fd_max_rel_err": _max_of(grads),
+        "grad_fd_by_model": grads,
+        "device_steps_per_second_n": int(n_top),
+        "device_steps_per_second": {
+            name: recs[n_top]["device_steps_per_second"]
+            for name, recs in by_n.items() if n_top in recs
+        },
+        "device_steps_per_second_by_n": {
+            name: {k: r["device_steps_per_second"] for k, r in recs.items()}
+            for name, recs in by_n.items()
+        },
+        "compile_seconds_by_n": {
+            name: {k: r["compile_seconds"] for k, r in recs.items()} for name, recs in by_n.items()
+        },
+        "throughput_details": by_n,
+        "errors": errors,
+        "targets": {
+            "zero_crossing_residual": ZERO_TOL,
+            "scan_vs_diffrax_max_rel_err": TARGET_SCAN_VS_DIFFRAX,
+            "grad_fd_max_rel_err": TARGET_GRAD_FD,
+        },
+    }
+    config = {
+        "tiny": tiny,
+        "settle_periods": st["settle"],
+        "frequencies": "f0, 2 f0, 4 f0",
+        "throughput_sizes": list(st["sizes"]),
+        "throughput_steps": THROUGHPUT_STEPS,
+        "throughput_repeats": st["repeats"],
+        "throughput_dtype": "float32",
+        "checks_dtype": "float64",
+        "solver": "RK4",
+        "reference": "diffrax Tsit5 (Kvaerno5 where stiff), rtol 1e-10, atol 1e-12 max|x|, over settle+1 periods at f0",
+        "grad_scalar": "mean over one period at f0 of i(t) v(t)",
+        "fd_eps": FD_EPS,
+        "fd_floor": FD_FLOOR,
+        "min_fatness": MIN_FATNESS,
+        "cases": {
+            name: {
+                "class": type(dev).__name__, "amplitude_V": case.amplitude, "f0_Hz": case.f0,
+                "samples_per_period": case.spp, "dt_s": case.dt, "substeps": case.substeps,
+                "spread": case.spread, "stiff_reference": case.stiff, "note": case.note,
+            }
+            for name, (case, dev) in loaded.items()
+        },
+        "skipped": [c.name for c in cases if c.name not in loaded],
+    }
+    return {"metrics": metrics, "config": config}
