@@ -13,8 +13,10 @@ A window ``F(x)`` multiplies the drift velocity so the normalised doped-region w
 - Prodromakis, Peh, Papavassiliou & Toumazou, IEEE TED 58, 3099 (2011), eq. (11):
   ``F(x) = j (1 - ((x - 1/2)^2 + 3/4)^p)``. F(0) = F(1) = 0, F(1/2) = j (1 - 0.75^p).
 
-Even powers are computed as ``(u^2)^p`` so that a non-integer ``p`` never takes a
-fractional power of a negative number.
+Even powers are computed as ``(u^2)^p`` with :func:`memjax._math.safe_pow`, so that a
+non-integer ``p`` never takes a fractional power of a negative number and the gradient
+stays finite (zero) where ``u = 0`` even for ``p < 1`` (Joglekar at x = 1/2, Biolek at
+the boundary it is moving away from).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._math import step
+from .._math import safe_pow, step
 from .._validation import check_positive
 
 __all__ = [
@@ -42,12 +44,12 @@ __all__ = [
 
 def joglekar(x, p):
     """Joglekar window ``1 - (2x - 1)^(2p)``."""
-    return 1.0 - ((2.0 * x - 1.0) ** 2) ** p
+    return 1.0 - safe_pow((2.0 * x - 1.0) ** 2, p)
 
 
 def biolek(x, i, p):
     """Biolek window ``1 - (x - stp(-i))^(2p)``; ``i`` is the current (sign matters)."""
-    return 1.0 - ((x - step(-i)) ** 2) ** p
+    return 1.0 - safe_pow((x - step(-i)) ** 2, p)
 
 
 def prodromakis(x, p, j=1.0):
