@@ -5,6 +5,7 @@ Device compact models as pure JAX functions, integrated with `lax.scan`, batched
 training loops built on them.
 """
 
+from . import data as data
 from . import devices as devices
 from . import integrate as integrate
 from . import populations as populations
