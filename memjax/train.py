@@ -382,7 +382,8 @@ def fit(
                 if saved != config and log is not None:
                     log(f"warning: resuming with {config}, checkpoint was written with {saved}")
                 if log is not None:
-                    log(f"resumed from {checkpoint_dir} after epoch {state.epoch}")
+                    done = " (nothing left to train)" if state.epoch >= epochs else ""
+                    log(f"resumed from {checkpoint_dir} after epoch {state.epoch}{done}")
         else:
             for s in mngr.all_steps():
                 mngr.delete(s)
@@ -433,8 +434,12 @@ def fit(
         record["seconds"] = seconds
         model_now = eqx.combine(params, static)
         if eval_fn is not None:
-            record.update(evaluate(model_now, eval_fn, ex, ey, eval_batch_size,
-                                   preprocess=preprocess))
+            metrics = evaluate(model_now, eval_fn, ex, ey, eval_batch_size,
+                               preprocess=preprocess)
+            clash = sorted(set(metrics) & set(record))
+            if clash:
+                raise ValueError(f"fit: eval_fn metric names {clash} clash with the history's")
+            record.update(metrics)
         for k, v in record.items():
             history.setdefault(k, []).append(float(v) if k != "epoch" else int(v))
         if log is not None:
