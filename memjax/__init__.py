@@ -8,7 +8,9 @@ training loops built on them.
 from . import data as data
 from . import devices as devices
 from . import integrate as integrate
+from . import models as models
 from . import populations as populations
+from . import train as train
 from . import waveforms as waveforms
 from .devices import simulate as simulate
 from .devices import simulate_reference as simulate_reference
@@ -18,5 +20,9 @@ from .integrate import Heun as Heun
 from .integrate import odeint as odeint
 from .populations import sample_population as sample_population
 from .populations import simulate_population as simulate_population
+from .train import TrainState as TrainState
+from .train import accuracy as accuracy
+from .train import evaluate as evaluate
+from .train import fit as fit
 
 __version__ = "0.1.0"
