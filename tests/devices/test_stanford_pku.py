@@ -91,7 +91,8 @@ def test_rk4_matches_adaptive_reference(x64, F_min, substeps, tol):
     assert x.min() == pytest.approx(0.2e-9) and x[-1] == pytest.approx(1.7e-9)  # switched both ways
     xr = _reference(d, drive, tr.t, dt)
     # Measured: 9.9e-8 with the gate off (smooth field: RK4 converges at 4th order);
-    # 6e-5 .. 3e-4 with the published hard F_min gate (O(dt) error at each gate crossing).
+    # 2.1e-4 (x) and 3.2e-5 (i) with the published hard F_min gate: O(dt) error at each
+    # gate crossing (6e-5 .. 3e-4 over 10 .. 100 substeps, not monotone).
     assert rel_err(x, xr) < tol
     assert rel_err(tr.i, d.current(xr, tr.v)) < tol
 
@@ -138,9 +139,6 @@ def test_huge_voltages_finite_in_float32():
     for leaf in jax.tree_util.tree_leaves((vals, grads)):
         assert leaf.dtype == jnp.float32 and np.all(np.isfinite(leaf))
 
-    def loss(a):
-        tr = simulate(d, Sine(a, 1e6), dt=1e-8, n_steps=20)
-        return jnp.sum(tr.x) + jnp.sum(tr.i)
-
-    val, grad = jax.jit(jax.value_and_grad(loss))(jnp.float32(1e4))
-    assert np.isfinite(val) and np.isfinite(grad)
+    # Forward simulation at 10 kV (the gradient through simulate is checked in float64).
+    tr = jax.jit(lambda a: simulate(d, Sine(a, 1e6), dt=1e-8, n_steps=20))(jnp.float32(1e4))
+    assert np.all(np.isfinite(tr.x)) and np.all(np.isfinite(tr.i))
