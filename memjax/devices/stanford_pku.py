@@ -19,10 +19,11 @@ Positive V closes the gap (SET, low resistance), negative V opens it (RESET). A 
 activation energy E_a serves both directions, as in the Verilog-A v1.0.0 (which also
 hard-codes ``gamma0 = 16`` for V < 0: here the field ``gamma0_reset``, default 16).
 
-Temperature: the Verilog-A evaluates T from the present |V I| (no thermal capacitance),
-i.e. the steady state of C_th dT/dt = |V I| - (T - T0)/R_th. The thermal time constant
-R_th C_th is sub-nanosecond, far below the switching times, so the model keeps one
-scalar state per device and computes T explicitly from I(g, V) at the present state.
+Temperature: the Verilog-A has no thermal capacitance; it sets T from |V I| of the last
+time point, i.e. the steady state of C_th dT/dt = |V I| - (T - T0)/R_th, assuming the
+thermal time constant R_th C_th is short against the (ns and longer) switching. With one
+scalar state per device this module does the same in continuous time: T is computed
+explicitly from I(g, V) at the present state (I depends on g and V only).
 ``T_max`` (default 1e4 K) is a numerical guard of this implementation, not in the
 Verilog-A: it keeps values and float32 gradients finite at absurd voltages (the model's
 own T at 2 V in the low-resistance state is about 3.1e3 K, below the guard).
@@ -34,6 +35,10 @@ The Verilog-A clips the *output* of ``idt`` to [g_min, g_max]; here dg/dt is set
 where it would push g out of its bounds (hard stops), so the integrated state itself never
 winds up beyond them, with any integrator.
 All exponentials use :func:`memjax._math.safe_exp` / :func:`~memjax._math.safe_sinh`.
+
+With the defaults the F_min gate holds the state for |V| below 1.05 V (at g_min) to
+1.39 V (at g_max); a 1.6 V, 1 MHz sine from g_max sets fully in the positive and resets
+fully in the negative half-cycle (see the tests).
 
 Defaults (Verilog-A v1.0.0 parameter defaults): g0 = 0.25 nm, V0 = 0.25 V, I0 = 1 mA,
 v0 (``Vel0``) = 10 m/s, beta = 0.8, gamma0 = 16, alpha = 3, E_a = 0.6 eV, a0 = 0.25 nm,
