@@ -42,14 +42,18 @@ gradients stay finite, and leaves every physically meaningful value unchanged.
   Kvatinsky window with the Pickett constants of Fig. 8 (a_off = 1.2 nm, a_on = 1.8 nm,
   w_c = 107 pm) and bounds w_on = a_off, w_off = a_on as the paper recommends (Sec. IV-D).
   With these constants the window confines motion to a few w_c near each bound (the
-  paper notes that it "constrains the state variable to a low range"), and the dynamics
-  are stiff at volt-level drives (ON switching in nanoseconds): use a small ``dt`` or
-  ``substeps``.
+  paper notes that it "constrains the state variable to a low range"): measured here,
+  a 1 V, 1 kHz sine from x0 = 1 switches x down to 0.439 in the first negative
+  half-cycle, after which both windows are below 1e-5 and x stays put. ON switching
+  takes nanoseconds at 1 mA (dx/dt ~ 8e7 /s at x = 1); RK4 at dt = 1e-5 s with 10
+  substeps still matched the stiff diffrax reference (Kvaerno5) to 1.3e-6 relative
+  on that run (float64).
 - :class:`VTEAMMemristor`: the example set of the Technion group's public (V)TEAM
   Verilog-A/MATLAB code (also MemTorch's VTEAM defaults): R_on = 50 Ohm, R_off = 1 kOhm,
   w in [0, 3 nm], k_off = 5e-4 m/s, k_on = -10 m/s, alpha_off = 1, alpha_on = 3,
   v_off = 0.02 V, v_on = -0.2 V, with the ideal rectangular window. These are not the
-  device fits of the VTEAM paper's Table I, which could not be read here.
+  device fits of the VTEAM paper's Table I, which could not be read here. Their time
+  scale is nanoseconds (a 1 V, 50 MHz sine moves x between 0 and 0.051).
 """
 
 from __future__ import annotations
