@@ -201,6 +201,7 @@ def odeint_reference(
     stiff: bool = False,
     max_steps: int = 1_000_000,
     project: Callable[[PyTree], PyTree] | None = None,
+    dtmax: float | None = None,
 ) -> PyTree:
     """Adaptive-step reference solution of ``dy/dt = f(t, y)`` saved at ``ts`` (diffrax).
 
@@ -222,7 +223,7 @@ def odeint_reference(
         dt0=None,
         y0=y0,
         saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmax=dtmax),
         max_steps=max_steps,
     )
     return sol.ys

@@ -12,3 +12,5 @@ from .windows import NoWindow as NoWindow
 from .windows import Prodromakis as Prodromakis
 from .mmss import MMSSMemristor as MMSSMemristor
 from .mmss import thermal_voltage as thermal_voltage
+from .stanford_pku import StanfordPKURRAM as StanfordPKURRAM
+from .threshold import VO2ThresholdSwitch as VO2ThresholdSwitch

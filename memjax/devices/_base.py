@@ -145,9 +145,13 @@ def simulate_reference(
     atol: float = 1e-12,
     stiff: bool = False,
     max_steps: int = 1_000_000,
+    dtmax: float | None = None,
 ) -> Trajectory:
     """Adaptive-step (diffrax) solution of the same problem as :func:`simulate`, saved at
-    ``ts``: the reference the fixed-step path is tested against. Use float64."""
+    ``ts``: the reference the fixed-step path is tested against. Use float64.
+
+    ``dtmax`` (s) caps the adaptive step; set it (e.g. to the sample spacing) for models
+    with threshold windows where the rate is exactly zero between switching events."""
     ts = jnp.asarray(ts)
     xs = odeint_reference(
         lambda t, x: device.rate(x, drive(t)),
@@ -158,6 +162,7 @@ def simulate_reference(
         stiff=stiff,
         max_steps=max_steps,
         project=device.project,
+        dtmax=dtmax,
     )
     xs = device.project(xs)
     vs = jax.vmap(drive)(ts)
