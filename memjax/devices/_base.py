@@ -19,6 +19,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ..integrate import RK4, AbstractSolver, odeint, odeint_reference
@@ -142,7 +143,7 @@ def simulate_reference(
     *,
     x0: Float[ArrayLike, "..."] | None = None,
     rtol: float = 1e-9,
-    atol: float = 1e-12,
+    atol: float | None = None,
     stiff: bool = False,
     max_steps: int = 1_000_000,
     dtmax: float | None = None,
@@ -151,8 +152,16 @@ def simulate_reference(
     ``ts``: the reference the fixed-step path is tested against. Use float64.
 
     ``dtmax`` (s) caps the adaptive step; set it (e.g. to the sample spacing) for models
-    with threshold windows where the rate is exactly zero between switching events."""
+    with threshold windows where the rate is exactly zero between switching events.
+    ``atol`` defaults to ``rtol`` times the state's scale (the width of its bounds where
+    finite, else max(|x0|, 1)), so states in metres or kelvin get a meaningful tolerance."""
     ts = jnp.asarray(ts)
+    if atol is None:
+        lo, hi = device.state_bounds()
+        width = np.asarray(hi, dtype=float) - np.asarray(lo, dtype=float)
+        x_init = np.abs(np.asarray(_initial(device, x0), dtype=float))
+        scale = np.where(np.isfinite(width), width, np.maximum(x_init, 1.0))
+        atol = float(rtol * np.min(scale))
     xs = odeint_reference(
         lambda t, x: device.rate(x, drive(t)),
         _initial(device, x0),
