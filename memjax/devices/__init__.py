@@ -14,3 +14,7 @@ from .mmss import MMSSMemristor as MMSSMemristor
 from .mmss import thermal_voltage as thermal_voltage
 from .stanford_pku import StanfordPKURRAM as StanfordPKURRAM
 from .threshold import VO2ThresholdSwitch as VO2ThresholdSwitch
+from .team import Kvatinsky as Kvatinsky
+from .team import TEAMMemristor as TEAMMemristor
+from .team import VTEAMMemristor as VTEAMMemristor
+from .yakopcic import YakopcicMemristor as YakopcicMemristor

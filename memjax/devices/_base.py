@@ -162,15 +162,22 @@ def simulate_reference(
         x_init = np.abs(np.asarray(_initial(device, x0), dtype=float))
         scale = np.where(np.isfinite(width), width, np.maximum(x_init, 1.0))
         atol = float(rtol * np.min(scale))
+    lo, hi = device.state_bounds()
+
+    def field(t, x):
+        # The scan path clips x after each step; the adaptive path cannot, so it stops
+        # the state at a bound instead: zero rate where the rate pushes outward.
+        dx = device.rate(device.project(x), drive(t))
+        return jnp.where(((x <= lo) & (dx < 0)) | ((x >= hi) & (dx > 0)), 0.0, dx)
+
     xs = odeint_reference(
-        lambda t, x: device.rate(x, drive(t)),
+        field,
         _initial(device, x0),
         ts,
         rtol=rtol,
         atol=atol,
         stiff=stiff,
         max_steps=max_steps,
-        project=device.project,
         dtmax=dtmax,
     )
     xs = device.project(xs)
