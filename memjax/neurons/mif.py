@@ -1,0 +1,294 @@
+"""Memristive integrate-and-fire (MIF) neuron: a capacitor and two MMSS memristors.
+
+Zhou, Eshraghian, Choi, Lu, Kang, "Gradient-based learning on dynamical RRAM arrays"
+(MEMprop), IEEE JETCAS 2022 (arXiv:2206.12992); the same neuron as SPICEprop
+(arXiv:2203.01426). A membrane capacitor ``C`` in parallel with two mean-metastable-switch
+memristors ``M1``, ``M2``, each in series with a battery ``E1``, ``E2``:
+
+    C dv/dt  = I - G1(x1) (v - E1) - G2(x2) (v - E2)
+    V_k      = s_k (v - E_k)                 voltage across memristor k, s_k = +-1
+    dx_k/dt  = [(1 - x_k) P_on(V_k) - x_k P_off(V_k)] / tau   (MMSS, :mod:`memjax.devices.mmss`)
+    G_k(x_k) = x_k / R_on + (1 - x_k) / R_off
+
+and an alpha-shaped synaptic filter from the injected current ``i_in`` (A) to ``I``:
+
+    tau_a da/dt = i_in - a,        tau_a dI/dt = a - I
+
+(the paper's ``da/dt = -a/tau_a + input`` with ``input = i_in / tau_a``, so the filter has
+unit DC gain and every quantity is a current in A). There is no threshold, no reset and
+no surrogate: input depolarises ``v``; once ``V_k`` passes ``V_on`` memristor ``k``
+switches ON and pulls ``v`` to its battery (hyperpolarisation); near its battery the
+memristor relaxes OFF again (recovery). The output is the analog membrane voltage ``v``,
+and `jax.grad` differentiates these device dynamics directly.
+
+**Polarity** ``s_k`` (the fields `polarity1`, `polarity2`) is the orientation in which
+memristor ``k`` is inserted; its ohmic current ``G_k (v - E_k)`` does not depend on it,
+only the voltage its state equation sees. The paper's description is symmetric ("when
+``|v - E_k|`` passes ``v_on``, memristor ``k`` switches on"); a single-polarity MMSS
+device turns ON only for positive voltage, so memristor 2 is inserted reversed by default
+(``s_2 = -1``): M1 switches on for depolarisation (``v > E1 + V_on`` ~ +85 mV) and pulls
+``v`` down to ``E1``, M2 switches on for hyperpolarisation (``v < E2 - V_on`` ~ -85 mV)
+and pulls ``v`` up to ``E2``. ``polarity2=+1`` gives the literal ``V_k = v - E_k`` for
+both (then nothing limits negative excursions: the membrane is linear below rest). This
+orientation is the project's choice (measured on MNIST: see docs/memprop.md).
+
+**Integration (why not forward Euler).** For frozen conductances the ``v`` equation is
+linear with rate ``(G1 + G2) / C``; forward Euler on it diverges once
+``(G1 + G2) dt / C > 2``, i.e. as soon as a memristor switches ON with the prototype's
+constants. :func:`mif_step` advances the state over ``dt`` by an exponential Lie
+splitting in which every sub-flow is solved exactly:
+
+1. the linear synaptic filter, exactly for input ``i_in`` held over the step;
+2. ``v`` with ``G_k`` and ``I`` frozen: ``v' = v + dt f_v phi((G1 + G2) dt / C)``,
+   i.e. ``v_inf + (v - v_inf) exp(-(G1 + G2) dt / C)`` with
+   ``v_inf = (I + G1 E1 + G2 E2) / (G1 + G2)``;
+3. ``x_k`` with ``V_k = v' - E_k`` frozen (the MMSS rate is linear in ``x``):
+   ``x' = x + dt rate(x, V) phi(dt (P_on + P_off) / tau)``, i.e. ``x_inf + (x - x_inf)
+   exp(-dt (P_on + P_off) / tau)`` with ``x_inf = P_on / (P_on + P_off)``;
+
+with ``phi(z) = (1 - exp(-z)) / z`` (``phi(0) = 1``). Each sub-step is a convex
+combination of the old value and a bounded target, so ``v`` stays between the old value
+and ``v_inf`` and ``x`` stays in ``[0, 1]`` for any ``dt`` and any input: no NaN, no
+blow-up. The splitting is first order in ``dt``; ``substeps`` refines it.
+
+**SI parameters and the prototype.** The authors' prototype is a discrete map with one
+step = 10 us absorbed into its constants (``R_on = 1 kOhm, R_off = 100 kOhm, v_on = 110
+mV, v_off = 5 mV, k_th = 15 mV, tau = tau_a = 100 steps, C = 100 uF, E1/E2 = -25/+25 mV,
+x(0) = 0.0238``, 1000 steps per sample). The defaults here map them to SI as follows:
+
+================  ==================  ==========================================
+field             default             from the prototype
+================  ==================  ==========================================
+``m*.R_on``       1 kOhm              same
+``m*.R_off``      100 kOhm            same
+``m*.V_on``       110 mV              ``v_on``
+``m*.V_off``      -5 mV               ``v_off``; MMSS turns OFF below ``-V_off``,
+                                      the prototype below ``+v_off``
+``m*.v_t``        15 mV               ``k_th = 0.6 x 25 mV``
+``m*.tau``        1 ms                100 steps x 10 us
+``tau_a``         1 ms                100 steps x 10 us
+``C``             1 nF                ``C`` x step: the map ``v += (I - G v) / C``
+                                      is ``C_SI = 100e-6 x 10 us``
+``E1``, ``E2``    -25 mV, +25 mV      same
+``m*.x0``         0.0238              same (the initial state used by
+                                      :meth:`MIF.init_state` is the rest point)
+================  ==================  ==========================================
+
+With these values the membrane time constant is ``R_off C / 2 = 50 us`` with both
+memristors OFF and ``R_on C = 1 us`` with one ON, the switching time 1 ms, and the rest
+potential 0 V. The 1000 x 10 us prototype sample (10 ms) is covered here by, e.g., 20
+steps of 0.5 ms (the exponential update is exact for ``v`` however stiff it is). The
+neuron depolarises linearly (``v ~ I R_off / 2``) until ``v - E1 > V_on`` (about
++85 mV, reached with ``I ~ 1.7 uA``); a stronger constant input makes it oscillate
+(a train of graded spikes).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from .._validation import check_positive
+from ..devices.mmss import MMSSMemristor
+
+__all__ = [
+    "MIF",
+    "MIFState",
+    "mif_step",
+    "mif_simulate",
+    "mif_vector_field",
+    "phi1",
+    "default_memristor",
+]
+
+
+def phi1(z):
+    """``(1 - exp(-z)) / z`` with ``phi1(0) = 1``: exact exponential-integrator weight.
+
+    Finite value and gradient for every ``z >= 0`` (series near 0, `expm1` elsewhere).
+    """
+    z = jnp.asarray(z)
+    small = z < 1e-4
+    zs = jnp.where(small, 1.0, z)
+    return jnp.where(small, 1.0 - 0.5 * z + z * z / 6.0, -jnp.expm1(-zs) / zs)
+
+
+def default_memristor() -> MMSSMemristor:
+    """MEMprop prototype memristor in SI units (see the module table)."""
+    return MMSSMemristor(
+        R_on=1e3, R_off=1e5, V_on=0.110, V_off=-0.005, tau=1e-3, v_t=0.015, x0=0.0238
+    )
+
+
+class MIFState(eqx.Module):
+    """State of a layer of MIF neurons (all arrays of one shape, e.g. ``[batch, n]``).
+
+    ``a``, ``i``: synaptic filter currents (A); ``v``: membrane voltage (V);
+    ``x1``, ``x2``: ON fractions of the two memristors.
+    """
+
+    a: Float[Array, "..."]
+    i: Float[Array, "..."]
+    v: Float[Array, "..."]
+    x1: Float[Array, "..."]
+    x2: Float[Array, "..."]
+
+
+class MIF(eqx.Module):
+    """Parameters of (a layer of) MIF neurons; see the module docstring for the model.
+
+    **Fields** (SI units; scalars, or arrays of shape ``[n]`` for per-neuron values, e.g.
+    from ``memjax.populations.sample_population(MIF(), key, n, {"C": 0.1, "m1.R_on": 0.1})``):
+
+    - `C`: membrane capacitance (F).
+    - `E1`, `E2`: battery voltages in series with ``m1``, ``m2`` (V).
+    - `tau_a`: synaptic (alpha) filter time constant (s).
+    - `m1`, `m2`: the two `MMSSMemristor` channels (their Schottky branch is not used:
+      the channel current is ``G_m(x) (v - E)``, i.e. ``phi = 1``).
+    - `polarity1`, `polarity2`: orientation ``s_k = +-1`` of each memristor (static);
+      default ``+1``, ``-1`` (see the module docstring).
+
+    The fields are ordinary pytree leaves. Whether they are trained is the model's
+    choice: `memjax.models.memprop.MEMprop` stops their gradient unless built with
+    ``train_neurons=True`` (then give them as float arrays so ``eqx.is_inexact_array``
+    filters select them).
+    """
+
+    C: Float[ArrayLike, "..."] = 1e-9
+    E1: Float[ArrayLike, "..."] = -0.025
+    E2: Float[ArrayLike, "..."] = 0.025
+    tau_a: Float[ArrayLike, "..."] = 1e-3
+    m1: MMSSMemristor = eqx.field(default_factory=default_memristor)
+    m2: MMSSMemristor = eqx.field(default_factory=default_memristor)
+    polarity1: float = eqx.field(static=True, default=1.0)
+    polarity2: float = eqx.field(static=True, default=-1.0)
+
+    def __check_init__(self):
+        check_positive("MIF", "C", self.C, "F")
+        check_positive("MIF", "tau_a", self.tau_a, "s")
+        for name, m in (("m1", self.m1), ("m2", self.m2)):
+            if not isinstance(m, MMSSMemristor):
+                raise ValueError(f"MIF.{name} must be an MMSSMemristor; got {type(m).__name__}")
+        for name in ("polarity1", "polarity2"):
+            if getattr(self, name) not in (1.0, -1.0):
+                raise ValueError(f"MIF.{name} must be +1 or -1; got {getattr(self, name)}")
+
+    def step(self, state: MIFState, i_in, dt: float) -> MIFState:
+        """One step of :func:`mif_step` with these parameters."""
+        return mif_step(self, state, i_in, dt)
+
+    def init_state(self, shape=(), dtype=None, *, at_rest: bool = True) -> MIFState:
+        """Zero synaptic currents and ``v``, ``x`` at the resting point (no input).
+
+        The rest point solves ``v = (G1 E1 + G2 E2) / (G1 + G2)`` with each ``x_k`` at
+        its own equilibrium ``P_on / (P_on + P_off)``; found by 100 fixed-point
+        iterations from ``x0``. ``at_rest=False`` starts from ``v = 0``, ``x = x0``.
+        """
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        z = jnp.zeros(shape, dtype)
+        # The rest point depends on the parameters only: solve it at their own shape
+        # (a scalar, or [n] for a population) and broadcast to the requested shape.
+        x1 = jnp.asarray(self.m1.x0, dtype) + jnp.zeros(jnp.shape(self.m1.R_on), dtype)
+        x2 = jnp.asarray(self.m2.x0, dtype) + jnp.zeros(jnp.shape(self.m2.R_on), dtype)
+        v = jnp.zeros((), dtype)
+        if at_rest:
+
+            def it(_, c):
+                x1, x2 = c
+                g1, g2 = self.m1.memductance(x1), self.m2.memductance(x2)
+                v = (g1 * self.E1 + g2 * self.E2) / (g1 + g2)
+                return (
+                    _x_inf(self.m1, self.polarity1 * (v - self.E1)),
+                    _x_inf(self.m2, self.polarity2 * (v - self.E2)),
+                )
+
+            x1, x2 = jax.lax.fori_loop(0, 100, it, (x1, x2))
+            g1, g2 = self.m1.memductance(x1), self.m2.memductance(x2)
+            v = (g1 * self.E1 + g2 * self.E2) / (g1 + g2)
+        x1, x2, v = (z + q for q in (x1, x2, v))
+        return MIFState(a=z, i=z, v=v.astype(dtype), x1=x1.astype(dtype), x2=x2.astype(dtype))
+
+
+def _x_inf(m: MMSSMemristor, V):
+    p_on, p_off = m.p_on(V), m.p_off(V)
+    return p_on / (p_on + p_off)
+
+
+def _x_update(m: MMSSMemristor, x, V, dt):
+    """Exact update of the MMSS state over ``dt`` for frozen ``V`` (linear in ``x``)."""
+    k = (m.p_on(V) + m.p_off(V)) * (dt / m.tau)
+    return jnp.clip(x + dt * m.rate(x, V) * phi1(k), 0.0, 1.0)
+
+
+def mif_step(params: MIF, state: MIFState, i_in: Float[ArrayLike, "..."], dt: float) -> MIFState:
+    """Advance MIF neurons by ``dt`` (s) with input current ``i_in`` (A) held over the step.
+
+    Exponential Lie splitting (module docstring): exact synaptic filter, then exact ``v``
+    for frozen conductances, then exact ``x_k`` for frozen ``V_k``. Stable for any
+    ``dt`` and input; differentiable everywhere.
+    """
+    p = params
+    # 1. alpha filter, exact for constant i_in over the step.
+    r = dt / p.tau_a
+    e = jnp.exp(-r)
+    da = state.a - i_in
+    a = i_in + da * e
+    i = i_in + (state.i - i_in + da * r) * e
+    # 2. membrane, conductances and current frozen at their start-of-step values.
+    g1 = p.m1.memductance(state.x1)
+    g2 = p.m2.memductance(state.x2)
+    g = g1 + g2
+    f_v = (state.i - g1 * (state.v - p.E1) - g2 * (state.v - p.E2)) / p.C
+    v = state.v + dt * f_v * phi1(g * (dt / p.C))
+    # 3. memristor states for the voltages across them after the membrane update.
+    x1 = _x_update(p.m1, state.x1, p.polarity1 * (v - p.E1), dt)
+    x2 = _x_update(p.m2, state.x2, p.polarity2 * (v - p.E2), dt)
+    return MIFState(a=a, i=i, v=v, x1=x1, x2=x2)
+
+
+def mif_vector_field(params: MIF, i_in):
+    """The continuous MIF equations ``f(t, state)`` for an input ``i_in(t)`` (A):
+    for :func:`memjax.integrate.odeint_reference` (the diffrax yardstick) and tests."""
+    p = params
+
+    def f(t, s: MIFState) -> MIFState:
+        u = i_in(t)
+        g1 = p.m1.memductance(s.x1)
+        g2 = p.m2.memductance(s.x2)
+        return MIFState(
+            a=(u - s.a) / p.tau_a,
+            i=(s.a - s.i) / p.tau_a,
+            v=(s.i - g1 * (s.v - p.E1) - g2 * (s.v - p.E2)) / p.C,
+            x1=p.m1.rate(s.x1, p.polarity1 * (s.v - p.E1)),
+            x2=p.m2.rate(s.x2, p.polarity2 * (s.v - p.E2)),
+        )
+
+    return f
+
+
+def mif_simulate(
+    params: MIF,
+    i_in: Float[ArrayLike, "T *shape"],
+    dt: float,
+    *,
+    state: MIFState | None = None,
+    substeps: int = 1,
+) -> tuple[MIFState, MIFState]:
+    """Run :func:`mif_step` over an input sequence (time on axis 0) in one `lax.scan`.
+
+    Returns ``(final_state, states)`` with every leaf of ``states`` of shape
+    ``[T, *shape]`` (the state after each step). ``substeps`` splits each step into
+    that many equal sub-steps with the same held input.
+    """
+    i_in = jnp.asarray(i_in)
+    if state is None:
+        state = params.init_state(i_in.shape[1:], i_in.dtype)
+    h = dt / substeps
+
+    def body(s, u):
+        s = jax.lax.fori_loop(0, substeps, lambda _, ss: mif_step(params, ss, u, h), s)
+        return s, s
+
+    return jax.lax.scan(body, state, i_in)
