@@ -14,6 +14,8 @@ from memjax.devices.rram import MultiLevelRRAM
 from .helpers import central_fd, rel_err
 
 DEV = MultiLevelRRAM()
+#: One compiled call per (crossbar config, shape) instead of many small eager ops.
+run = eqx.filter_jit(lambda m, v, key=None: m(v, key=key))
 DG = DEV.G_max - DEV.G_min
 
 
@@ -36,13 +38,13 @@ def test_ideal_crossbar_is_ohm_and_kirchhoff(x64, getkey):
     want = np.zeros((3, 5, 4))
     for j in range(4):
         want[..., j] = (vn * Gp[:, j]).sum(-1) - (vn * Gn[:, j]).sum(-1)
-    np.testing.assert_allclose(xb(v), want, rtol=1e-12, atol=1e-24)
+    np.testing.assert_allclose(run(xb, v), want, rtol=1e-12, atol=1e-24)
     np.testing.assert_allclose(xb.effective_weight(), Gp - Gn, rtol=1e-12)
     Gp2, Gn2 = xb.conductances()
     np.testing.assert_allclose(Gp2, Gp, rtol=1e-12)
     assert xb(v[0, 0]).shape == (4,)
     # Read noise is switched off: a key changes nothing.
-    np.testing.assert_array_equal(xb(v, key=getkey()), xb(v))
+    np.testing.assert_array_equal(run(xb, v, key=getkey()), run(xb, v))
 
 
 def test_init_is_glorot_in_effective_weight(getkey):
@@ -79,7 +81,7 @@ def test_quantisers_are_straight_through(x64, getkey):
     xb = _xb(getkey(), 4, 3, 0.1, 0.9, **cfg)
     v = jax.random.uniform(getkey(), (5, 4), minval=-0.15, maxval=0.15)
     loss = lambda m: jnp.sum(jnp.sin(m(v) / (0.2 * DG)))
-    g = eqx.filter_grad(loss)(xb)
+    g = eqx.filter_jit(eqx.filter_grad(loss))(xb)
     vq = xb.dac(v)
     i_q = xb(v)
     dl_di = jnp.cos(i_q / (0.2 * DG)) / (0.2 * DG)
@@ -108,12 +110,12 @@ def test_read_noise_fresh_zero_mean_configured_std(getkey):
     sigma = 0.05
     xb = _xb(getkey(), 16, 3, read_noise=True, device=MultiLevelRRAM(read_sigma=sigma))
     v = jax.random.uniform(getkey(), (2, 16), minval=-0.2, maxval=0.2)
-    ideal = np.asarray(xb(v), np.float64)
+    ideal = np.asarray(run(xb, v), np.float64)
     k = getkey()
-    a, b = xb(v, key=k), xb(v, key=getkey())
+    a, b = run(xb, v, key=k), run(xb, v, key=getkey())
     assert np.all(np.asarray(a) != np.asarray(b)) and np.all(np.asarray(a) != ideal)
-    np.testing.assert_array_equal(xb(v, key=k), a)
-    np.testing.assert_array_equal(xb(v), ideal)  # no key: a noiseless read
+    np.testing.assert_array_equal(run(xb, v, key=k), a)
+    np.testing.assert_array_equal(run(xb, v), ideal)  # no key: a noiseless read
     # Statistics over many reads against a per-cell Monte Carlo of the definition.
     n = 10_000
     out = np.asarray(jax.vmap(lambda k: xb(v, key=k))(jax.random.split(getkey(), n)), np.float64)
@@ -128,7 +130,7 @@ def test_read_noise_fresh_zero_mean_configured_std(getkey):
     np.testing.assert_allclose(mc.std(0), std[0], rtol=0.06)
     # Each row of a batch is its own read: identical rows get different noise.
     same = jnp.tile(v[:1], (2, 1))
-    r = np.asarray(xb(same, key=getkey()))
+    r = np.asarray(run(xb, same, key=getkey()))
     assert np.all(r[0] != r[1])
 
 
@@ -208,7 +210,7 @@ def test_drift_lowers_conductance_per_power_law(x64, getkey):
         f = t ** -0.05
         for G, G0 in zip(xb.conductances(), base.conductances()):
             np.testing.assert_allclose(G, np.asarray(G0) * f, rtol=1e-13)
-        np.testing.assert_allclose(xb(v), np.asarray(base(v)) * f, rtol=1e-12)
+        np.testing.assert_allclose(run(xb, v), np.asarray(run(base, v)) * f, rtol=1e-12)
     assert float(xb.conductances()[0].max()) < float(base.conductances()[0].max())
 
 
@@ -222,7 +224,8 @@ def test_dac_restricts_inputs_to_2_pow_bits_levels(getkey):
     vc = np.clip(np.asarray(v), -0.2, 0.15)
     nearest = grid[np.argmin(np.abs(vc[..., None] - grid), -1)]
     np.testing.assert_allclose(vq, nearest, atol=1e-7)
-    np.testing.assert_allclose(xb(v), vq @ np.asarray(xb.effective_weight()), rtol=1e-5, atol=1e-12)
+    want = vq @ np.asarray(xb.effective_weight())
+    np.testing.assert_allclose(run(xb, v), want, rtol=1e-5, atol=1e-12)
     # Unsigned DAC: 2^bits levels on [0, v_read], both ends included.
     xu = _xb(getkey(), 64, 3, dac_bits=2, dac_signed=False, v_read=0.3)
     vu = np.unique(np.asarray(xu.dac(jax.random.uniform(getkey(), (50, 64), maxval=0.4))))
@@ -234,15 +237,15 @@ def test_adc_restricts_outputs_to_2_pow_bits_levels(getkey):
     fs = 32 * 0.2 * DG
     assert xb.adc_full_scale() == pytest.approx(fs)
     v = jax.random.uniform(getkey(), (500, 32), minval=-0.2, maxval=0.2)
-    out = np.asarray(xb(v))
+    out = np.asarray(run(xb, v))
     k = out / (fs / 8)
     np.testing.assert_allclose(k, np.round(k), atol=1e-4)
     assert k.min() >= -8 - 1e-4 and k.max() <= 7 + 1e-4
     # A calibrated range: saturates and uses all 16 levels.
     xc = _xb(getkey(), 32, 8, adc_bits=4, adc_range=2e-6)
-    oc = np.asarray(xc(v))
+    oc = np.asarray(run(xc, v))
     assert np.unique(oc).size == 16 and oc.max() <= 2e-6 * 7 / 8 * (1 + 1e-6)
-    ideal = np.asarray(_xb(getkey(), 32, 8)(v))
+    ideal = np.asarray(run(_xb(getkey(), 32, 8), v))
     assert np.unique(ideal).size > 1000
 
 
