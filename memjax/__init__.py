@@ -5,6 +5,7 @@ Device compact models as pure JAX functions, integrated with `lax.scan`, batched
 training loops built on them.
 """
 
+from . import crossbar as crossbar
 from . import data as data
 from . import devices as devices
 from . import integrate as integrate
@@ -12,6 +13,10 @@ from . import models as models
 from . import populations as populations
 from . import train as train
 from . import waveforms as waveforms
+from .crossbar import Crossbar as Crossbar
+from .crossbar import CrossbarConfig as CrossbarConfig
+from .crossbar import project_crossbars as project_crossbars
+from .devices import MultiLevelRRAM as MultiLevelRRAM
 from .devices import simulate as simulate
 from .devices import simulate_reference as simulate_reference
 from .integrate import RK4 as RK4

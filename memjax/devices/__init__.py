@@ -18,3 +18,6 @@ from .team import Kvatinsky as Kvatinsky
 from .team import TEAMMemristor as TEAMMemristor
 from .team import VTEAMMemristor as VTEAMMemristor
 from .yakopcic import YakopcicMemristor as YakopcicMemristor
+from .rram import MultiLevelRRAM as MultiLevelRRAM
+from .rram import RRAMState as RRAMState
+from .rram import crosssim_milo_sigma as crosssim_milo_sigma
