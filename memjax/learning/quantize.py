@@ -1,0 +1,134 @@
+"""Quantisers with straight-through estimators (STE) for binarized and quantized networks.
+
+**Uniform k-level grid** on ``[-w_max, w_max]`` (``k = n_levels >= 2``):
+
+    q_j = -w_max + j Delta,   Delta = 2 w_max / (k - 1),   j = 0 .. k - 1
+
+A hidden weight ``w`` maps to the nearest level, ``j(w) = round(clip((w + w_max) /
+Delta, 0, k - 1))``; the decision boundaries sit half-way between levels, ``b_j = q_j +
+Delta / 2`` (j = 0 .. k - 2). With ``k = 2`` the levels are ``+-w_max`` and the only
+boundary is 0: the quantiser is ``w_max sign(w)``. Ties (``w`` exactly on a boundary) go
+to the upper level, so ``sign(0) = +1`` here (a weight is never 0 in a BNN).
+
+**Straight-through estimators** (Courbariaux et al. 2016; Hubara et al., JMLR 18, 2018;
+the forms used by Laborieux et al., Nat. Commun. 12, 2549 (2021)):
+
+- weights: forward ``sign(w)`` (or the k-level quantiser), backward identity,
+  everywhere (hidden weights beyond ``+-w_max`` keep receiving gradients, which is what
+  lets metaplastic weights grow and consolidate);
+- activations: forward ``sign(x)``, backward ``1`` where ``|x| <= 1`` and ``0`` elsewhere
+  (the derivative of ``hardtanh``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int
+
+__all__ = [
+    "check_levels",
+    "level_step",
+    "level_index",
+    "level_value",
+    "quantize_levels",
+    "sign_ste",
+    "sign_hardtanh_ste",
+    "fixed_point",
+]
+
+
+def check_levels(owner: str, n_levels, w_max=1.0) -> None:
+    """Raise ``ValueError`` naming ``owner.n_levels`` / ``owner.w_max`` when invalid."""
+    if (
+        isinstance(n_levels, bool)
+        or not isinstance(n_levels, (int, np.integer))
+        or n_levels < 2
+    ):
+        raise ValueError(f"{owner}.n_levels must be an integer >= 2; got {n_levels!r}")
+    try:
+        ok = np.isfinite(float(w_max)) and float(w_max) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{owner}.w_max must be finite and > 0; got {w_max!r}")
+
+
+def level_step(n_levels: int, w_max: float = 1.0) -> float:
+    """Level spacing ``Delta = 2 w_max / (n_levels - 1)``."""
+    check_levels("level_step", n_levels, w_max)
+    return 2.0 * w_max / (n_levels - 1)
+
+
+def level_index(
+    w: Float[ArrayLike, "..."], n_levels: int, w_max: float = 1.0
+) -> Int[Array, "..."]:
+    """Index ``j`` (int32, 0 .. n_levels - 1) of the level nearest to ``w`` (ties up)."""
+    check_levels("level_index", n_levels, w_max)
+    w = jnp.asarray(w)
+    delta = 2.0 * w_max / (n_levels - 1)
+    u = jnp.clip((w + w_max) / delta, 0.0, n_levels - 1)
+    return jnp.floor(u + 0.5).astype(jnp.int32)
+
+
+def level_value(
+    j: Int[ArrayLike, "..."], n_levels: int, w_max: float = 1.0, dtype=None
+) -> Float[Array, "..."]:
+    """Level ``q_j = -w_max + j Delta``."""
+    check_levels("level_value", n_levels, w_max)
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    delta = 2.0 * w_max / (n_levels - 1)
+    return (-w_max + jnp.asarray(j).astype(dtype) * delta).astype(dtype)
+
+
+def quantize_levels(
+    w: Float[ArrayLike, "..."], n_levels: int, w_max: float = 1.0
+) -> Float[Array, "..."]:
+    """Nearest of the ``n_levels`` uniform levels on ``[-w_max, w_max]``; identity STE.
+
+    Forward ``q_{j(w)}``; ``d/dw = 1`` everywhere. ``n_levels = 2`` is ``w_max sign(w)``.
+    """
+    w = jnp.asarray(w)
+    q = level_value(level_index(w, n_levels, w_max), n_levels, w_max, w.dtype)
+    return w + jax.lax.stop_gradient(q - w)
+
+
+def sign_ste(x: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    """``+1`` where ``x >= 0`` else ``-1``; identity gradient (the weight STE)."""
+    x = jnp.asarray(x)
+    s = jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)
+    return x + jax.lax.stop_gradient(s - x)
+
+
+@jax.custom_jvp
+def sign_hardtanh_ste(x: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    """``+1`` where ``x >= 0`` else ``-1``; gradient ``1`` where ``|x| <= 1``, else 0
+    (the hardtanh STE of binarized activations)."""
+    x = jnp.asarray(x)
+    return jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)
+
+
+@sign_hardtanh_ste.defjvp
+def _sign_hardtanh_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    x = jnp.asarray(x)
+    y = sign_hardtanh_ste(x)
+    return y, jnp.where(jnp.abs(x) <= 1.0, t, jnp.zeros_like(t))
+
+
+def fixed_point(
+    x: Float[ArrayLike, "..."], bits: int | None, x_max: float
+) -> Float[Array, "..."]:
+    """Signed fixed-point storage of ``x`` with ``bits`` bits on ``[-x_max, x_max)``:
+    step ``x_max / 2^(bits - 1)``, round to nearest, clip to ``[-x_max, x_max - step]``.
+    ``bits=None``: unchanged (float storage). Not differentiable (storage, not forward)."""
+    x = jnp.asarray(x)
+    if bits is None:
+        return x
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
+        raise ValueError(f"fixed_point: bits must be None or an integer in [2, 32]; got {bits!r}")
+    if not (np.isfinite(float(x_max)) and float(x_max) > 0):
+        raise ValueError(f"fixed_point: x_max must be finite and > 0; got {x_max!r}")
+    step = x_max / 2 ** (bits - 1)
+    return jnp.clip(jnp.round(x / step) * step, -x_max, x_max - step).astype(x.dtype)
