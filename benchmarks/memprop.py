@@ -1,0 +1,389 @@
+"""MEMprop benchmarks: MIF neurons + RRAM crossbars trained by BPTT on MNIST and
+Fashion-MNIST, with the surrogate-LIF and ReLU-MLP baselines of the same size, and the
+trained network's robustness to read noise, programming noise and stuck-at faults.
+
+Training uses ideal crossbars (``u`` clipped to [0, 1] after every step). The reported
+``test_accuracy`` is that of the trained weights *programmed* into noisy devices
+(program-and-verify with write noise, rounded to the device's 32 levels) and read with
+fresh 1 % read noise on every read, averaged over ``n_programs`` independent programmings;
+``test_accuracy_ideal`` evaluates the trained ``u`` on ideal crossbars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run_mnist", "run_fmnist", "run_robustness", "SETTINGS"]
+
+#: Settings per mode. ``train_size``/``test_size`` None: the full sets.
+SETTINGS = {
+    "full": dict(
+        n_hidden=512, n_steps=10, dt=1e-3, epochs=10, batch_size=128, lr=4e-3,
+        g1=2.0, g2=2.0, w_std=0.125, k_out=200.0, train_size=None, test_size=None,
+        lif_epochs=8, lif_lr=1e-3, ann_epochs=10, n_programs=3,
+    ),
+    "quick": dict(
+        n_hidden=128, n_steps=8, dt=1e-3, epochs=2, batch_size=128, lr=4e-3,
+        g1=2.0, g2=2.0, w_std=0.125, k_out=200.0, train_size=10000, test_size=2000,
+        lif_epochs=2, lif_lr=2e-3, ann_epochs=2, n_programs=1,
+    ),
+}
+
+
+def _settings(ctx):
+    return dict(SETTINGS["quick" if ctx.quick else "full"])
+
+
+def _load(name, ctx, s):
+    import memjax.data as D
+
+    xtr, ytr = D.load(name, "train", data_dir=ctx.data_dir, limit=s["train_size"])
+    xte, yte = D.load(name, "test", data_dir=ctx.data_dir, limit=s["test_size"])
+    return (
+        (D.normalize(xtr, flatten=True), ytr.astype(np.int32)),
+        (D.normalize(xte, flatten=True), yte.astype(np.int32)),
+    )
+
+
+def _build(s, seed, synapse="crossbar"):
+    import jax
+
+    from memjax.crossbar import CrossbarConfig
+    from memjax.models.memprop import MEMprop
+
+    return MEMprop.init(
+        jax.random.key(seed), 784, s["n_hidden"], 10, synapse=synapse,
+        crossbar_config=CrossbarConfig(), w_std=s["w_std"], k_out=s["k_out"],
+        g1=s["g1"], g2=s["g2"], dt=s["dt"], n_steps=s["n_steps"],
+    )
+
+
+def _optimizer(lr, steps):
+    import optax
+
+    return optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.01))
+
+
+def _train_mif(ctx, tag, train, test, s):
+    from memjax.models.memprop import memprop_eval, memprop_loss, project
+    from memjax.train import fit
+
+    model = _build(s, ctx.seed)
+    steps = s["epochs"] * (len(train[0]) // s["batch_size"])
+    t0 = time.perf_counter()
+    model, hist = fit(
+        model, memprop_loss, _optimizer(s["lr"], steps), train,
+        epochs=s["epochs"], batch_size=s["batch_size"], seed=ctx.seed,
+        eval_fn=memprop_eval, eval_data=test, project=project,
+        checkpoint_dir=_ckpt(ctx, tag), progress=True, log=ctx.log,
+    )
+    return model, hist, time.perf_counter() - t0
+
+
+def _ckpt(ctx, tag) -> Path:
+    return (Path(ctx.out) / "checkpoints" / tag).absolute()
+
+
+def _train_lif(ctx, tag, train, test, s):
+    import jax
+
+    from memjax.models.memprop import LIFNet, memprop_eval, memprop_loss
+    from memjax.train import fit
+
+    model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, n_steps=s["n_steps"])
+    steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
+    t0 = time.perf_counter()
+    model, hist = fit(
+        model, memprop_loss, _optimizer(s["lif_lr"], steps), train,
+        epochs=s["lif_epochs"], batch_size=s["batch_size"], seed=ctx.seed,
+        eval_fn=memprop_eval, eval_data=test, checkpoint_dir=_ckpt(ctx, tag),
+        progress=True, log=ctx.log,
+    )
+    return model, hist, time.perf_counter() - t0
+
+
+def _train_ann(ctx, tag, train, test, s):
+    from memjax.models.ann import train_mlp
+
+    t0 = time.perf_counter()
+    model, hist = train_mlp(
+        train, test, hidden=(s["n_hidden"],), epochs=s["ann_epochs"], batch_size=s["batch_size"],
+        learning_rate=1e-3, seed=ctx.seed, checkpoint_dir=_ckpt(ctx, tag), progress=True,
+        log=ctx.log,
+    )
+    return model, hist, time.perf_counter() - t0
+
+
+def with_config(model, **changes):
+    """The model with every crossbar's config (and device) changed, e.g.
+    ``read_noise=True`` or ``device=dev.replace(read_sigma=0.05)``."""
+    import jax
+
+    from memjax.crossbar import Crossbar
+
+    is_xb = lambda c: isinstance(c, Crossbar)
+
+    def f(c):
+        if not is_xb(c):
+            return c
+        return Crossbar(u_pos=c.u_pos, u_neg=c.u_neg, config=dataclasses.replace(c.config, **changes))
+
+    return jax.tree.map(f, model, is_leaf=is_xb)
+
+
+def program(model, key):
+    """Program every crossbar of ``model`` (``Crossbar.program``), one key each."""
+    import jax
+
+    from memjax.crossbar import Crossbar
+
+    is_xb = lambda c: isinstance(c, Crossbar)
+    leaves, treedef = jax.tree.flatten(model, is_leaf=is_xb)
+    keys = jax.random.split(key, len(leaves))
+    new = [c.program(k)[0] if is_xb(c) else c for c, k in zip(leaves, keys)]
+    return jax.tree.unflatten(treedef, new)
+
+
+def noisy_accuracy(model, x, y, key, batch_size=1000):
+    """Test accuracy with a fresh read-noise key per batch (read noise where enabled)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    @eqx.filter_jit
+    def acc(m, xb, yb, k):
+        return jnp.sum(jnp.argmax(m(xb, k), -1) == yb)
+
+    correct = 0
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        xb, yb = jnp.asarray(x[start : start + batch_size]), jnp.asarray(y[start : start + batch_size])
+        correct += int(acc(model, xb, yb, jax.random.fold_in(key, i)))
+    return correct / len(x)
+
+
+def programmed_accuracy(model, x, y, key, n_programs=3, **changes):
+    """Mean and std of the accuracy over ``n_programs`` programmings (config ``changes``
+    applied first; default: program noise, 32 levels, read noise)."""
+    import jax
+
+    cfg = dict(read_noise=True, program_noise=True, quantize_levels=True)
+    cfg.update(changes)
+    m = with_config(model, **cfg)
+    accs = []
+    for k in jax.random.split(key, n_programs):
+        kp, kr = jax.random.split(k)
+        accs.append(noisy_accuracy(program(m, kp), x, y, kr))
+    return float(np.mean(accs)), float(np.std(accs))
+
+
+def _figures(ctx, model, test, hists, labels_ds):
+    import jax
+    import jax.numpy as jnp
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from memjax.neurons.mif import MIF, mif_simulate
+
+    # 1. the network's membrane voltages for one test image
+    x = jnp.asarray(test[0][:1])
+    logits, (vh, vo) = model(x, traces=True)
+    T = vh.shape[0]
+    t_ms = (np.arange(1, T + 1) * model.dt) * 1e3
+    vh, vo = np.asarray(vh)[:, 0] * 1e3, np.asarray(vo)[:, 0] * 1e3
+    active = np.argsort(-np.abs(vh).max(axis=0))[:6]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for j in active:
+        axes[0].plot(t_ms, vh[:, j], "o-", ms=3, label=f"hidden {j}")
+    axes[0].set(xlabel="t (ms)", ylabel="v (mV)", title=f"hidden MIF membranes ({labels_ds} test image 0)")
+    axes[0].legend(fontsize=7)
+    for j in range(vo.shape[1]):
+        axes[1].plot(t_ms, vo[:, j], "o-", ms=3, lw=2.5 if j == int(test[1][0]) else 1,
+                     label=f"class {j}" + (" (label)" if j == int(test[1][0]) else ""))
+    axes[1].set(xlabel="t (ms)", ylabel="v (mV)", title="output MIF membranes")
+    axes[1].legend(fontsize=6, ncol=2)
+    # a single neuron at fine time resolution: the graded spike under a current pulse
+    n = MIF()
+    dt = 1e-5
+    tt = dt * np.arange(1500)
+    for amp in (3e-6, 1e-5, 3e-5):
+        _, st = mif_simulate(n, jnp.where(tt < 5e-3, amp, 0.0), dt)
+        axes[2].plot(tt * 1e3, np.asarray(st.v) * 1e3, label=f"{amp * 1e6:.0f} uA pulse, 0-5 ms")
+    axes[2].set(xlabel="t (ms)", ylabel="v (mV)", title="one MIF neuron (dt = 10 us)")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure(fig, "traces")
+
+    # 2. accuracy over epochs
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, h in hists.items():
+        ax.plot(h["epoch"], np.asarray(h["accuracy"]) * 100, "o-", label=name)
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"{labels_ds}: test accuracy (ideal weights)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    ctx.save_figure(fig, "accuracy")
+
+
+def _run(ctx, dataset: str, label: str):
+    import jax
+
+    from memjax.models.memprop import memprop_eval
+    from memjax.train import evaluate
+
+    s = _settings(ctx)
+    t_start = time.perf_counter()
+    train, test = _load(dataset, ctx, s)
+    ctx.log(f"{label}: {len(train[0])} train / {len(test[0])} test images; settings {s}")
+    tag = ctx.name
+    model, h_mif, t_mif = _train_mif(ctx, f"{tag}-mif", train, test, s)
+    acc_ideal = evaluate(model, memprop_eval, *test)["accuracy"]
+    acc_prog, acc_prog_std = programmed_accuracy(
+        model, *test, jax.random.key(ctx.seed + 100), n_programs=s["n_programs"]
+    )
+    ctx.log(f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f} ({t_mif:.0f} s)")
+    _, h_lif, t_lif = _train_lif(ctx, f"{tag}-lif", train, test, s)
+    _, h_ann, t_ann = _train_ann(ctx, f"{tag}-ann", train, test, s)
+    _figures(ctx, model, test, {"MEMprop (MIF)": h_mif, "LIF (surrogate)": h_lif, "ReLU MLP": h_ann}, label)
+    metrics = {
+        "test_accuracy": acc_prog,
+        "test_accuracy_std": acc_prog_std,
+        "test_accuracy_ideal": acc_ideal,
+        "baseline_test_accuracy": h_lif["accuracy"][-1],
+        "ann_test_accuracy": h_ann["accuracy"][-1],
+        "train_size": len(train[0]),
+        "test_size": len(test[0]),
+        "epochs": s["epochs"],
+        "time_steps": s["n_steps"],
+        "seconds": time.perf_counter() - t_start,
+        "seconds_mif_train": t_mif,
+        "seconds_lif_train": t_lif,
+        "seconds_ann_train": t_ann,
+        "seconds_per_epoch_mif": float(np.sum(h_mif["seconds"]) / max(len(h_mif["seconds"]), 1)),
+        "history_mif_test_accuracy": h_mif["accuracy"],
+        "history_lif_test_accuracy": h_lif["accuracy"],
+        "history_ann_test_accuracy": h_ann["accuracy"],
+    }
+    config = {
+        "dataset": dataset,
+        "data_dir": ctx.data_dir,
+        **s,
+        "topology": f"784-{s['n_hidden']}-10",
+        "neuron": "MIF defaults (memjax.neurons.mif.MIF())",
+        "crossbar_device": "MultiLevelRRAM defaults (0.476-10 uS, 32 levels, write 0.5 %, verify 1 %, read 1 %)",
+        "programmed_eval": "program_noise + quantize_levels (32) + read_noise, mean of n_programs programmings",
+        "window_ms": s["n_steps"] * s["dt"] * 1e3,
+        "readout": "mean over time of the output membrane voltage x k_out (trained)",
+        "optimizer": "Adam, cosine decay to 1 % over all steps",
+        "lif": "LIF beta 0.9, theta 1, fast-sigmoid surrogate slope 25, dense weights + bias",
+        "ann": f"ReLU MLP 784-{s['n_hidden']}-10, Adam 1e-3",
+    }
+    return {"metrics": metrics, "config": config}
+
+
+def run_mnist(ctx):
+    """MEMprop on MNIST (+ LIF and ReLU baselines)."""
+    return _run(ctx, "mnist", "MNIST")
+
+
+def run_fmnist(ctx):
+    """MEMprop on Fashion-MNIST (+ LIF and ReLU baselines)."""
+    return _run(ctx, "fashion-mnist", "Fashion-MNIST")
+
+
+def run_robustness(ctx):
+    """Test accuracy of the trained MNIST network against read noise, programming noise
+    and stuck-at faults (reuses the memprop-mnist checkpoint when present)."""
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optax
+
+    from memjax.crossbar import CrossbarConfig
+    from memjax.devices.rram import MultiLevelRRAM
+    from memjax.models.memprop import memprop_eval
+    from memjax.train import evaluate, restore_checkpoint
+
+    s = _settings(ctx)
+    t_start = time.perf_counter()
+    train, test = _load("mnist", ctx, s)
+    ckpt = _ckpt(ctx, ("memprop-mnist-mif"))
+    restored = restore_checkpoint(ckpt, _build(s, ctx.seed), _optimizer(s["lr"], 1))
+    if restored is not None and restored.epoch >= s["epochs"]:
+        model, source = restored.model, f"checkpoint {ckpt} (epoch {restored.epoch})"
+    else:
+        ctx.log("no finished memprop-mnist checkpoint; training one")
+        model, _, _ = _train_mif(ctx, f"{ctx.name}-mif", train, test, s)
+        source = "trained here"
+    ctx.log(f"model from {source}")
+    acc_ideal = evaluate(model, memprop_eval, *test)["accuracy"]
+    dev = MultiLevelRRAM()
+    n_prog = s["n_programs"]
+    key = jax.random.key(ctx.seed + 200)
+    sweeps = {}
+
+    def sweep(name, values, make):
+        accs, stds = [], []
+        for i, val in enumerate(values):
+            a, sd = programmed_accuracy(model, *test, jax.random.fold_in(key, 1000 * len(sweeps) + i),
+                                        n_programs=n_prog, **make(val))
+            accs.append(a)
+            stds.append(sd)
+            ctx.log(f"{name} = {val}: accuracy {a:.4f} +- {sd:.4f}")
+        sweeps[name] = {"values": list(values), "accuracy": accs, "std": stds}
+
+    # read noise alone (ideal programming, no level rounding)
+    sweep("read_sigma", [0.0, 0.01, 0.02, 0.05, 0.1, 0.2],
+          lambda r: dict(read_noise=True, program_noise=False, quantize_levels=False,
+                         device=dev.replace(read_sigma=r)))
+    # programming noise, one shot (no verify loop), no level rounding, no read noise
+    sweep("write_sigma_one_shot", [0.0, 0.01, 0.02, 0.05, 0.1],
+          lambda w: dict(read_noise=False, program_noise=True, quantize_levels=False,
+                         device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6)))
+    # stuck-at faults, half at LRS (G_max), half at HRS (G_min); otherwise ideal
+    sweep("stuck_fraction", [0.0, 0.01, 0.02, 0.05, 0.1, 0.2],
+          lambda p: dict(read_noise=False, program_noise=False, quantize_levels=False,
+                         stuck_faults=True, device=dev.replace(p_stuck_lrs=p / 2, p_stuck_hrs=p / 2)))
+    # the default non-ideal setting of memprop-mnist, for reference
+    a_def, sd_def = programmed_accuracy(model, *test, jax.random.fold_in(key, 99), n_programs=n_prog)
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    titles = {
+        "read_sigma": ("read noise sigma (relative to G)", "read noise (fresh every read)"),
+        "write_sigma_one_shot": ("write noise sigma (fraction of G range)", "programming noise (one shot)"),
+        "stuck_fraction": ("fraction of stuck cells (half LRS, half HRS)", "stuck-at faults"),
+    }
+    for ax, (name, sw) in zip(axes, sweeps.items()):
+        ax.errorbar(sw["values"], np.asarray(sw["accuracy"]) * 100, yerr=np.asarray(sw["std"]) * 100,
+                    fmt="o-", capsize=3)
+        ax.axhline(acc_ideal * 100, color="gray", ls="--", lw=1, label="ideal")
+        ax.set(xlabel=titles[name][0], ylabel="test accuracy (%)", title=titles[name][1])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    ctx.save_figure(fig, "sweeps")
+
+    metrics = {
+        "test_accuracy_ideal": acc_ideal,
+        "test_accuracy_default_nonideal": a_def,
+        "test_accuracy_default_nonideal_std": sd_def,
+        "test_size": len(test[0]),
+        "seconds": time.perf_counter() - t_start,
+    }
+    for name, sw in sweeps.items():
+        for v, a in zip(sw["values"], sw["accuracy"]):
+            metrics[f"accuracy_{name}_{v:g}"] = a
+    return {
+        "metrics": metrics,
+        "config": {
+            "model_source": source, "n_programs": n_prog, "sweeps": sweeps,
+            "device": "MultiLevelRRAM defaults except the swept parameter", **s,
+        },
+    }

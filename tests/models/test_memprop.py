@@ -1,0 +1,154 @@
+"""MEMprop network: shapes, hoisted input projection vs a step-by-step reference,
+crossbar vs dense equivalence, gradients vs finite differences, projection, noise, the
+LIF baseline."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memjax.crossbar import Crossbar, CrossbarConfig
+from memjax.models.memprop import (
+    DenseSynapse,
+    LIFNet,
+    MEMprop,
+    cross_entropy,
+    memprop_loss,
+    project,
+)
+from memjax.neurons.mif import mif_step
+
+from helpers import central_fd, rel_err
+
+
+def _tiny(key, **kw):
+    kw = {"n_steps": 5, "g1": 3.0, "g2": 3.0, **kw}
+    return MEMprop.init(key, 12, 8, 3, w_std=0.3, **kw)
+
+
+def test_shapes_and_traces(getkey):
+    m = _tiny(getkey())
+    x = jax.random.uniform(getkey(), (4, 12))
+    logits = m(x)
+    assert logits.shape == (4, 3) and np.all(np.isfinite(logits))
+    logits2, (vh, vo) = m(x, traces=True)
+    np.testing.assert_allclose(logits, logits2, rtol=1e-6)
+    assert vh.shape == (5, 4, 8) and vo.shape == (5, 4, 3)
+    np.testing.assert_allclose(logits, m.k_out * vo.mean(0), rtol=1e-5)
+
+
+def test_matches_step_by_step_reference(x64, getkey):
+    # The network equals an explicit Python loop that reads crossbar 1 every step
+    # (no hoisting), drives the MIF layers and averages the output membrane.
+    m = _tiny(getkey(), n_steps=6)
+    x = jax.random.uniform(getkey(), (3, 12), jnp.float64)
+    s1 = m.neuron1.init_state((3, 8))
+    s2 = m.neuron2.init_state((3, 3))
+    vs = []
+    for _ in range(6):
+        s1 = mif_step(m.neuron1, s1, m.g1 * (x * m.v_read) @ m.syn1.effective_weight(), m.dt)
+        s2 = mif_step(m.neuron2, s2, m.g2 * (m.a_v * s1.v) @ m.syn2.effective_weight(), m.dt)
+        vs.append(s2.v)
+    ref = m.k_out * np.mean(np.stack(vs), axis=0)
+    np.testing.assert_allclose(m(x), ref, rtol=1e-10)
+
+
+def test_dense_and_crossbar_start_equal(x64, getkey):
+    key = getkey()
+    x = jax.random.uniform(getkey(), (2, 12), jnp.float64)
+    a = _tiny(key, synapse="crossbar")
+    b = _tiny(key, synapse="dense")
+    assert isinstance(a.syn1, Crossbar) and isinstance(b.syn1, DenseSynapse)
+    np.testing.assert_allclose(a(x), b(x), rtol=1e-9)
+
+
+def test_gradient_matches_finite_differences(x64, getkey):
+    m = _tiny(getkey())
+    x = jax.random.uniform(getkey(), (3, 12), jnp.float64)
+    y = jnp.array([0, 1, 2])
+    w0 = m.syn2.u_pos
+
+    @jax.jit
+    def loss(u):
+        mm = eqx.tree_at(lambda q: q.syn2.u_pos, m, u)
+        return cross_entropy(mm(x), y)
+
+    g = jax.grad(loss)(w0)
+    fd = central_fd(loss, w0, eps=1e-6)
+    assert rel_err(g, fd) < 1e-5
+    # and through the hidden layer, for a few entries of crossbar 1
+    idx = (slice(0, 3), slice(0, 2))
+    u1 = m.syn1.u_pos
+
+    @jax.jit
+    def loss1(sub):
+        mm = eqx.tree_at(lambda q: q.syn1.u_pos, m, u1.at[idx].set(sub))
+        return cross_entropy(mm(x), y)
+
+    g1 = jax.grad(loss1)(u1[idx])
+    assert rel_err(g1, central_fd(loss1, u1[idx], eps=1e-6)) < 1e-5
+
+
+def test_neurons_frozen_unless_asked(getkey):
+    m = _tiny(getkey())
+    x = jax.random.uniform(getkey(), (2, 12))
+    y = jnp.array([0, 2])
+    # make the neuron parameters arrays so the filter selects them
+    arr = lambda t: jax.tree.map(lambda v: jnp.asarray(v, jnp.float32) if isinstance(v, float) else v, t)
+    m = eqx.tree_at(lambda q: (q.neuron1, q.neuron2), m, (arr(m.neuron1), arr(m.neuron2)))
+    g = eqx.filter_grad(lambda mm: memprop_loss(mm, x, y, None)[0])(m)
+    assert float(jnp.abs(g.neuron1.C)) == 0.0
+    assert float(jnp.max(jnp.abs(g.syn1.u_pos))) > 0 and float(jnp.abs(g.log_k_out)) > 0
+    m2 = dataclasses.replace(m, train_neurons=True)
+    g2 = eqx.filter_grad(lambda mm: memprop_loss(mm, x, y, None)[0])(m2)
+    assert float(jnp.abs(g2.neuron1.C)) > 0
+
+
+def test_project_clips_u(getkey):
+    m = _tiny(getkey())
+    m = eqx.tree_at(lambda q: q.syn1.u_pos, m, m.syn1.u_pos + 2.0)
+    p = project(m)
+    assert float(p.syn1.u_pos.max()) <= 1.0 and float(p.syn2.u_neg.min()) >= 0.0
+
+
+def test_read_noise_and_rate_coding(getkey):
+    m = _tiny(getkey())
+    x = jax.random.uniform(getkey(), (4, 12))
+    noisy = MEMprop.init(getkey(), 12, 8, 3, crossbar_config=CrossbarConfig(read_noise=True), n_steps=5)
+    k = getkey()
+    assert not np.allclose(noisy(x, k), noisy(x))  # fresh read noise with a key
+    np.testing.assert_allclose(noisy(x, k), noisy(x, k))  # deterministic per key
+    r = dataclasses.replace(m, encoding="rate")
+    out = r(x, getkey())
+    assert out.shape == (4, 3) and np.all(np.isfinite(out))
+    with pytest.raises(ValueError, match="rate"):
+        r(x)
+
+
+def test_strong_input_finite(getkey):
+    m = _tiny(getkey())
+    x = 10.0 * jnp.ones((2, 12))
+    g = eqx.filter_grad(lambda mm: memprop_loss(mm, x, jnp.array([0, 1]), None)[0])(m)
+    assert np.all(np.isfinite(np.asarray(g.syn1.u_pos)))
+
+
+def test_lif_baseline(getkey):
+    net = LIFNet.init(getkey(), 12, 8, 3, n_steps=6)
+    x = jax.random.uniform(getkey(), (4, 12))
+    logits, (vh, vo) = net(x, traces=True)
+    assert logits.shape == (4, 3) and vh.shape == (6, 4, 8)
+    g = eqx.filter_grad(lambda n: memprop_loss(n, x, jnp.array([0, 1, 2, 0]), None)[0])(net)
+    assert float(jnp.max(jnp.abs(g.w1))) > 0  # gradient reaches layer 1 through the surrogate
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [({"n_steps": 0}, "MEMprop.n_steps"), ({"encoding": "latency"}, "MEMprop.encoding"),
+     ({"g1": -1.0}, "MEMprop.g1")],
+)
+def test_bad_settings(getkey, kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        _tiny(getkey(), **kwargs)
