@@ -133,11 +133,11 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "VO2 threshold switch", "memjax.devices.threshold",
-        lambda m: m.VO2ThresholdSwitch(), 10.0, 1e5, substeps=8,
+        lambda m: m.VO2ThresholdSwitch(), 10.0, 2e4, substeps=16,
         spread={"R0": 0.1, "C_th": 0.1, "R_th": 0.05},
-        note="volatile (not held to the pinched-loop test); switches at f0 only: at 2 f0 "
-        "and 4 f0 the film cannot heat through the transition within a half period; 8 RK4 "
-        "substeps resolve the thermal runaway",
+        note="volatile (not held to the pinched-loop test): switches to the metallic branch "
+        "near 8 V and cools back to insulating near v = 0 every half period at f0, 2 f0 and "
+        "4 f0; 16 RK4 substeps resolve the thermal runaway (R_th C_th ~ 0.24 us)",
     ),
 )
 
@@ -353,8 +353,10 @@ def _throughput(dev, case: Case, n: int, key, repeats: int) -> dict:
     compiled = jax.jit(f).lower(arrays).compile()
     compile_s = time.perf_counter() - t0
     stats = timeit(compiled, arrays, repeats=repeats, warmup=1)
-    xs, _ = compiled(arrays)
-    finite = bool(np.all(np.isfinite(np.asarray(xs[:, -1]))))
+    finite = None
+    if n <= 10_000:  # one more call to inspect the output (skipped where it is costly)
+        xs, _ = compiled(arrays)
+        finite = bool(np.all(np.isfinite(np.asarray(xs))))
     return {
         "n": n, "steps": steps, "compile_seconds": compile_s,
         "median_seconds": stats["median_s"], "min_seconds": stats["min_s"],
