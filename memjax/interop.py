@@ -44,7 +44,7 @@ class NNXWrapper(nnx.Module):
     @property
     def module(self) -> eqx.Module:
         """The wrapped module with the current parameter values."""
-        return eqx.combine(self.params.value, self._memjax_static)
+        return eqx.combine(self.params.get_value(), self._memjax_static)
 
     def __call__(self, *args, **kwargs):
         return self.module(*args, **kwargs)
