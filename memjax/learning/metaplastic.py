@@ -15,21 +15,26 @@ A weight that has grown large (consolidated) can hardly move back toward a sign 
 D'Agostino et al., AICAS 2023, arXiv 2306.12142, could not be read). Weights are
 quantised to ``k = n_levels`` uniform levels on ``[-w_max, w_max]`` (spacing ``Delta =
 2 w_max / (k - 1)``, boundaries half-way between levels, see
-:mod:`memjax.learning.quantize`). For a step moving ``W_h`` in direction ``sign(s)``,
-let ``d`` be the distance from ``W_h`` to the nearest level boundary *in that direction*
-(the boundary whose crossing would change the stored level); then
+:mod:`memjax.learning.quantize`). Let ``b*`` be the level boundary *nearest* to ``W_h``
+(of the one or two boundaries of its quantisation interval; the extreme intervals have
+one) and ``d = |W_h - b*|``. A step moving ``W_h`` toward ``b*`` is scaled by
 
     f_meta = 1 - tanh^2(m d / h),    h = Delta / 2 = w_max / (k - 1),
 
-and ``f_meta = 1`` when there is no boundary in that direction (moving outward from an
-extreme level). The distance is measured in units of the half-spacing ``h``, so ``m``
-means the same thing for every ``k``: a hidden weight resting on its level (``d = h``)
-is slowed by ``1 - tanh^2(m)`` toward either neighbour, one next to a boundary is free
-to cross it. For ``k = 2`` (levels ``+-w_max``, one boundary at 0) this *is* the BNN
-form: ``d = |W_h|``, ``h = w_max``, and growth away from 0 is unscaled. Consolidation
-is unbounded only at the two extreme levels (the hidden weight may grow past ``w_max``);
-an interior level can be protected at most by ``1 - tanh^2(2 m)`` (hidden weight at the
-far side of its interval).
+and a step moving away from ``b*`` is not scaled. The distance is measured in units of
+the half-spacing ``h``, so ``m`` means the same thing for every ``k``. Within an interior
+interval the weight moves freely toward its level (the interval's centre) and is slowed
+as it leaves it: consolidation is closeness to the level, at most ``1 - tanh^2(m)`` at
+the centre; in the two extreme intervals the hidden weight may grow past ``+-w_max`` and
+consolidation is unbounded, as in a BNN. For ``k = 2`` (levels ``+-w_max``, one boundary
+at 0) this *is* the BNN form: ``b* = 0``, ``d = |W_h|``, ``h = w_max``.
+
+Why not "distance to the boundary in the direction of motion": a weight that has just
+crossed into an interior interval would then be slowed moving on toward its new level
+(the far boundary is a whole ``Delta`` away) but free to cross back, so weights pile up
+and chatter at boundaries; measured on MNIST -> Fashion-MNIST (5 levels, m = 2, 10,000
+images, 3 epochs per task) that variant reprogrammed each device 8.7 times on average
+against 0.9 for plain Adam.
 
 Use it between Adam's scaling and the learning rate (it needs the hidden weights):
 
@@ -87,9 +92,10 @@ def meta_factor(
     """The factor ``f_meta`` (module docstring) for a parameter step ``step`` (the signed
     change about to be added to the hidden weight ``w``; only its sign matters).
 
-    ``1 - tanh^2(m d / h)`` with ``d`` the distance from ``w`` to the next level boundary
-    in the direction of ``step`` (``h = w_max / (n_levels - 1)``); 1 where no boundary
-    lies that way or ``step == 0``. ``n_levels = 2``, ``w_max = 1``: ``1 - tanh^2(m |w|)``
+    ``1 - tanh^2(m d / h)`` where ``step`` moves ``w`` toward its nearest level boundary,
+    ``d`` the distance to it (``h = w_max / (n_levels - 1)``); 1 where the step moves away
+    from it or ``step == 0``. At a level centre (equidistant) both directions count as
+    toward. ``n_levels = 2``, ``w_max = 1``: ``1 - tanh^2(m |w|)``
     where ``sign(w) step < 0``, else 1.
     """
     check_levels("meta_factor", n_levels, w_max)
@@ -100,10 +106,13 @@ def meta_factor(
     h = w_max / (k - 1)
     j = level_index(w, k, w_max).astype(w.dtype)
     q = -w_max + 2.0 * h * j  # the current level
-    up = step > 0
-    down = step < 0
-    d = jnp.where(up, q + h - w, w - (q - h))
-    has_boundary = (up & (j < k - 1)) | (down & (j > 0))
+    inf = jnp.asarray(jnp.inf, w.dtype)
+    d_up = jnp.where(j < k - 1, q + h - w, inf)  # to the boundary above, if any
+    d_lo = jnp.where(j > 0, w - (q - h), inf)  # to the boundary below, if any
+    toward_up = (step > 0) & (d_up <= d_lo) & (j < k - 1)
+    toward_lo = (step < 0) & (d_lo <= d_up) & (j > 0)
+    has_boundary = toward_up | toward_lo
+    d = jnp.where(toward_up, d_up, jnp.where(toward_lo, d_lo, 0.0))
     # 1 - tanh^2(x) = 4 a / (1 + a)^2 with a = exp(-2|x|): no cancellation for large x
     # (float32 1 - tanh^2 loses all digits), no overflow, and exactly 1 at x = 0.
     a = jnp.exp(-2.0 * jnp.abs(jnp.asarray(m, w.dtype) * d / h))

@@ -30,20 +30,23 @@ def _np_meta_bnn(w, u, m):
 
 
 def _np_meta_qnn(w, step, m, k, w_max):
-    """Independent transcription: boundaries listed explicitly, scan for the next one."""
+    """Independent transcription: boundaries listed explicitly; the nearest one of the
+    weight's interval decides; steps toward it are scaled by 1 - tanh^2(m d / h)."""
     levels = np.linspace(-w_max, w_max, k)
     bounds = (levels[:-1] + levels[1:]) / 2
     h = w_max / (k - 1)
     out = np.ones_like(w)
     for i, (wi, si) in enumerate(zip(w, step)):
-        if si > 0:
-            above = bounds[bounds > wi]
-            if above.size:
-                out[i] = 1 - np.tanh(m * (above.min() - wi) / h) ** 2
-        elif si < 0:
-            below = bounds[bounds <= wi]
-            if below.size:
-                out[i] = 1 - np.tanh(m * (wi - below.max()) / h) ** 2
+        above, below = bounds[bounds > wi], bounds[bounds <= wi]
+        cand = []  # (distance, direction) of the interval's boundaries
+        if above.size:
+            cand.append((above.min() - wi, 1.0))
+        if below.size:
+            cand.append((wi - below.max(), -1.0))
+        dmin = min(c[0] for c in cand)
+        for d, direction in cand:
+            if d <= dmin and si * direction > 0:
+                out[i] = 1 - np.tanh(m * d / h) ** 2
     return out
 
 
@@ -87,11 +90,17 @@ def test_qnn_two_levels_is_bnn(getkey):
 
 def test_qnn_hand_values():
     # 5 levels on [-1, 1]: levels -1, -.5, 0, .5, 1; boundaries +-.25, +-.75; h = .25.
-    w = jnp.array([0.1, 0.4, 0.6, 1.2, -1.2, 0.5])
-    s = jnp.array([1.0, 1.0, -1.0, 1.0, 1.0, 0.0])
+    w = jnp.array([0.1, 0.4, 0.4, 0.6, 1.2, -1.2, -1.2, 0.5, 0.5, 0.0])
+    s = jnp.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, 0.0, 1.0, -1.0])
     f = lambda d: 1 - np.tanh(2.0 * d / 0.25) ** 2
     np.testing.assert_allclose(
-        meta_factor(w, s, 2.0, 5), [f(0.15), f(0.35), f(0.35), 1.0, f(0.45), 1.0], rtol=1e-5
+        meta_factor(w, s, 2.0, 5),
+        # 0.1 up: toward +.25 (nearest), d = .15; 0.4 up: away from nearest (.25) -> 1;
+        # 0.4 down: toward .25, d = .15; 0.6 down: toward .75? no, nearest is .75 (d .15)
+        # and down moves away -> 1; 1.2 up: away from .75 -> 1; -1.2 up: toward -.75,
+        # d = .45; -1.2 down -> 1; 0.5 no step -> 1; 0.5 up (centre): d = .25; 0 down: .25.
+        [f(0.15), 1.0, f(0.15), 1.0, 1.0, f(0.45), 1.0, 1.0, f(0.25), f(0.25)],
+        rtol=1e-5,
     )
 
 

@@ -1,0 +1,163 @@
+"""Metaplastic BNN/QNN: forward pass, BN statistics, reprogram-on-change, memory formula."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memjax.devices.rram import MultiLevelRRAM
+from memjax.models.metaplastic import (
+    MetaplasticMLP,
+    Task,
+    calibrate_bn,
+    conductance_weights,
+    evaluate_task,
+    level_conductances,
+    memory_bits,
+    memory_reduction,
+    program_levels,
+    train_continual,
+)
+
+
+def _np_forward(model, x, task):
+    """NumPy transcription of the forward pass with inference statistics."""
+    h = np.asarray(x, np.float64)
+    L = len(model.weights)
+    for l, w in enumerate(model.weights):
+        w = np.asarray(w, np.float64)
+        if model.n_levels == 2:
+            q = np.where(w >= 0, 1.0, -1.0) * model.w_max
+        else:
+            levels = np.linspace(-model.w_max, model.w_max, model.n_levels)
+            q = levels[np.argmin(np.abs(w[..., None] - levels), -1)]
+        z = h @ q
+        z = (z - np.asarray(model.bn_mean[l][task])) / np.sqrt(
+            np.asarray(model.bn_var[l][task]) + model.bn_eps
+        )
+        h = np.where(z >= 0, 1.0, -1.0) if l < L - 1 else z * model.logit_scale
+    return h
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_forward_matches_numpy(getkey, k):
+    model = MetaplasticMLP((12, 9, 4), k, n_tasks=2, key=getkey(), logit_scale=2.0)
+    model = eqx.tree_at(
+        lambda m: (m.bn_mean[0], m.bn_var[0]),
+        model,
+        (jax.random.normal(getkey(), (2, 9)), 1 + jax.random.uniform(getkey(), (2, 9))),
+    )
+    x = jax.random.uniform(getkey(), (6, 12))
+    for task in (0, 1):
+        np.testing.assert_allclose(model(x, task), _np_forward(model, x, task), rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_first_layer_input_real_and_weights_quantised(getkey):
+    model = MetaplasticMLP((5, 3, 2), 3, key=getkey())
+    qs = model.quantized_weights()
+    assert set(np.unique(np.asarray(qs[0]))) <= {-1.0, 0.0, 1.0}
+    # A change of a real input changes the first layer's pre-activation continuously.
+    x = jnp.full((1, 5), 0.3)
+    z1 = model.preactivations(x, 0)
+    z2 = model.preactivations(x.at[0, 0].add(0.01), 0)
+    np.testing.assert_allclose(z2 - z1, 0.01 * qs[0][0][None], atol=1e-6)
+
+
+def test_calibrate_bn_is_population_statistics(getkey):
+    model = MetaplasticMLP((8, 6, 3), 2, n_tasks=2, key=getkey())
+    x = jax.random.uniform(getkey(), (50, 8))
+    cal = calibrate_bn(model, np.asarray(x), 1, batch_size=16)
+    z0 = np.asarray(x) @ np.asarray(model.quantized_weights()[0])
+    np.testing.assert_allclose(cal.bn_mean[0][1], z0.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cal.bn_var[0][1], z0.var(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(cal.bn_mean[0][0], 0.0)  # other task's slot untouched
+    h = np.where((z0 - z0.mean(0)) / np.sqrt(z0.var(0) + 1e-5) >= 0, 1.0, -1.0)
+    z1 = h @ np.asarray(model.quantized_weights()[1])
+    np.testing.assert_allclose(cal.bn_mean[1][1], z1.mean(0), rtol=1e-4, atol=1e-4)
+
+
+def test_shared_bn_uses_one_slot(getkey):
+    model = MetaplasticMLP((8, 4, 3), 2, n_tasks=3, bn="shared", key=getkey())
+    assert model.n_slots == 1 and model.slot(2) == 0
+
+
+def test_offset_mapping_roundtrip():
+    dev = MultiLevelRRAM(n_levels=5)
+    j = jnp.arange(5)
+    G = level_conductances(dev, j, 5)
+    np.testing.assert_allclose(G, dev.levels(), rtol=1e-6)
+    np.testing.assert_allclose(conductance_weights(dev, G, 1.0), [-1, -0.5, 0, 0.5, 1], atol=1e-6)
+
+
+def test_program_only_changed_levels(getkey):
+    dev = MultiLevelRRAM(n_levels=4, write_sigma=0.0)
+    state = dev.sample_devices(getkey(), (3, 4))
+    lv0 = jnp.array([[0, 1, 2, 3]] * 3)
+    state, written = program_levels(dev, getkey(), state, lv0, None, 4)
+    np.testing.assert_array_equal(written, 1)
+    np.testing.assert_allclose(state.G, level_conductances(dev, lv0, 4), rtol=1e-6)
+    p0 = np.asarray(state.pulses).copy()
+    lv1 = lv0.at[1, 2].set(0).at[2, 0].set(3)
+    state, written = program_levels(dev, getkey(), state, lv1, lv0, 4)
+    assert int(written.sum()) == 2 and written[1, 2] == 1 and written[2, 0] == 1
+    dp = np.asarray(state.pulses) - p0
+    assert dp[1, 2] >= 1 and dp[2, 0] >= 1 and dp.sum() == dp[1, 2] + dp[2, 0]
+    np.testing.assert_allclose(state.G, level_conductances(dev, lv1, 4), rtol=1e-6)
+
+
+def test_memory_formula_hand_case():
+    # 10-20-5 with 5 levels (3 bits) in 1 cell and 8-bit hidden weights:
+    # (200 + 100) * (3 + 8) = 3300 bits.
+    assert memory_bits((10, 20, 5), 5, 8) == 3300
+    # Differential pair: 2 cells of 3 bits.
+    assert memory_bits((10, 20, 5), 5, 8, cells_per_weight=2) == 300 * 14
+    # Reference BNN 784-4096-4096-10 with 32-bit hidden weights: 20,029,440 * 33 bits.
+    ref = (784 * 4096 + 4096 * 4096 + 4096 * 10) * 33
+    assert memory_bits((784, 4096, 4096, 10), 2, 32) == ref
+    assert math.isclose(memory_reduction((10, 20, 5), 5, 8), ref / 3300)
+
+
+def test_bad_parameters(getkey):
+    with pytest.raises(ValueError, match="MetaplasticMLP.n_levels"):
+        MetaplasticMLP((4, 2), 1, key=getkey())
+    with pytest.raises(ValueError, match="MetaplasticMLP.bn"):
+        MetaplasticMLP((4, 2), 2, bn="none", key=getkey())
+    with pytest.raises(ValueError, match="MetaplasticMLP.sizes"):
+        MetaplasticMLP((4, 0, 2), 2, key=getkey())
+    with pytest.raises(ValueError, match="n_levels"):
+        memory_bits((4, 2), 1)
+    with pytest.raises(ValueError, match="m must be"):
+        model = MetaplasticMLP((4, 2), 2, key=getkey())
+        t = Task("a", np.zeros((10, 4), np.float32), np.zeros(10, int), np.zeros((2, 4)),
+                 np.zeros(2, int))
+        train_continual(model, [t], m=-1.0, epochs=1, batch_size=5)
+
+
+def test_train_continual_counts_and_learns(getkey):
+    """Two tiny separable tasks: the counts equal the level changes replayed by hand."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(200, 6)).astype(np.float32)
+    ya = (x[:, 0] > x[:, 1]).astype(np.int32)
+    yb = (x[:, 2] > x[:, 3]).astype(np.int32)
+    tasks = [Task("a", x, ya, x, ya), Task("b", x, yb, x, yb)]
+    model = MetaplasticMLP((6, 32, 2), 3, n_tasks=2, key=getkey())
+    snaps = [np.concatenate([np.asarray(l).ravel() for l in model.levels()])]
+    changes = []
+
+    def on_epoch(m, t, e):
+        snaps.append(np.concatenate([np.asarray(l).ravel() for l in m.levels()]))
+
+    trained, hist = train_continual(model, tasks, m=1.0, epochs=2, batch_size=50,
+                                    on_epoch=on_epoch, learning_rate=0.02)
+    counts = np.concatenate([c.ravel() for c in hist["counts"]])
+    # Each epoch-to-epoch level difference needs at least one counted change.
+    for a, b in zip(snaps[:-1], snaps[1:]):
+        changes.append(a != b)
+    assert np.all(counts >= np.sum(changes, axis=0))
+    assert len(hist["acc"]) == 4 and hist["task"] == [0, 0, 1, 1]
+    assert hist["acc"][1][0] > 0.7  # task a learned
+    assert evaluate_task(trained, x, yb, 1) == hist["final_acc"][1]
