@@ -345,8 +345,8 @@ def train_continual(
 ) -> tuple[MetaplasticMLP, dict[str, Any]]:
     """Train on ``tasks`` one after the other (no replay), Adam + metaplasticity.
 
-    A fresh optimizer state per task (``metaplastic_adam(learning_rate, m, n_levels,
-    w_max)``, or ``optimizer()`` if given). Mini-batches of ``batch_size`` from a
+    Adam with metaplasticity (``metaplastic_adam(learning_rate, m, n_levels, w_max)``,
+    or ``optimizer()`` if given), its state reset at each new task. Mini-batches of ``batch_size`` from a
     permutation that depends only on ``(seed, task, epoch)``; the last partial batch is
     dropped. One jitted step: forward (batch statistics), gradient, optimizer, optional
     fixed-point storage of the hidden weights (``hidden_bits``), and the count of
@@ -377,8 +377,10 @@ def train_continual(
     counts = tuple(jnp.zeros(w.shape, jnp.int32) for w in model.weights)
     hist: dict[str, Any] = {"acc": [], "task": [], "loss": [], "seconds": []}
     anchors, fishers = [], []
+    # One transformation for the whole stream (one compilation); its state is reset
+    # (re-initialised) at each new task.
+    optimizer_t = make_opt()
     for t, task in enumerate(tasks):
-        optimizer_t = make_opt()
         opt_state = optimizer_t.init(model.weights)
         ewc = (ewc_lambda, tuple(anchors), tuple(fishers)) if ewc_lambda > 0 and anchors else None
         n = len(task.x_train)

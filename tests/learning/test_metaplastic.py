@@ -9,11 +9,11 @@ import pytest
 from memjax.learning.ewc import ewc_penalty, fisher_diagonal
 from memjax.learning.metaplastic import (
     count_level_changes,
-    meta_factor,
     metaplastic,
     metaplastic_adam,
     weight_matrices,
 )
+from memjax.learning.metaplastic import meta_factor as _meta_factor
 from memjax.learning.quantize import (
     fixed_point,
     level_index,
@@ -21,6 +21,10 @@ from memjax.learning.quantize import (
     sign_hardtanh_ste,
     sign_ste,
 )
+
+
+# One compilation per (n_levels, w_max) instead of op-by-op dispatch (fast tests).
+meta_factor = jax.jit(_meta_factor, static_argnums=(3, 4))
 
 
 def _np_meta_bnn(w, u, m):
@@ -73,7 +77,7 @@ def test_bnn_attenuation_only_toward_sign_change(getkey):
     assert np.all(np.abs(np.asarray(out)[~grow]) < np.abs(np.asarray(u)[~grow]))
 
 
-@pytest.mark.parametrize("k", [2, 3, 5, 16])
+@pytest.mark.parametrize("k", [2, 5, 16])
 def test_qnn_factor_matches_transcription(getkey, k):
     w = jax.random.uniform(getkey(), (300,), minval=-1.6, maxval=1.6)
     step = jax.random.normal(getkey(), (300,))
@@ -110,11 +114,12 @@ def test_m_zero_is_adam_bit_for_bit(getkey):
     chained = optax.chain(optax.scale_by_adam(), metaplastic(0.0, 4), optax.scale(-0.005))
     p_ref = p = p_ch = params
     s_ref, s, s_ch = ref_opt.init(params), opt.init(params), chained.init(params)
+    up_ref, up, up_ch = (jax.jit(o.update) for o in (ref_opt, opt, chained))
     for _ in range(6):
         g = jax.tree.map(lambda a: jax.random.normal(getkey(), a.shape), params)
-        u_ref, s_ref = ref_opt.update(g, s_ref, p_ref)
-        u, s = opt.update(g, s, p)
-        u_ch, s_ch = chained.update(g, s_ch, p_ch)
+        u_ref, s_ref = up_ref(g, s_ref, p_ref)
+        u, s = up(g, s, p)
+        u_ch, s_ch = up_ch(g, s_ch, p_ch)
         p_ref, p, p_ch = (optax.apply_updates(a, b) for a, b in ((p_ref, u_ref), (p, u), (p_ch, u_ch)))
     for k in params:
         np.testing.assert_array_equal(np.asarray(p[k]), np.asarray(p_ref[k]))

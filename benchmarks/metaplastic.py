@@ -1,0 +1,319 @@
+"""Metaplastic binarized / quantized networks: continual learning without forgetting.
+
+Three benchmarks (see docs/metaplasticity.md):
+
+- ``metaplastic-mnist-fmnist`` (:func:`run_mnist_fmnist`): a quantized two-layer
+  perceptron learns MNIST then Fashion-MNIST with metaplasticity (m > 0), without it
+  (m = 0, plain Adam) and with EWC; non-sequential baselines train each task alone.
+  Endurance: quantisation-level changes per weight (= device programming events) over
+  the stream, and program-and-verify pulses when the cells are written after each epoch.
+- ``metaplastic-pmnist`` (:func:`run_pmnist`): binarized 784-1024-1024-10 network on six
+  permuted-MNIST tasks, mean final accuracy for m in {0, 0.5, 1, 1.35, 2}.
+- ``metaplastic-devices`` (:func:`run_devices`): final accuracies against the number of
+  levels, programming noise and stuck-at faults of the RRAM cells storing the weights;
+  endurance with and without metaplasticity.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memjax.data import load
+from memjax.devices.rram import MultiLevelRRAM
+from memjax.models.metaplastic import (
+    MetaplasticMLP,
+    Task,
+    evaluate_task,
+    memory_bits,
+    memory_reduction,
+    program_levels,
+    read_device_weights,
+    train_continual,
+)
+
+# The quantized perceptron of the MNIST -> Fashion-MNIST stream (this project's choice:
+# the paper's size and number of levels could not be read).
+QNN = dict(sizes=(784, 1024, 10), n_levels=5, m=2.0, logit_scale=4.0)
+
+SETTINGS = {
+    # full: every training image, the whole test sets.
+    "mnist_fmnist": {
+        "full": dict(n_train=None, n_test=None, epochs=20, ewc_lambda=1000.0),
+        "quick": dict(n_train=4000, n_test=1000, epochs=2, ewc_lambda=1000.0),
+    },
+    "pmnist": {
+        "full": dict(n_train=None, n_test=None, epochs=6, n_tasks=6, hidden=(1024, 1024),
+                     ms=(0.0, 0.5, 1.0, 1.35, 2.0)),
+        "quick": dict(n_train=2000, n_test=500, epochs=1, n_tasks=6, hidden=(256, 256),
+                      ms=(0.0, 0.5, 1.0, 1.35, 2.0)),
+    },
+    "devices": {
+        "full": dict(n_train=None, n_test=None, epochs=20, levels=(2, 3, 4, 5, 8, 16),
+                     write_sigmas=(0.0, 0.01, 0.02, 0.05, 0.1),
+                     p_stuck=(0.0, 0.005, 0.01, 0.02, 0.05)),
+        "quick": dict(n_train=3000, n_test=500, epochs=1, levels=(2, 3, 5, 16),
+                      write_sigmas=(0.0, 0.02, 0.1), p_stuck=(0.0, 0.01, 0.05)),
+    },
+}
+
+
+def _settings(ctx, name):
+    return dict(SETTINGS[name]["quick" if ctx.quick else "full"])
+
+
+def _load_task(ctx, name, n_train, n_test, perm=None, label=None):
+    x, y = load(name, "train", data_dir=ctx.data_dir)
+    xt, yt = load(name, "test", data_dir=ctx.data_dir)
+    n_train = len(x) if n_train is None else n_train
+    n_test = len(xt) if n_test is None else n_test
+    return Task(label or name, x[:n_train], y[:n_train], xt[:n_test], yt[:n_test], perm)
+
+
+def _qnn(key, n_tasks, **over):
+    cfg = dict(QNN, **over)
+    return MetaplasticMLP(cfg["sizes"], cfg["n_levels"], n_tasks=n_tasks,
+                          logit_scale=cfg["logit_scale"], key=key)
+
+
+def _count_stats(counts):
+    c = np.concatenate([np.asarray(a).ravel() for a in counts])
+    return {"mean": float(c.mean()), "max": int(c.max()),
+            "fraction_never": float(np.mean(c == 0))}
+
+
+class _DeviceTracker:
+    """Writes the cells after every epoch, only where the weight's level changed since
+    they were last written; accumulates program-and-verify pulses per cell."""
+
+    def __init__(self, device, key):
+        self.device, self.key = device, key
+        self.states, self.last = None, None
+
+    def __call__(self, model, task, epoch):
+        levels = model.levels()
+        if self.states is None:
+            self.states = [self.device.sample_devices(jax.random.fold_in(self.key, i), l.shape)
+                           for i, l in enumerate(levels)]
+            self.last = [None] * len(levels)
+        for i, lv in enumerate(levels):
+            k = jax.random.fold_in(self.key, 1000 * (task + 1) + 10 * epoch + i + 7)
+            self.states[i], _ = program_levels(self.device, k, self.states[i], lv,
+                                               self.last[i], model.n_levels)
+            self.last[i] = lv
+
+    def pulses(self):
+        p = np.concatenate([np.asarray(s.pulses).ravel() for s in self.states])
+        return {"mean": float(p.mean()), "max": int(p.max())}
+
+    def accuracy(self, model, tasks, key):
+        ws = [read_device_weights(self.device, jax.random.fold_in(key, i), s, model.w_max)
+              for i, s in enumerate(self.states)]
+        return [evaluate_task(model, t.x_test, t.y_test, j, weights=ws, preprocess=t.inputs)
+                for j, t in enumerate(tasks)]
+
+
+def _plot_curves(ctx, runs, tasks, stem, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (label, hist) in zip(axes, runs.items()):
+        acc = np.array(hist["acc"], dtype=float)
+        ep = np.arange(1, len(acc) + 1)
+        for j, t in enumerate(tasks):
+            ax.plot(ep, acc[:, j], marker="o", ms=3, label=t.name)
+        switches = np.flatnonzero(np.diff(hist["task"])) + 1.5
+        for s in switches:
+            ax.axvline(s, color="grey", ls=":")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    ctx.save_figure(fig, stem)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def run_mnist_fmnist(ctx) -> dict[str, Any]:
+    """MNIST then Fashion-MNIST on the quantized perceptron: metaplastic, plain, EWC."""
+    s = _settings(ctx, "mnist_fmnist")
+    tasks = [_load_task(ctx, "mnist", s["n_train"], s["n_test"]),
+             _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"])]
+    key = jax.random.key(ctx.seed)
+    device = MultiLevelRRAM(n_levels=QNN["n_levels"])
+    common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log)
+    runs, trackers, seconds = {}, {}, []
+
+    def run(label, m, task_list, **kw):
+        tr = _DeviceTracker(device, jax.random.fold_in(key, len(runs) + 1))
+        t0 = time.perf_counter()
+        model, hist = train_continual(_qnn(key, len(task_list)), task_list, m=m,
+                                      on_epoch=tr, **common, **kw)
+        hist["wall_s"] = time.perf_counter() - t0
+        seconds.extend(hist["seconds"])
+        runs[label], trackers[label] = hist, (tr, model, task_list)
+        return hist
+
+    meta = run(f"metaplastic m={QNN['m']}", QNN["m"], tasks)
+    plain = run("m=0 (Adam)", 0.0, tasks)
+    ewc = run(f"EWC lambda={s['ewc_lambda']:g}", 0.0, tasks, ewc_lambda=s["ewc_lambda"])
+    alone = [run(f"{t.name} alone", 0.0, [t]) for t in tasks]
+
+    dev_acc = {}
+    for label, (tr, model, tl) in trackers.items():
+        dev_acc[label] = tr.accuracy(model, tl, jax.random.fold_in(key, 99))
+    metrics = {
+        "mnist_acc_after_task2": meta["final_acc"][0],
+        "fmnist_acc": meta["final_acc"][1],
+        "baseline_mnist_acc_after_task2": plain["final_acc"][0],
+        "baseline_fmnist_acc": plain["final_acc"][1],
+        "ewc_mnist_acc_after_task2": ewc["final_acc"][0],
+        "ewc_fmnist_acc": ewc["final_acc"][1],
+        "mnist_acc_nonsequential": alone[0]["final_acc"][0],
+        "fmnist_acc_nonsequential": alone[1]["final_acc"][0],
+        "mnist_acc_after_task1": meta["acc"][s["epochs"] - 1][0],
+        "baseline_mnist_acc_after_task1": plain["acc"][s["epochs"] - 1][0],
+        "device_acc_after_task2": {"metaplastic": dev_acc[list(runs)[0]],
+                                   "m=0": dev_acc[list(runs)[1]]},
+        "level_changes_per_weight": {"metaplastic": _count_stats(meta["counts"]),
+                                     "m=0": _count_stats(plain["counts"]),
+                                     "ewc": _count_stats(ewc["counts"])},
+        "program_verify_pulses_per_cell": {
+            "metaplastic": trackers[list(runs)[0]][0].pulses(),
+            "m=0": trackers[list(runs)[1]][0].pulses(),
+        },
+        "memory_bits_qnn": memory_bits(QNN["sizes"], QNN["n_levels"], 32),
+        "memory_bits_reference_bnn": memory_bits((784, 4096, 4096, 10), 2, 32),
+        "memory_reduction": memory_reduction(QNN["sizes"], QNN["n_levels"], 32),
+        "seconds_per_epoch_median": float(np.median(seconds)),
+        "curves": {k: {"acc": v["acc"], "task": v["task"]} for k, v in runs.items()},
+    }
+    _plot_curves(ctx, {k: runs[k] for k in list(runs)[:3]}, tasks, "curves",
+                 f"QNN {'-'.join(map(str, QNN['sizes']))}, {QNN['n_levels']} levels: "
+                 "MNIST then Fashion-MNIST")
+    config = dict(s, qnn=QNN, batch_size=100, learning_rate=0.005, bn="per_task",
+                  device=repr(device))
+    return {"metrics": metrics, "config": config}
+
+
+def run_pmnist(ctx) -> dict[str, Any]:
+    """Six permuted-MNIST tasks on a binarized network, for several m."""
+    s = _settings(ctx, "pmnist")
+    rng = np.random.default_rng(ctx.seed)
+    base = _load_task(ctx, "mnist", s["n_train"], s["n_test"])
+    tasks = [base._replace(name=f"P{i + 1}", perm=None if i == 0 else rng.permutation(784))
+             for i in range(s["n_tasks"])]
+    key = jax.random.key(ctx.seed)
+    results, mats, seconds = {}, {}, []
+    for m in s["ms"]:
+        model = MetaplasticMLP((784, *s["hidden"], 10), 2, n_tasks=len(tasks), key=key)
+        model, hist = train_continual(model, tasks, m=m, epochs=s["epochs"], seed=ctx.seed,
+                                      eval_every_epoch=False, log=ctx.log)
+        seconds.extend(hist["seconds"])
+        # Accuracy matrix: row = after training task i, column = task j.
+        ends = np.cumsum([s["epochs"]] * len(tasks)) - 1
+        mat = np.array([hist["acc"][e] for e in ends], dtype=float)
+        mats[m] = mat
+        results[f"{m:g}"] = float(mat[-1].mean())
+    metrics = {
+        "mean_final_acc": results,
+        "reference_mean_final_acc": {"0": 0.255, "0.5": 0.591, "1": 0.926, "1.35": 0.920,
+                                     "2": 0.913},
+        "acc_matrix": {f"{m:g}": v.tolist() for m, v in mats.items()},
+        "seconds_per_epoch_median": float(np.median(seconds)),
+    }
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(mats), figsize=(3.0 * len(mats), 3.0))
+    for ax, (m, mat) in zip(np.atleast_1d(axes), mats.items()):
+        im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(f"m = {m:g}: mean {mat[-1].mean():.3f}", fontsize=9)
+        ax.set_xlabel("task tested")
+        ax.set_ylabel("after training task")
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    ctx.save_figure(fig, "acc_matrix")
+    config = dict(s, batch_size=100, learning_rate=0.005, bn="per_task")
+    return {"metrics": metrics, "config": config}
+
+
+def run_devices(ctx) -> dict[str, Any]:
+    """Accuracy against levels, programming noise and stuck faults; endurance."""
+    s = _settings(ctx, "devices")
+    tasks = [_load_task(ctx, "mnist", s["n_train"], s["n_test"]),
+             _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"])]
+    key = jax.random.key(ctx.seed)
+    common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log, eval_every_epoch=False)
+    by_levels, endurance, seconds = {}, {}, []
+    models = {}
+    for k in s["levels"]:
+        for m in (QNN["m"], 0.0):
+            if m == 0.0 and k != QNN["n_levels"]:
+                continue
+            model, hist = train_continual(_qnn(key, 2, n_levels=k), tasks, m=m, **common)
+            seconds.extend(hist["seconds"])
+            tag = f"k={k}, m={m:g}"
+            endurance[tag] = _count_stats(hist["counts"])
+            if m > 0:
+                by_levels[str(k)] = hist["final_acc"]
+                models[k] = model
+
+    model = models[QNN["n_levels"]] if QNN["n_levels"] in models else models[max(models)]
+    k = model.n_levels
+
+    def device_acc(dev, seed):
+        kk = jax.random.fold_in(key, seed)
+        states = []
+        for i, lv in enumerate(model.levels()):
+            st = dev.sample_devices(jax.random.fold_in(kk, i), lv.shape)
+            st, _ = program_levels(dev, jax.random.fold_in(kk, 100 + i), st, lv, None, k)
+            states.append(st)
+        ws = [read_device_weights(dev, jax.random.fold_in(kk, 200 + i), st, model.w_max)
+              for i, st in enumerate(states)]
+        return [evaluate_task(model, t.x_test, t.y_test, j, weights=ws, preprocess=t.inputs)
+                for j, t in enumerate(tasks)]
+
+    noise = {f"{w:g}": device_acc(MultiLevelRRAM(n_levels=k, write_sigma=w), 1)
+             for w in s["write_sigmas"]}
+    stuck = {f"{p:g}": device_acc(MultiLevelRRAM(n_levels=k, p_stuck_lrs=p / 2,
+                                                 p_stuck_hrs=p / 2), 2)
+             for p in s["p_stuck"]}
+    metrics = {
+        "final_acc_vs_levels": by_levels,
+        "final_acc_vs_write_sigma": noise,
+        "final_acc_vs_stuck_fraction": stuck,
+        "level_changes_per_weight": endurance,
+        "seconds_per_epoch_median": float(np.median(seconds)),
+    }
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
+    for ax, (data, xlabel) in zip(axes, ((by_levels, "levels"), (noise, "write sigma (of range)"),
+                                         (stuck, "stuck fraction"))):
+        xs = [float(x) for x in data]
+        acc = np.array(list(data.values()))
+        for j, t in enumerate(tasks):
+            ax.plot(xs, acc[:, j], marker="o", label=t.name)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy after both tasks")
+    axes[0].legend(fontsize=8)
+    ctx.save_figure(fig, "robustness")
+    config = dict(s, qnn=QNN, batch_size=100, learning_rate=0.005, bn="per_task")
+    return {"metrics": metrics, "config": config}
