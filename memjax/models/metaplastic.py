@@ -81,6 +81,7 @@ __all__ = [
 
 REFERENCE_BNN_SIZES = (784, 4096, 4096, 10)
 _BN_MODES = ("per_task", "shared")
+_ACTIVATIONS = ("sign", "hardtanh")
 
 
 def _check_int(owner, name, value, lo):
@@ -94,6 +95,8 @@ class MetaplasticMLP(eqx.Module):
     - `weights`: hidden weights ``(n_in, n_out)`` per layer (the trained leaves).
     - `bn_mean`, `bn_var`: inference statistics per layer, ``(n_slots, n_out)``.
     - `sizes`, `n_levels`, `w_max`, `bn`, `bn_eps`: static settings.
+    - `activation`: ``"sign"`` (binary, hardtanh STE; the BNN) or ``"hardtanh"``
+      (real-valued ``clip(z, -1, 1)``).
     - `logit_scale`: fixed factor on the normalised output (the output BN has no
       learned scale, so without it logits have unit variance and the softmax stays soft).
 
@@ -109,6 +112,7 @@ class MetaplasticMLP(eqx.Module):
     bn: str = eqx.field(static=True)
     bn_eps: float = eqx.field(static=True)
     logit_scale: float = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -121,6 +125,7 @@ class MetaplasticMLP(eqx.Module):
         init_scale: float | None = None,
         bn_eps: float = 1e-5,
         logit_scale: float = 1.0,
+        activation: str = "sign",
         key: PRNGKeyArray,
     ):
         """Hidden weights ``U(-a, a)``: ``a = init_scale``, default ``1 / sqrt(n_in)``
@@ -157,6 +162,9 @@ class MetaplasticMLP(eqx.Module):
         if not (np.isfinite(logit_scale) and logit_scale > 0):
             raise ValueError(f"{n}.logit_scale must be finite and > 0; got {logit_scale!r}")
         self.logit_scale = float(logit_scale)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"{n}.activation must be one of {_ACTIVATIONS}; got {activation!r}")
+        self.activation = activation
 
     @property
     def n_slots(self) -> int:
@@ -179,9 +187,13 @@ class MetaplasticMLP(eqx.Module):
         ws = self.quantized_weights() if weights is None else weights
         h = x
         for l in range(layer):
-            z = self._bn(h @ ws[l], l, task, False)
-            h = sign_hardtanh_ste(z)
+            h = self._act(self._bn(h @ ws[l], l, task, False))
         return h @ ws[layer]
+
+    def _act(self, z):
+        if self.activation == "sign":
+            return sign_hardtanh_ste(z)
+        return jnp.clip(z, -1.0, 1.0)
 
     def _bn(self, z, l, task, train):
         if train:
@@ -207,7 +219,7 @@ class MetaplasticMLP(eqx.Module):
         h = x
         for l, w in enumerate(ws):
             z = self._bn(h @ w, l, task, train)
-            h = sign_hardtanh_ste(z) if l < len(ws) - 1 else z * self.logit_scale
+            h = self._act(z) if l < len(ws) - 1 else z * self.logit_scale
         return h
 
 

@@ -38,13 +38,17 @@ def _np_forward(model, x, task):
         z = (z - np.asarray(model.bn_mean[l][task])) / np.sqrt(
             np.asarray(model.bn_var[l][task]) + model.bn_eps
         )
-        h = np.where(z >= 0, 1.0, -1.0) if l < L - 1 else z * model.logit_scale
+        if l < L - 1:
+            h = np.where(z >= 0, 1.0, -1.0) if model.activation == "sign" else np.clip(z, -1, 1)
+        else:
+            h = z * model.logit_scale
     return h
 
 
-@pytest.mark.parametrize("k", [2, 5])
-def test_forward_matches_numpy(getkey, k):
-    model = MetaplasticMLP((12, 9, 4), k, n_tasks=2, key=getkey(), logit_scale=2.0)
+@pytest.mark.parametrize("k, act", [(2, "sign"), (5, "hardtanh")])
+def test_forward_matches_numpy(getkey, k, act):
+    model = MetaplasticMLP((12, 9, 4), k, n_tasks=2, key=getkey(), logit_scale=2.0,
+                           activation=act)
     model = eqx.tree_at(
         lambda m: (m.bn_mean[0], m.bn_var[0]),
         model,
@@ -126,6 +130,8 @@ def test_bad_parameters(getkey):
         MetaplasticMLP((4, 2), 1, key=getkey())
     with pytest.raises(ValueError, match="MetaplasticMLP.bn"):
         MetaplasticMLP((4, 2), 2, bn="none", key=getkey())
+    with pytest.raises(ValueError, match="MetaplasticMLP.activation"):
+        MetaplasticMLP((4, 2), 2, activation="relu", key=getkey())
     with pytest.raises(ValueError, match="MetaplasticMLP.sizes"):
         MetaplasticMLP((4, 0, 2), 2, key=getkey())
     with pytest.raises(ValueError, match="n_levels"):
