@@ -49,7 +49,7 @@ SETTINGS = {
         "quick": dict(n_train=4000, n_test=1000, epochs=2, ewc_lambda=1000.0),
     },
     "pmnist": {
-        "full": dict(n_train=None, n_test=None, epochs=6, n_tasks=6, hidden=(1024, 1024),
+        "full": dict(n_train=None, n_test=None, epochs=5, n_tasks=6, hidden=(1024, 1024),
                      ms=(0.0, 0.5, 1.0, 1.35, 2.0)),
         "quick": dict(n_train=2000, n_test=500, epochs=1, n_tasks=6, hidden=(256, 256),
                       ms=(0.0, 0.5, 1.0, 1.35, 2.0)),
