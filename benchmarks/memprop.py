@@ -312,6 +312,8 @@ def run_robustness(ctx):
     from memjax.train import evaluate, restore_checkpoint
 
     s = _settings(ctx)
+    if ctx.quick:
+        s["test_size"] = 1000
     t_start = time.perf_counter()
     train, test = _load("mnist", ctx, s)
     ckpt = _ckpt(ctx, ("memprop-mnist-mif"))
@@ -339,26 +341,38 @@ def run_robustness(ctx):
             ctx.log(f"{name} = {val}: accuracy {a:.4f} +- {sd:.4f}")
         sweeps[name] = {"values": list(values), "accuracy": accs, "std": stds}
 
+    thin = (lambda v: v[::2]) if ctx.quick else (lambda v: v)
     # read noise alone (ideal programming, no level rounding)
-    sweep("read_sigma", [0.0, 0.01, 0.02, 0.05, 0.1, 0.2],
+    sweep("read_sigma", thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
           lambda r: dict(read_noise=True, program_noise=False, quantize_levels=False,
                          device=dev.replace(read_sigma=r)))
     # programming noise, one shot (no verify loop), no level rounding, no read noise
-    sweep("write_sigma_one_shot", [0.0, 0.01, 0.02, 0.05, 0.1],
+    sweep("write_sigma_one_shot", thin([0.0, 0.01, 0.02, 0.05, 0.1]),
           lambda w: dict(read_noise=False, program_noise=True, quantize_levels=False,
                          device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6)))
-    # stuck-at faults, half at LRS (G_max), half at HRS (G_min); otherwise ideal
-    sweep("stuck_fraction", [0.0, 0.01, 0.02, 0.05, 0.1, 0.2],
+    # stuck-at faults: cells stuck at HRS (G_min), then at LRS (G_max); otherwise ideal
+    stuck = thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2])
+    sweep("stuck_hrs_fraction", stuck,
           lambda p: dict(read_noise=False, program_noise=False, quantize_levels=False,
-                         stuck_faults=True, device=dev.replace(p_stuck_lrs=p / 2, p_stuck_hrs=p / 2)))
+                         stuck_faults=True, device=dev.replace(p_stuck_hrs=p)))
+    sweep("stuck_lrs_fraction", thin([0.0, 0.001, 0.002, 0.005, 0.01, 0.02]),
+          lambda p: dict(read_noise=False, program_noise=False, quantize_levels=False,
+                         stuck_faults=True, device=dev.replace(p_stuck_lrs=p)))
+    # time discretisation: the trained network re-simulated with dt / substeps (ideal
+    # crossbars): how much of the accuracy depends on the coarse training step
+    sub_acc = {}
+    for sub in ([1, 10] if ctx.quick else [1, 2, 5, 10]):
+        sub_acc[sub] = evaluate(dataclasses.replace(model, substeps=sub), memprop_eval, *test)["accuracy"]
+        ctx.log(f"substeps = {sub} (dt = {model.dt / sub * 1e3:g} ms): accuracy {sub_acc[sub]:.4f}")
     # the default non-ideal setting of memprop-mnist, for reference
     a_def, sd_def = programmed_accuracy(model, *test, jax.random.fold_in(key, 99), n_programs=n_prog)
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
     titles = {
         "read_sigma": ("read noise sigma (relative to G)", "read noise (fresh every read)"),
         "write_sigma_one_shot": ("write noise sigma (fraction of G range)", "programming noise (one shot)"),
-        "stuck_fraction": ("fraction of stuck cells (half LRS, half HRS)", "stuck-at faults"),
+        "stuck_hrs_fraction": ("fraction of cells stuck at G_min", "stuck at HRS"),
+        "stuck_lrs_fraction": ("fraction of cells stuck at G_max", "stuck at LRS"),
     }
     for ax, (name, sw) in zip(axes, sweeps.items()):
         ax.errorbar(sw["values"], np.asarray(sw["accuracy"]) * 100, yerr=np.asarray(sw["std"]) * 100,
@@ -380,6 +394,8 @@ def run_robustness(ctx):
     for name, sw in sweeps.items():
         for v, a in zip(sw["values"], sw["accuracy"]):
             metrics[f"accuracy_{name}_{v:g}"] = a
+    for sub, a in sub_acc.items():
+        metrics[f"accuracy_ideal_substeps_{sub}"] = a
     return {
         "metrics": metrics,
         "config": {

@@ -24,31 +24,36 @@ from memjax.neurons.mif import mif_step
 from helpers import central_fd, rel_err
 
 
+@eqx.filter_jit
+def _fwd(m, x, key=None):
+    return m(x, key)
+
+
 def _tiny(key, **kw):
-    kw = {"n_steps": 5, "g1": 3.0, "g2": 3.0, **kw}
+    kw = {"n_steps": 4, "g1": 3.0, "g2": 3.0, **kw}
     return MEMprop.init(key, 12, 8, 3, w_std=0.3, **kw)
 
 
 def test_shapes_and_traces(getkey):
     m = _tiny(getkey())
     x = jax.random.uniform(getkey(), (4, 12))
-    logits = m(x)
+    logits = _fwd(m, x)
     assert logits.shape == (4, 3) and np.all(np.isfinite(logits))
-    logits2, (vh, vo) = m(x, traces=True)
+    logits2, (vh, vo) = eqx.filter_jit(lambda m, x: m(x, traces=True))(m, x)
     np.testing.assert_allclose(logits, logits2, rtol=1e-6)
-    assert vh.shape == (5, 4, 8) and vo.shape == (5, 4, 3)
+    assert vh.shape == (4, 4, 8) and vo.shape == (4, 4, 3)
     np.testing.assert_allclose(logits, m.k_out * vo.mean(0), rtol=1e-5)
 
 
 def test_matches_step_by_step_reference(x64, getkey):
     # The network equals an explicit Python loop that reads crossbar 1 every step
     # (no hoisting), drives the MIF layers and averages the output membrane.
-    m = _tiny(getkey(), n_steps=6)
+    m = _tiny(getkey(), n_steps=4)
     x = jax.random.uniform(getkey(), (3, 12), jnp.float64)
     s1 = m.neuron1.init_state((3, 8))
     s2 = m.neuron2.init_state((3, 3))
     vs = []
-    for _ in range(6):
+    for _ in range(4):
         s1 = mif_step(m.neuron1, s1, m.g1 * (x * m.v_read) @ m.syn1.effective_weight(), m.dt)
         s2 = mif_step(m.neuron2, s2, m.g2 * (m.a_v * s1.v) @ m.syn2.effective_weight(), m.dt)
         vs.append(s2.v)
@@ -62,7 +67,7 @@ def test_dense_and_crossbar_start_equal(x64, getkey):
     a = _tiny(key, synapse="crossbar")
     b = _tiny(key, synapse="dense")
     assert isinstance(a.syn1, Crossbar) and isinstance(b.syn1, DenseSynapse)
-    np.testing.assert_allclose(a(x), b(x), rtol=1e-9)
+    np.testing.assert_allclose(_fwd(a, x), _fwd(b, x), rtol=1e-9)
 
 
 def test_gradient_matches_finite_differences(x64, getkey):
@@ -99,11 +104,12 @@ def test_neurons_frozen_unless_asked(getkey):
     # make the neuron parameters arrays so the filter selects them
     arr = lambda t: jax.tree.map(lambda v: jnp.asarray(v, jnp.float32) if isinstance(v, float) else v, t)
     m = eqx.tree_at(lambda q: (q.neuron1, q.neuron2), m, (arr(m.neuron1), arr(m.neuron2)))
-    g = eqx.filter_grad(lambda mm: memprop_loss(mm, x, y, None)[0])(m)
+    grad = eqx.filter_jit(eqx.filter_grad(lambda mm: memprop_loss(mm, x, y, None)[0]))
+    g = grad(m)
     assert float(jnp.abs(g.neuron1.C)) == 0.0
     assert float(jnp.max(jnp.abs(g.syn1.u_pos))) > 0 and float(jnp.abs(g.log_k_out)) > 0
     m2 = dataclasses.replace(m, train_neurons=True)
-    g2 = eqx.filter_grad(lambda mm: memprop_loss(mm, x, y, None)[0])(m2)
+    g2 = grad(m2)
     assert float(jnp.abs(g2.neuron1.C)) > 0
 
 
@@ -117,12 +123,12 @@ def test_project_clips_u(getkey):
 def test_read_noise_and_rate_coding(getkey):
     m = _tiny(getkey())
     x = jax.random.uniform(getkey(), (4, 12))
-    noisy = MEMprop.init(getkey(), 12, 8, 3, crossbar_config=CrossbarConfig(read_noise=True), n_steps=5)
+    noisy = MEMprop.init(getkey(), 12, 8, 3, crossbar_config=CrossbarConfig(read_noise=True), n_steps=4)
     k = getkey()
-    assert not np.allclose(noisy(x, k), noisy(x))  # fresh read noise with a key
-    np.testing.assert_allclose(noisy(x, k), noisy(x, k))  # deterministic per key
+    assert not np.allclose(_fwd(noisy, x, k), _fwd(noisy, x))  # fresh read noise with a key
+    np.testing.assert_allclose(_fwd(noisy, x, k), _fwd(noisy, x, k))  # deterministic per key
     r = dataclasses.replace(m, encoding="rate")
-    out = r(x, getkey())
+    out = _fwd(r, x, getkey())
     assert out.shape == (4, 3) and np.all(np.isfinite(out))
     with pytest.raises(ValueError, match="rate"):
         r(x)
