@@ -20,14 +20,26 @@ at its top level. Without write noise the conductances stay exactly on the level
 
 **Layer** (:class:`WTALayer`; one step ``t`` of one sample, ``x_t`` the input spikes):
 
-    I_j   = sum_i x_t,i G_ij / G_max                       (1T1R read, noiseless)
+    I_j   = sum_i x_t,i G_ij / sum_i G_ij                  (normalize=True, default)
+          = sum_i x_t,i G_ij / G_max                        (normalize=False)
     v_j   = leak v_j + I_j                                  (ALIF integrate)
     th_j  = theta0 + beta g_j + h_j                         (SFA g_j, homeostasis h_j)
     winner j* = argmax_j (v_j - th_j); it fires if v_j* > th_j*
-    on a spike: every membrane resets to 0 (lateral inhibition), g_j* steps one level
-    (SFA, see `memjax.neurons.alif`), h_j* += theta_plus, and STDP updates column j*.
+    on a spike: every membrane resets to 0 (lateral inhibition), the adaptation cell
+    steps one level (SFA, see `memjax.neurons.alif`), h_j* += theta_plus, and STDP
+    updates column j*.
 
-So at most one neuron fires per step. Inputs are rate coded (`memjax.data.encoding.rate`,
+SFA (``sfa="layer"``, default) uses one adaptation cell for the whole layer, stepped at
+every output spike, so every threshold rises with the layer's firing rate and the
+winner's identity is unaffected (``g`` is stored per neuron as identical copies; its SET
+pulses are ``pulses[0]``). ``sfa="neuron"`` gives each neuron its own cell; with lateral
+inhibition the adapted winner then hands over to other neurons, which in our runs kept
+the layer's spike count and cost accuracy (docs/sfa.md).
+
+So at most one neuron fires per step. Reads are noiseless. ``normalize=True`` divides
+each column's current by its total conductance (a per-column current normaliser, the
+project's choice): without it a neuron whose synapses grew overall wins every sample and
+homeostasis alone could not balance the competition in our runs (see docs/sfa.md). Inputs are rate coded (`memjax.data.encoding.rate`,
 spike probability ``p_in x`` per step). Between samples membranes and SFA cells reset;
 the homeostatic offsets decay, ``h <- (1 - homeo_decay) h``, and persist (Diehl & Cook,
 Front. Comput. Neurosci. 2015, adaptive thresholds, with a per-sample decay here).
@@ -155,7 +167,11 @@ class WTALayer(eqx.Module):
     rho, adaptation device), `rule` (`STDP`), `n_steps` (time steps per sample, static;
     default 30), `p_in` (input spike probability per step at intensity 1, in (0, 1];
     default 0.3), `theta_plus` (homeostatic increment per winning spike, >= 0; default
-    0.02), `homeo_decay` (per-sample decay of the offsets, in [0, 1]; default 0.01).
+    0.02), `homeo_decay` (per-sample decay of the offsets, in [0, 1]; default 0.01),
+    `normalize` (static bool: divide each column's current by its total conductance;
+    default True), `sfa` (static: ``"layer"``, one adaptation cell shared by the layer
+    and stepped at every output spike, or ``"neuron"``, one cell per neuron; default
+    ``"layer"``).
     """
 
     n_in: int = eqx.field(static=True)
@@ -166,6 +182,8 @@ class WTALayer(eqx.Module):
     p_in: float = 0.3
     theta_plus: float = 0.02
     homeo_decay: float = 0.01
+    normalize: bool = eqx.field(static=True, default=True)
+    sfa: str = eqx.field(static=True, default="layer")
 
     def __check_init__(self):
         _check_int("WTALayer", "n_in", self.n_in, 1)
@@ -174,6 +192,8 @@ class WTALayer(eqx.Module):
         check_range("WTALayer", "p_in", self.p_in, 0.0, 1.0, lo_open=True)
         check_nonnegative("WTALayer", "theta_plus", self.theta_plus)
         check_range("WTALayer", "homeo_decay", self.homeo_decay, 0.0, 1.0)
+        if self.sfa not in ("layer", "neuron"):
+            raise ValueError(f"WTALayer.sfa must be 'layer' or 'neuron'; got {self.sfa!r}")
         if not isinstance(self.neuron, ALIF):
             raise ValueError(f"WTALayer.neuron must be an ALIF; got {type(self.neuron).__name__}")
         if not isinstance(self.rule, STDP):
@@ -224,14 +244,19 @@ def wta_sample(
         st, since, syn, h = carry
         x_t, t, k = xs
         since = steps_since(since, x_t)
-        I = x_t @ (syn.G * G_scale)
+        if layer.normalize:
+            I = (x_t @ syn.G) / jnp.sum(syn.G, axis=0)
+        else:
+            I = x_t @ (syn.G * G_scale)
         theta = alif_threshold(neuron, st) + h
         v = alif_integrate(neuron, st, I)
         over = v - theta
         j = jnp.argmax(over)
         fire = over[j] > 0
         s = jax.nn.one_hot(j, layer.n_out, dtype=v.dtype) * fire
-        st = alif_adapt(neuron, st, v, s, theta)
+        s_adapt = jnp.broadcast_to(fire, s.shape).astype(s.dtype) if layer.sfa == "layer" else s
+        st = alif_adapt(neuron, st, v, s_adapt, theta)
+        st = dataclasses.replace(st, s=s)
         st = dataclasses.replace(st, v=jnp.where(fire, jnp.zeros_like(st.v), st.v))
         h = h + layer.theta_plus * s
         if learn:
