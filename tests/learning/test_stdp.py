@@ -116,7 +116,7 @@ def test_homeostasis_and_levels_after_learning():
     x = jnp.asarray(protos[lab] * rng.uniform(0.7, 1.0, (300, 32)), jnp.float32)
     dev = MultiLevelRRAM(n_levels=2, write_sigma=0.0)  # binary synapses
     layer = _layer(n_in=32, n_out=6, theta_plus=0.05, homeo_decay=0.0, p_in=0.5,
-                   neuron=ALIF(leak=1.0, theta0=3.0, beta=0.0),
+                   neuron=ALIF(leak=1.0, theta0=0.6, beta=0.0),
                    rule=STDP(device=dev, p_pot=0.1, p_dep=0.05))
     st0 = layer.init_state(jax.random.key(0))
     st, out = wta_learn(layer, st0, x, jax.random.key(1))
@@ -148,3 +148,16 @@ def test_bad_parameters():
         WTALayer(n_in=4, n_out=2, p_in=0.0)
     with pytest.raises(ValueError, match="WTALayer.theta_plus"):
         WTALayer(n_in=4, n_out=2, theta_plus=-1.0)
+
+
+def test_layer_sfa_cuts_spikes_without_changing_the_winner():
+    layer = _layer(n_out=4, n_steps=40, p_in=1.0, neuron=ALIF(leak=1.0, theta0=0.5, beta=10.0))
+    st = layer.init_state(jax.random.key(0))
+    x = jnp.ones((2, 8))
+    a = wta_respond(layer, st, x, jax.random.key(1))
+    b = wta_respond(layer.without_sfa(), st, x, jax.random.key(1))
+    # deterministic input (p_in = 1, x = 1): the same neuron wins at every spike
+    np.testing.assert_array_equal(np.argmax(a["counts"], -1), np.argmax(b["counts"], -1))
+    assert np.all(b["spikes"] == 40) and np.all(a["spikes"] < 20)
+    with pytest.raises(ValueError, match="WTALayer.sfa"):
+        dataclasses.replace(layer, sfa="global")
