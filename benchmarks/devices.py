@@ -149,7 +149,7 @@ def _settings(ctx: Context, tiny: bool) -> dict:
         return dict(settle=1, spp_scale=0.25, sizes=(100,), repeats=1,
                     only=("HP (Joglekar)",))
     if ctx.quick:
-        return dict(settle=1, spp_scale=1.0, sizes=(1_000, 10_000), repeats=2, only=None)
+        return dict(settle=1, spp_scale=1.0, sizes=(1_000, 4_000), repeats=2, only=None)
     return dict(settle=3, spp_scale=1.0, sizes=(1_000, 10_000, 100_000), repeats=5, only=None)
 
 
