@@ -112,11 +112,11 @@ class MEMprop(eqx.Module):
     neuron2: MIF
     log_k_out: Float[Array, ""]
     v_read: float = eqx.field(static=True, default=0.2)
-    g1: float = eqx.field(static=True, default=1.0)
-    g2: float = eqx.field(static=True, default=1.0)
+    g1: float = eqx.field(static=True, default=2.0)
+    g2: float = eqx.field(static=True, default=2.0)
     a_v: float = eqx.field(static=True, default=2.0)
-    dt: float = eqx.field(static=True, default=5e-4)
-    n_steps: int = eqx.field(static=True, default=20)
+    dt: float = eqx.field(static=True, default=1e-3)
+    n_steps: int = eqx.field(static=True, default=10)
     substeps: int = eqx.field(static=True, default=1)
     encoding: Encoding = eqx.field(static=True, default="direct")
     rate_max: float = eqx.field(static=True, default=1000.0)
@@ -217,7 +217,7 @@ class MEMprop(eqx.Module):
         *,
         synapse: Literal["crossbar", "dense"] = "crossbar",
         crossbar_config=None,
-        w_std: float = 0.1,
+        w_std: float = 0.125,
         neuron: MIF | None = None,
         output_neuron: MIF | None = None,
         k_out: float = 200.0,
@@ -281,7 +281,7 @@ class LIFNet(eqx.Module):
     b2: Float[Array, " n_out"]
     neuron: LIF
     k_out: float = eqx.field(static=True, default=1.0)
-    n_steps: int = eqx.field(static=True, default=20)
+    n_steps: int = eqx.field(static=True, default=10)
     readout: Readout = eqx.field(static=True, default="mean")
 
     @classmethod

@@ -76,11 +76,12 @@ field             default             from the prototype
 
 With these values the membrane time constant is ``R_off C / 2 = 50 us`` with both
 memristors OFF and ``R_on C = 1 us`` with one ON, the switching time 1 ms, and the rest
-potential 0 V. The 1000 x 10 us prototype sample (10 ms) is covered here by, e.g., 20
-steps of 0.5 ms (the exponential update is exact for ``v`` however stiff it is). The
-neuron depolarises linearly (``v ~ I R_off / 2``) until ``v - E1 > V_on`` (about
-+85 mV, reached with ``I ~ 1.7 uA``); a stronger constant input makes it oscillate
-(a train of graded spikes).
+point v = 0 V, x1 = x2 = 0.0163. The 1000 x 10 us prototype sample (10 ms) is covered in
+the MEMprop benchmarks by 10 steps of 1 ms (the exponential update stays stable however
+stiff the membrane is). Measured response to 5 ms current pulses (dt = 10 us): 3, 10,
+30 uA give peaks of 23, 42, 59 mV (M1 switching on limits the depolarisation and pulls
+``v`` back below the peak while the input lasts), then an undershoot below rest to -5,
+-9, -12 mV and a recovery as M1 switches off again.
 """
 
 from __future__ import annotations
