@@ -104,13 +104,16 @@ def test_neurons_frozen_unless_asked(getkey):
     # make the neuron parameters arrays so the filter selects them
     arr = lambda t: jax.tree.map(lambda v: jnp.asarray(v, jnp.float32) if isinstance(v, float) else v, t)
     m = eqx.tree_at(lambda q: (q.neuron1, q.neuron2), m, (arr(m.neuron1), arr(m.neuron2)))
-    grad = eqx.filter_jit(eqx.filter_grad(lambda mm: memprop_loss(mm, x, y, None)[0]))
-    g = grad(m)
+    grad = eqx.filter_jit(eqx.filter_grad(lambda mm, x: memprop_loss(mm, x, y, None)[0]))
+    g = grad(m, x)
     assert float(jnp.abs(g.neuron1.C)) == 0.0
     assert float(jnp.max(jnp.abs(g.syn1.u_pos))) > 0 and float(jnp.abs(g.log_k_out)) > 0
     m2 = dataclasses.replace(m, train_neurons=True)
-    g2 = grad(m2)
+    g2 = grad(m2, x)
     assert float(jnp.abs(g2.neuron1.C)) > 0
+    # 10x full-scale input: finite gradients (the MIF update cannot blow up)
+    g3 = grad(m, 10.0 * jnp.ones_like(x))
+    assert np.all(np.isfinite(np.asarray(g3.syn1.u_pos)))
 
 
 def test_project_clips_u(getkey):
@@ -132,13 +135,6 @@ def test_read_noise_and_rate_coding(getkey):
     assert out.shape == (4, 3) and np.all(np.isfinite(out))
     with pytest.raises(ValueError, match="rate"):
         r(x)
-
-
-def test_strong_input_finite(getkey):
-    m = _tiny(getkey())
-    x = 10.0 * jnp.ones((2, 12))
-    g = eqx.filter_grad(lambda mm: memprop_loss(mm, x, jnp.array([0, 1]), None)[0])(m)
-    assert np.all(np.isfinite(np.asarray(g.syn1.u_pos)))
 
 
 def test_lif_baseline(getkey):
