@@ -1,0 +1,277 @@
+"""``sfa-*``: CNN + memristive WTA spiking layer with spike-frequency adaptation that
+learns classes the CNN was never trained on (Muñoz-Martín et al., VLSI 2020).
+
+Protocol (one experiment, :func:`experiment`; details and choices in docs/sfa.md):
+
+1. Training images split: the first ``n_train`` for training, the last 10,000
+   ("validation") for the small labelled set and the gate calibration.
+2. A :class:`~memjax.models.sfa_snn.CNN` is trained with labels on the *trained classes*
+   (all but the last ``n_new`` classes) and frozen. ``acc_trained_before``: its head on
+   the test images of the trained classes.
+3. Its 512 pooled conv features, scaled per feature (99th percentile on the trained
+   classes' training features), rate code an unlabelled stream of ``n_stream`` training
+   images of *all* classes into a WTA layer (``neurons_per_class x 10`` ALIF neurons,
+   STDP on 16-level RRAM synapses, homeostasis), once with SFA and once without.
+4. Neurons are labelled on ``label_per_class`` validation images per class; the gate is
+   calibrated on the validation images of the trained classes (``max_false_route``).
+5. Test metrics: ``acc_trained_classes`` (after), ``acc_new_classes``, ``acc_all`` (gated
+   system), ``acc_all_snn_only`` (the spiking layer's own 10-way answer),
+   ``spikes_per_inference`` (output-layer spikes per test image) with and without SFA;
+   ``acc_all_supervised``: the same CNN trained on all 10 classes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ._context import Context
+
+__all__ = ["experiment", "run_mnist", "run_fmnist", "run_noisy_mnist", "run_sweep", "CONFIG"]
+
+CONFIG = {
+    "full": dict(n_train=50000, n_stream=50000, n_test=10000, n_val=10000, cnn_epochs=3,
+                 neurons_per_class=10, label_per_class=50, n_steps=30, supervised=True),
+    "quick": dict(n_train=8000, n_stream=3000, n_test=2000, n_val=2000, cnn_epochs=1,
+                  neurons_per_class=5, label_per_class=20, n_steps=20, supervised=False),
+}
+#: WTA-layer settings (relative to the mean input intensity ``d0 = mean(x) p_in``).
+LAYER = dict(feature_norm="scale", gain=4.0, p_in=1.0, window=1, p_pot=0.05, p_dep=0.01, n_levels=16,
+             theta_factor=4.0, beta_factor=20.0, theta_plus_factor=0.05, homeo_decay=0.002)
+MAX_FALSE_ROUTE = 0.005
+GATE_BUDGETS = (0.01, 0.02, 0.05, 0.1)  # extra operating points reported (SFA run)
+NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, clipped
+
+
+def _config(ctx: Context, **over) -> dict:
+    cfg = dict(CONFIG["quick" if ctx.quick else "full"])
+    cfg.update(LAYER)
+    cfg.update(over)
+    return cfg
+
+
+def _load(ctx, dataset, cfg, noise):
+    from memjax.data import load
+
+    xtr, ytr = load(dataset, "train", data_dir=ctx.data_dir)
+    xte, yte = load(dataset, "test", data_dir=ctx.data_dir)
+    xtr = xtr.astype(np.float32) / 255.0
+    xte = xte.astype(np.float32) / 255.0
+    if noise:
+        rng = np.random.default_rng(ctx.seed + 1234)
+        xtr = np.clip(xtr + noise * rng.standard_normal(xtr.shape, np.float32), 0, 1)
+        xte = np.clip(xte + noise * rng.standard_normal(xte.shape, np.float32), 0, 1)
+    n_val = cfg["n_val"]
+    val = (xtr[-n_val:], ytr[-n_val:])
+    train = (xtr[: min(cfg["n_train"], len(xtr) - n_val)], ytr[: min(cfg["n_train"], len(xtr) - n_val)])
+    test = (xte[: cfg["n_test"]], yte[: cfg["n_test"]])
+    return train, val, test
+
+
+def _layer(cfg, n_in, n_out, d0, sfa=True):
+    from memjax.devices.rram import MultiLevelRRAM
+    from memjax.learning.stdp import STDP, WTALayer
+    from memjax.neurons.alif import ALIF
+
+    th0 = cfg["theta_factor"] * d0
+    neuron = ALIF(leak=1.0, theta0=th0, beta=cfg["beta_factor"] * th0 if sfa else 0.0)
+    rule = STDP(device=MultiLevelRRAM(n_levels=cfg["n_levels"], write_sigma=0.0),
+                window=cfg["window"], p_pot=cfg["p_pot"], p_dep=cfg["p_dep"])
+    return WTALayer(n_in=n_in, n_out=n_out, neuron=neuron, rule=rule, n_steps=cfg["n_steps"],
+                    p_in=cfg["p_in"], theta_plus=cfg["theta_plus_factor"] * th0,
+                    homeo_decay=cfg["homeo_decay"])
+
+
+def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0,
+               figures: bool = True, **over) -> dict:
+    """One continual-learning experiment; returns ``{"metrics", "config"}``."""
+    import jax
+
+    from memjax.models import sfa_snn as M
+
+    cfg = _config(ctx, **over)
+    t_start = time.perf_counter()
+    trained = list(range(10 - n_new))
+    new = list(range(10 - n_new, 10))
+    train, val, test = _load(ctx, dataset, cfg, noise)
+    ctx.log(f"{dataset}: trained {trained}, new {new}, {len(train[0])} train images")
+
+    t0 = time.perf_counter()
+    cnn, hist = M.train_cnn(train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed,
+                            progress=not ctx.quick)
+    t_cnn = time.perf_counter() - t0
+    f_tr, _ = M.cnn_features(cnn, train[0])
+    f_va, l_va = M.cnn_features(cnn, val[0])
+    f_te, l_te = M.cnn_features(cnn, test[0])
+    scale = M.feature_scale(f_tr[np.isin(train[1], trained)]) if cfg["feature_norm"] == "scale" else None
+    e_tr, e_va, e_te = (M.encode_features(f, scale, cfg["gain"]) for f in (f_tr, f_va, f_te))
+    head_te, conf_te = M.cnn_predict(l_te, trained)
+    head_va, conf_va = M.cnn_predict(l_va, trained)
+    tm_te = np.isin(test[1], trained)
+    acc_before = float(np.mean(head_te[tm_te] == test[1][tm_te]))
+
+    rng = np.random.default_rng(ctx.seed)
+    stream = rng.permutation(len(e_tr))[: cfg["n_stream"]]
+    lab_idx = np.concatenate(
+        [np.flatnonzero(val[1] == c)[: cfg["label_per_class"]] for c in range(10)]
+    )
+    n_out = cfg["neurons_per_class"] * 10
+    d0 = float(e_tr.mean() * cfg["p_in"])
+    metrics: dict = {"acc_trained_before": acc_before}
+    keep = {}
+    for tag, sfa in (("sfa", True), ("nosfa", False)):
+        layer = _layer(cfg, e_tr.shape[1], n_out, d0, sfa)
+        key = jax.random.key(ctx.seed)
+        st = layer.init_state(jax.random.fold_in(key, 0))
+        t0 = time.perf_counter()
+        st, lout = M.learn_unsupervised(layer, st, e_tr[stream], jax.random.fold_in(key, 1))
+        t_learn = time.perf_counter() - t0
+        r_lab = M.respond(layer, st, e_va[lab_idx], jax.random.fold_in(key, 2))
+        nl = M.label_neurons(r_lab["counts"], val[1][lab_idx])
+        t0 = time.perf_counter()
+        r_te = M.respond(layer, st, e_te, jax.random.fold_in(key, 3))
+        t_infer = time.perf_counter() - t0
+        r_va = M.respond(layer, st, e_va, jax.random.fold_in(key, 4))
+        snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl)
+        snn_va = M.snn_classify(r_va["counts"], r_va["drive"], nl)
+        tm_va = np.isin(val[1], trained)
+        gate = M.calibrate_gate(snn_va[tm_va], conf_va[tm_va], new, MAX_FALSE_ROUTE)
+        pred, routed = M.gated_predict(head_te, conf_te, snn_te, new, gate)
+        rep = M.accuracy_report(pred, test[1], {"trained": trained, "new": new})
+        for budget in GATE_BUDGETS:
+            g_b = M.calibrate_gate(snn_va[tm_va], conf_va[tm_va], new, budget)
+            rep_b = M.accuracy_report(M.gated_predict(head_te, conf_te, snn_te, new, g_b)[0],
+                                      test[1], {"trained": trained, "new": new})
+            if sfa:
+                metrics[f"gate_tradeoff_{budget:g}"] = {
+                    k: rep_b[k] for k in ("all", "trained", "new")}
+        pred_u, _ = M.gated_predict(head_te, conf_te, snn_te, new, 2.0)  # no confidence gate
+        rep_u = M.accuracy_report(pred_u, test[1], {"trained": trained, "new": new})
+        sfx = "" if sfa else "_nosfa"
+        metrics.update({
+            f"acc_trained_classes{sfx}": rep["trained"],
+            f"acc_new_classes{sfx}": rep["new"],
+            f"acc_all{sfx}": rep["all"],
+            f"acc_all_snn_only{sfx}": float(np.mean(snn_te == test[1])),
+            f"acc_all_ungated{sfx}": rep_u["all"],
+            f"acc_trained_ungated{sfx}": rep_u["trained"],
+            f"acc_new_ungated{sfx}": rep_u["new"],
+            f"gate{sfx}": gate,
+            f"spikes_per_inference{sfx}": float(r_te["spikes"].mean()),
+            f"learning_spikes_per_sample{sfx}": float(lout["spikes"].mean()),
+            f"stdp_pulses_per_synapse{sfx}": float(np.asarray(st.syn.pulses).mean()),
+            f"neurons_labelled{sfx}": int((nl >= 0).sum()),
+            f"learn_s{sfx}": t_learn,
+            f"infer_s{sfx}": t_infer,
+        })
+        if sfa:
+            metrics["acc_per_class"] = rep["per_class"]
+        keep[tag] = (layer, st, nl)
+        ctx.log(f"{tag}: acc_all {rep['all']:.4f} (trained {rep['trained']:.4f}, new "
+                f"{rep['new']:.4f}), snn-only {metrics[f'acc_all_snn_only{sfx}']:.4f}, "
+                f"spikes/inference {metrics[f'spikes_per_inference{sfx}']:.2f}, "
+                f"learn {t_learn:.1f} s")
+    metrics["acc_trained_drop"] = acc_before - metrics["acc_trained_classes"]
+    metrics["spike_reduction_sfa"] = (
+        metrics["spikes_per_inference_nosfa"] / max(metrics["spikes_per_inference"], 1e-12)
+    )
+    metrics["cnn_train_s"] = t_cnn
+    metrics["cnn_train_accuracy"] = hist["train_accuracy"][-1]
+    if cfg["supervised"]:
+        t0 = time.perf_counter()
+        sup, _ = M.train_cnn(train, list(range(10)), epochs=cfg["cnn_epochs"], seed=ctx.seed,
+                             progress=not ctx.quick)
+        _, l_sup = M.cnn_features(sup, test[0], "fc")
+        metrics["acc_all_supervised"] = float(np.mean(l_sup.argmax(-1) == test[1]))
+        metrics["supervised_train_s"] = time.perf_counter() - t0
+    if figures:
+        _figures(ctx, keep, e_te, test[1], metrics["acc_per_class"], trained)
+    metrics["seconds_total"] = time.perf_counter() - t_start
+    config = {k: v for k, v in cfg.items()}
+    config.update(dataset=dataset, n_new=n_new, new_classes=new, noise_sigma=noise,
+                  max_false_route=MAX_FALSE_ROUTE, features="conv (512, pooled conv2 ReLU)")
+    return {"metrics": metrics, "config": config}
+
+
+def _figures(ctx, keep, e_te, y_te, per_class, trained):
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from memjax.learning.stdp import wta_respond
+
+    layer, st, nl = keep["sfa"]
+    dev = layer.rule.device
+    G = (np.asarray(st.syn.G) - dev.G_min) / (dev.G_max - dev.G_min)
+    order = np.argsort(nl, kind="stable")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    im = ax.imshow(G[:, order], aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_xlabel("output neuron (sorted by label)")
+    ax.set_ylabel("input feature")
+    ax.set_title("learned synaptic conductances (normalised levels)")
+    fig.colorbar(im, ax=ax)
+    ctx.save_figure(fig, "conductances")
+
+    x = e_te[:1]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
+    for ax, tag in zip(axes, ("nosfa", "sfa")):
+        L, S, _ = keep[tag]
+        r = np.asarray(wta_respond(L, S, x, jax.random.key(0), raster=True)["raster"][0])
+        t, n = np.nonzero(r)
+        ax.scatter(t, n, s=12, marker="|")
+        ax.set_title(f"{'with' if tag == 'sfa' else 'without'} SFA: {len(t)} spikes")
+        ax.set_xlabel("time step")
+    axes[0].set_ylabel("neuron")
+    ctx.save_figure(fig, "raster")
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    cls = sorted(per_class)
+    ax.bar(cls, [per_class[c] for c in cls],
+           color=["tab:blue" if c in trained else "tab:orange" for c in cls])
+    ax.set_xlabel("class (blue: trained, orange: new)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ctx.save_figure(fig, "per_class")
+
+
+def run_mnist(ctx: Context) -> dict:
+    return experiment(ctx, "mnist", 5)
+
+
+def run_fmnist(ctx: Context) -> dict:
+    return experiment(ctx, "fashion-mnist", 5)
+
+
+def run_noisy_mnist(ctx: Context) -> dict:
+    return experiment(ctx, "mnist", 5, noise=NOISE_SIGMA)
+
+
+def run_sweep(ctx: Context) -> dict:
+    """acc_all against the number of non-trained classes (1..5; quick: 1, 3, 5); full
+    runs use a 20,000-image unlabelled stream per point to fit the time budget."""
+    ks = [1, 3, 5] if ctx.quick else [1, 2, 3, 4, 5]
+    metrics, runs = {}, {}
+    for k in ks:
+        over = {} if ctx.quick else {"n_stream": 20000}
+        out = experiment(ctx, "mnist", k, figures=False, supervised=False, **over)
+        m = out["metrics"]
+        runs[k] = {n: m[n] for n in ("acc_all", "acc_trained_classes", "acc_new_classes",
+                                     "acc_all_snn_only", "acc_trained_before")}
+        metrics[f"acc_all_new{k}"] = m["acc_all"]
+    metrics["runs"] = runs
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for n in ("acc_all", "acc_trained_classes", "acc_new_classes", "acc_all_snn_only"):
+        ax.plot(ks, [runs[k][n] for k in ks], "o-", label=n)
+    ax.set_xlabel("non-trained classes")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "sweep")
+    return {"metrics": metrics, "config": {"n_new": ks, **_config(ctx)}}
