@@ -16,7 +16,9 @@ Protocol (one experiment, :func:`experiment`; details and choices in docs/sfa.md
    calibrated on the validation images of the trained classes (``max_false_route``).
 5. Test metrics: ``acc_trained_classes`` (after), ``acc_new_classes``, ``acc_all`` (gated
    system), ``acc_all_snn_only`` (the spiking layer's own 10-way answer),
-   ``spikes_per_inference`` (output-layer spikes per test image) with and without SFA;
+   ``acc_all_snn_drive`` (the layer's answer from the largest summed input current
+   instead of the spike count), ``spikes_per_inference`` (output-layer spikes per test
+   image) with and without SFA;
    ``acc_all_supervised``: the same CNN trained on all 10 classes.
 """
 
@@ -155,6 +157,8 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
             f"acc_all{sfx}": rep["all"],
             f"acc_all_snn_only{sfx}": float(np.mean(snn_te == test[1])),
             f"acc_all_ungated{sfx}": rep_u["all"],
+            f"acc_all_snn_drive{sfx}": float(np.mean(
+                M.snn_classify(0 * r_te["counts"], r_te["drive"], nl) == test[1])),
             f"acc_trained_ungated{sfx}": rep_u["trained"],
             f"acc_new_ungated{sfx}": rep_u["new"],
             f"gate{sfx}": gate,
