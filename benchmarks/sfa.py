@@ -39,8 +39,8 @@ CONFIG = {
                   neurons_per_class=5, label_per_class=20, n_steps=20, supervised=False),
 }
 #: WTA-layer settings (relative to the mean input intensity ``d0 = mean(x) p_in``).
-LAYER = dict(feature_norm="scale", gain=4.0, p_in=1.0, window=1, p_pot=0.05, p_dep=0.01, n_levels=16,
-             theta_factor=4.0, beta_factor=20.0, theta_plus_factor=0.05, homeo_decay=0.002)
+LAYER = dict(feature_norm="scale", gain=4.0, p_in=1.0, window=1, p_pot=0.05, p_dep=0.1, n_levels=16,
+             theta_factor=4.0, beta_factor=40.0, theta_plus_factor=0.05, homeo_decay=0.002)
 MAX_FALSE_ROUTE = 0.005
 GATE_BUDGETS = (0.01, 0.02, 0.05, 0.1)  # extra operating points reported (SFA run)
 NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, clipped
