@@ -26,4 +26,39 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "run_robustness",
         "MEMprop test accuracy against read noise, programming noise and stuck-at faults",
     ),
+    "metaplastic-mnist-fmnist": (
+        "benchmarks.metaplastic",
+        "run_mnist_fmnist",
+        "metaplastic QNN on multi-level RRAM: MNIST then Fashion-MNIST (+ m = 0, EWC, non-sequential)",
+    ),
+    "metaplastic-pmnist": (
+        "benchmarks.metaplastic",
+        "run_pmnist",
+        "binarized 1024-1024 network on 6 permuted-MNIST tasks, mean final accuracy against m",
+    ),
+    "metaplastic-devices": (
+        "benchmarks.metaplastic",
+        "run_devices",
+        "metaplastic QNN accuracy against levels, programming noise, stuck-at faults; endurance",
+    ),
+    "sfa-continual-mnist": (
+        "benchmarks.sfa",
+        "run_mnist",
+        "CNN on 5 MNIST classes + unsupervised STDP/WTA spiking layer (SFA) learning the other 5",
+    ),
+    "sfa-continual-fmnist": (
+        "benchmarks.sfa",
+        "run_fmnist",
+        "the SFA continual-learning pipeline on Fashion-MNIST",
+    ),
+    "noisy-mnist": (
+        "benchmarks.sfa",
+        "run_noisy_mnist",
+        "the SFA continual-learning pipeline on MNIST with additive Gaussian noise",
+    ),
+    "sfa-sweep": (
+        "benchmarks.sfa",
+        "run_sweep",
+        "SFA pipeline: acc_all against the number of non-trained classes (1 to 5 of 10)",
+    ),
 }

@@ -9,7 +9,9 @@ from . import crossbar as crossbar
 from . import data as data
 from . import devices as devices
 from . import integrate as integrate
+from . import learning as learning
 from . import models as models
+from . import neurons as neurons
 from . import populations as populations
 from . import train as train
 from . import waveforms as waveforms
@@ -23,6 +25,10 @@ from .integrate import RK4 as RK4
 from .integrate import Euler as Euler
 from .integrate import Heun as Heun
 from .integrate import odeint as odeint
+from .neurons import LIF as LIF
+from .neurons import MIF as MIF
+from .neurons import lif_step as lif_step
+from .neurons import mif_step as mif_step
 from .populations import sample_population as sample_population
 from .populations import simulate_population as simulate_population
 from .train import TrainState as TrainState

@@ -1,4 +1,4 @@
-"""Learning rules: metaplastic optax transformation, straight-through quantisers, EWC."""
+"""Learning rules: metaplastic optax transformation, straight-through quantisers, EWC, STDP."""
 
 from .ewc import ewc_penalty as ewc_penalty
 from .ewc import fisher_diagonal as fisher_diagonal
@@ -16,6 +16,12 @@ from .quantize import level_value as level_value
 from .quantize import quantize_levels as quantize_levels
 from .quantize import sign_hardtanh_ste as sign_hardtanh_ste
 from .quantize import sign_ste as sign_ste
+from .stdp import STDP as STDP
+from .stdp import WTALayer as WTALayer
+from .stdp import WTAState as WTAState
+from .stdp import stdp_update as stdp_update
+from .stdp import wta_learn as wta_learn
+from .stdp import wta_respond as wta_respond
 
 __all__ = [
     "metaplastic",
@@ -34,4 +40,10 @@ __all__ = [
     "fixed_point",
     "fisher_diagonal",
     "ewc_penalty",
+    "STDP",
+    "stdp_update",
+    "WTALayer",
+    "WTAState",
+    "wta_learn",
+    "wta_respond",
 ]

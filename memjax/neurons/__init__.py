@@ -3,7 +3,14 @@
 - :mod:`memjax.neurons.mif`: memristive integrate-and-fire (two MMSS memristors), the
   MEMprop neuron; analog output, no threshold, no surrogate.
 - :mod:`memjax.neurons.lif`: leaky integrate-and-fire with a surrogate gradient.
+- :mod:`memjax.neurons.alif`: adaptive LIF whose spike-frequency adaptation is stored in a
+  multi-level RRAM cell.
 """
+
+from .alif import ALIF as ALIF
+from .alif import ALIFState as ALIFState
+from .alif import alif_run as alif_run
+from .alif import alif_step as alif_step
 
 from .lif import LIF as LIF
 from .lif import LIFState as LIFState
