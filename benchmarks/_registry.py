@@ -61,4 +61,14 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "run_sweep",
         "SFA pipeline: acc_all against the number of non-trained classes (1 to 5 of 10)",
     ),
+    "speed-lif": (
+        "benchmarks.speed",
+        "run_lif",
+        "one LIF training step (fwd + BPTT + Adam) vs hand-written lax.scan JAX, snnTorch, Spyx",
+    ),
+    "speed-mif": (
+        "benchmarks.speed",
+        "run_mif",
+        "one MEMprop MIF training step vs an eager PyTorch loop over time steps",
+    ),
 }
