@@ -14,6 +14,7 @@ hold the fixed-step path against.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ __all__ = [
     "odeint",
     "odeint_reference",
     "check_finite",
+    "checkpointed_scan",
 ]
 
 VectorField = Callable[[Any, PyTree], PyTree]
@@ -189,6 +191,75 @@ def odeint(
     if debug:
         check_finite(ys, ts)
     return ts, ys
+
+
+def _segment_length(checkpoint, length: int) -> int:
+    if checkpoint == "sqrt":
+        return math.isqrt(length - 1) + 1 if length > 1 else 1  # ceil(sqrt(length))
+    if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool):
+        if checkpoint < 1:
+            raise ValueError(f"checkpointed_scan: segment length must be >= 1; got {checkpoint}")
+        return int(checkpoint)
+    raise ValueError(
+        "checkpointed_scan: checkpoint must be 'none', 'step', 'sqrt' or a segment length "
+        f"(int >= 1); got {checkpoint!r}"
+    )
+
+
+def checkpointed_scan(
+    f: Callable[[Any, Any], tuple[Any, Any]],
+    init: PyTree,
+    xs: PyTree = None,
+    length: int | None = None,
+    *,
+    checkpoint: str | int = "step",
+) -> tuple[PyTree, PyTree]:
+    """`jax.lax.scan` with a choice of what reverse mode stores (rematerialisation).
+
+    Same contract as ``jax.lax.scan(f, init, xs, length)``. For ``T`` steps:
+
+    - ``"none"``: plain scan; the backward pass keeps every intermediate of every step
+      (memory ``O(T)`` times the size of one step's intermediates; least compute).
+    - ``"step"``: each step is `jax.checkpoint`-ed; only the carry of every step is kept
+      and the step is recomputed in the backward pass (memory ``O(T)`` carries).
+    - ``"sqrt"`` or an int ``K``: two-level (segment) checkpointing (Griewank's
+      recursive checkpointing with two levels; Chen et al., "Training deep nets with
+      sublinear memory cost", arXiv:1604.06174, 2016). The steps are grouped into
+      segments of ``K`` (``K = ceil(sqrt(T))`` for ``"sqrt"``); the forward pass keeps
+      the carry at each segment start only, and the backward pass recomputes one
+      segment at a time (its steps checkpointed as in ``"step"``). Memory
+      ``O(T / K + K)`` carries, ``O(sqrt(T))`` for ``"sqrt"``, for one extra forward
+      evaluation. A remainder of ``T mod K`` steps runs as ``"step"``.
+
+    The stacked outputs ``ys`` are returned in full (``O(T)``) in every mode: return
+    small per-step outputs, or reduce them in the carry, when memory matters.
+    """
+    if xs is None and length is None:
+        raise ValueError("checkpointed_scan: give xs or length")
+    leaves = jax.tree.leaves(xs)
+    T = leaves[0].shape[0] if leaves else length
+    if checkpoint == "none":
+        return jax.lax.scan(f, init, xs, length)
+    step = jax.checkpoint(f)
+    if checkpoint == "step":
+        return jax.lax.scan(step, init, xs, length)
+    K = _segment_length(checkpoint, T)
+    n = T // K
+    if n == 0:
+        return jax.lax.scan(step, init, xs, length)
+
+    @jax.checkpoint
+    def segment(c, xs_seg):
+        return jax.lax.scan(step, c, xs_seg, None if xs_seg is not None else K)
+
+    head = jax.tree.map(lambda x: x[: n * K].reshape((n, K) + x.shape[1:]), xs)
+    carry, ys = jax.lax.scan(segment, init, head, None if xs is not None else n)
+    ys = jax.tree.map(lambda y: y.reshape((n * K,) + y.shape[2:]), ys)
+    if T > n * K:
+        tail = jax.tree.map(lambda x: x[n * K :], xs)
+        carry, ys_tail = jax.lax.scan(step, carry, tail, None if xs is not None else T - n * K)
+        ys = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), ys, ys_tail)
+    return carry, ys
 
 
 def odeint_reference(
