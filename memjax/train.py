@@ -324,6 +324,7 @@ def fit(
     filter_spec=eqx.is_inexact_array,
     log: Callable[[str], None] | None = None,
     max_to_keep: int = 2,
+    mesh=None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Train ``model`` for ``epochs`` epochs of mini-batch ``optimizer`` steps.
 
@@ -351,6 +352,11 @@ def fit(
         filter_spec: which leaves are trained (`eqx.partition` filter or pytree of bools).
         log: where summary lines go (default: stderr when ``progress``, else nowhere).
         max_to_keep: checkpoints kept in ``checkpoint_dir``.
+        mesh: a `jax.sharding.Mesh` with a ``"data"`` axis (`memjax.distributed.data_mesh`)
+            for data-parallel training: the model, optimizer state and key are
+            replicated on its devices and every batch is split over them
+            (``batch_size`` must be divisible by the number of devices). Same updates as
+            one device up to floating-point summation order.
 
     Returns:
         ``(model, history)`` with history keys ``"epoch"`` (1-based), ``"train_loss"``
@@ -369,6 +375,15 @@ def fit(
         ex, ey = _check_data("eval_data", eval_data)
     if log is None and progress:
         log = _default_log
+    if mesh is not None:
+        from .distributed import batch_divisor, replicate, shard_batch
+
+        n_dev = batch_divisor(mesh)
+        if batch_size % n_dev:
+            raise ValueError(
+                f"fit: batch_size must be divisible by the {n_dev} devices of mesh; got "
+                f"{batch_size}"
+            )
 
     state = _initial_state(model, optimizer, seed, filter_spec)
     config = {"seed": seed, "batch_size": batch_size, "n_train": len(x)}
@@ -390,6 +405,8 @@ def fit(
 
     params, static = eqx.partition(state.model, filter_spec)
     opt_state, key, step = state.opt_state, state.key, state.step
+    if mesh is not None:
+        params, static, opt_state, key = replicate((params, static, opt_state, key), mesh)
     history = {k: list(v) for k, v in state.history.items()}
     steps_per_epoch = len(x) // batch_size
     refresh = max(1, steps_per_epoch // 50)
@@ -409,6 +426,8 @@ def fit(
         for i in range(steps_per_epoch):
             idx = perm[i * batch_size : (i + 1) * batch_size]
             xb, yb = _as_input(x[idx], preprocess), jnp.asarray(y[idx])
+            if mesh is not None:
+                xb, yb = shard_batch((xb, yb), mesh)
             params, opt_state, key, loss, aux = _train_step(
                 params, static, opt_state, key, xb, yb, loss_fn, optimizer, project,
                 filter_spec,
