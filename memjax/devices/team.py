@@ -32,7 +32,12 @@ which for VTEAM has the sign of ``v``.
 **Overflow.** ``(r - 1)^alpha`` is evaluated as ``exp(min(alpha ln(r - 1), EXP_MAX))``
 for ``r > 1`` and exactly 0 otherwise: a drive of 1 kV gives ``(1e3/50/115e-6)^10 ~ 1e52``,
 which would overflow float32; the clamp caps the factor at ``exp(60) ~ 1e26`` so rate and
-gradients stay finite, and leaves every physically meaningful value unchanged.
+gradients stay finite. The clamp is not only reached at absurd drives: with the Pickett
+fit below (alpha_on = 10, i_on = -8.9 uA) the ON factor reaches ``exp(60)`` at
+``|i| = |i_on| (e^6 + 1) = 3.6 mA`` (0.18 V across R_on), and above that current the
+rate is capped (measured: a 2 V sine reaches 4.6 mA on its periodic orbit, so the cap
+is active over part of every negative half-cycle).
+Below it every value is exact.
 
 **Defaults.**
 
@@ -48,6 +53,13 @@ gradients stay finite, and leaves every physically meaningful value unchanged.
   takes nanoseconds at 1 mA (dx/dt ~ 8e7 /s at x = 1); RK4 at dt = 1e-5 s with 10
   substeps still matched the stiff diffrax reference (Kvaerno5) to 1.3e-6 relative
   on that run (float64).
+  Under a symmetric sine these constants have a periodic loop only where ON and OFF
+  motion balance, x ~ 0.41 (ON drive 6.6e7 times the OFF drive at 2.4 mA, window ratio
+  f_off / f_on = 3.5e7); the orbit is slow (about 1 Hz) because both windows are nearly
+  closed there. Measured (float64, RK4): a 1 V sine from x0 = 0.95 settles onto it
+  within three periods at 1, 2 and 4 Hz (x in [0.39, 0.43] at 1 Hz); a 0.5 V, 100 kHz
+  sine only creeps the state down period after period (no periodic loop). The
+  ``devices`` benchmark therefore drives TEAM at 1 V, 1 Hz.
 - :class:`VTEAMMemristor`: the example set of the Technion group's public (V)TEAM
   Verilog-A/MATLAB code (also MemTorch's VTEAM defaults): R_on = 50 Ohm, R_off = 1 kOhm,
   w in [0, 3 nm], k_off = 5e-4 m/s, k_on = -10 m/s, alpha_off = 1, alpha_on = 3,

@@ -10,7 +10,7 @@ from scipy.integrate import quad
 
 from helpers import central_fd, rel_err
 from memjax.devices import simulate, simulate_reference
-from memjax.devices.team import Kvatinsky, TEAMMemristor, VTEAMMemristor
+from memjax.devices.team import Kvatinsky, TEAMMemristor, VTEAMMemristor, threshold_power
 from memjax.devices.windows import Biolek, Joglekar, NoWindow
 from memjax.integrate import odeint
 from memjax.waveforms import Constant, Sine
@@ -161,6 +161,52 @@ def test_team_kvatinsky_switch_on_matches_quadrature(x64):
     assert 0.65 < xs[-1] < 0.8  # moved, and slowed by the window
     t_quad = np.array([quad(lambda x: 1.0 / (abs(K) * f_on(x)), x, 1.0, epsrel=1e-12)[0] for x in xs])
     np.testing.assert_allclose(t_quad[1:], ts[1:], rtol=1e-6)
+
+
+def test_team_drive_factor_overflow_clamp_current(x64):
+    # The docstring's statement: with alpha_on = 10 and i_on = -8.9 uA the ON factor
+    # (|i|/|i_on| - 1)^10 is exact up to |i| = |i_on| (e^6 + 1) = 3.6 mA and capped at
+    # exp(60) above.
+    i_clamp = 8.9e-6 * (np.exp(6.0) + 1.0)
+    assert 3.59e-3 < i_clamp < 3.61e-3
+    for i in (1e-3, 2.4e-3, 0.99 * i_clamp):
+        np.testing.assert_allclose(threshold_power(i / 8.9e-6, 10.0), (i / 8.9e-6 - 1) ** 10,
+                                   rtol=1e-12)
+    for i in (1.01 * i_clamp, 4.6e-3):
+        np.testing.assert_allclose(threshold_power(i / 8.9e-6, 10.0), np.exp(60.0), rtol=1e-12)
+        assert (i / 8.9e-6 - 1) ** 10 > np.exp(60.0)
+
+
+def _loop_after_settling(dev, A, f, settle=3, spp=400, substeps=4):
+    """State and lobe area (|int i dv| over each half period) of the period after ``settle``."""
+    tr = simulate(dev, Sine(A, f), dt=1.0 / (f * spp), n_steps=spp * (settle + 1) + 1,
+                  substeps=substeps)
+    s = spp * settle
+    x, v, i = (np.asarray(a)[s:] for a in (tr.x, tr.v, tr.i))
+    h = spp // 2
+    area = abs(np.trapezoid(i[: h + 1], v[: h + 1])) + abs(np.trapezoid(i[h:], v[h:]))
+    return x, i, area
+
+
+def test_team_published_defaults_periodic_pinched_loop(x64):
+    # Pickett fit + Kvatinsky window: a 1 V sine from x0 = 0.95 switches ON into the orbit
+    # near x ~ 0.41 where ON and OFF motion balance, and after three periods the loop is
+    # periodic, pinched, and its lobes shrink with frequency (the `devices` benchmark row).
+    dev = TEAMMemristor(x0=0.95)
+    areas = []
+    for f in (1.0, 2.0, 4.0):
+        x, i, area = _loop_after_settling(dev, 1.0, f)
+        assert 0.35 < x.min() and x.max() < 0.45 and np.ptp(x) > 5e-3  # moving, on the orbit
+        assert abs(x[-1] - x[0]) < 1e-4 * np.ptp(x)  # periodic
+        assert np.max(np.abs(i)) < 3.6e-3  # below the drive-factor clamp current
+        assert abs(i[0]) + abs(i[200]) + abs(i[400]) < 1e-12 * np.max(np.abs(i))  # pinched
+        areas.append(area)
+    assert areas[0] > areas[1] > areas[2] > 0
+    assert areas[0] / (1.0 * np.max(np.abs(i))) > 0.01  # visibly open
+    # At 0.5 V, 100 kHz ON switching stalls above the orbit: the state only creeps down
+    # (monotone within the period), so there is no periodic loop to measure.
+    x, _, _ = _loop_after_settling(dev, 0.5, 1e5, substeps=1)
+    assert x.min() > 0.6 and np.all(np.diff(x) <= 0) and abs(x[-1] - x[0]) == np.ptp(x)
 
 
 def test_vteam_constant_voltage_closed_forms(x64):
