@@ -120,7 +120,7 @@ CASES: tuple[Case, ...] = (
     # the state creeps down: x in [0.672, 0.698] in the 4th period, [0.589, 0.591] in the
     # 20th, each monotone (no periodic loop to measure). 1 V also keeps |i| below 3.6 mA,
     # where (|i|/|i_on| - 1)^10 reaches the exp(60) overflow clamp of `threshold_power`
-    # (a 2 V drive reaches 4.6 mA: the clamp is then active in every negative
+    # (a 2 V, 1 kHz drive reaches 4.6 mA: the clamp is then active in every negative
     # half-cycle).
     # 4 RK4 substeps: the first ON switch is fast (1 substep: 6.8e-4 against diffrax).
     Case(

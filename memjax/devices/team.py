@@ -35,8 +35,8 @@ which would overflow float32; the clamp caps the factor at ``exp(60) ~ 1e26`` so
 gradients stay finite. The clamp is not only reached at absurd drives: with the Pickett
 fit below (alpha_on = 10, i_on = -8.9 uA) the ON factor reaches ``exp(60)`` at
 ``|i| = |i_on| (e^6 + 1) = 3.6 mA`` (0.18 V across R_on), and above that current the
-rate is capped (measured: a 2 V sine reaches 4.6 mA on its periodic orbit, so the cap
-is active over part of every negative half-cycle).
+rate is capped (measured: a 2 V, 1 kHz sine reaches 4.6 mA on its periodic orbit, so the
+cap is active over part of every negative half-cycle).
 Below it every value is exact.
 
 **Defaults.**
