@@ -42,6 +42,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -354,6 +355,8 @@ def train_continual(
     eval_every_epoch: bool = True,
     on_epoch: Callable[[MetaplasticMLP, int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
 ) -> tuple[MetaplasticMLP, dict[str, Any]]:
     """Train on ``tasks`` one after the other (no replay), Adam + metaplasticity.
 
@@ -368,6 +371,13 @@ def train_continual(
     accuracy is measured. ``ewc_lambda > 0`` adds the EWC penalty of every finished task
     (Fisher over ``ewc_samples`` training examples). ``on_epoch(model, task, epoch)`` is
     called after each epoch.
+
+    ``checkpoint_dir``: after every epoch an orbax checkpoint (the last two kept) holds
+    the model arrays (hidden weights, BN slots), the optimizer state, the level-change
+    counters, the EWC anchors and Fishers and the history; with ``resume`` a later call
+    with the same arguments continues after the last saved epoch and returns what an
+    uninterrupted run returns (batch orders depend only on ``(seed, task, epoch)``).
+    ``on_epoch`` is not replayed for the epochs restored.
 
     Returns ``(model, history)``: ``history["acc"]`` is a list of per-epoch rows (one
     accuracy per task), ``history["task"]`` the task trained in each row, ``"loss"``,
@@ -392,12 +402,25 @@ def train_continual(
     # One transformation for the whole stream (one compilation); its state is reset
     # (re-initialised) at each new task.
     optimizer_t = make_opt()
+    mngr = None if checkpoint_dir is None else _ckpt_manager(checkpoint_dir)
+    start = (0, 0, None)  # (task, epoch, optimizer state) to continue from
+    if mngr is not None and resume:
+        got = _ckpt_restore(mngr, model, optimizer_t, counts)
+        if got is not None:
+            model, opt_state, counts, anchors, fishers, hist, (t0_, e0_) = got
+            # Continue after epoch e0_ of task t0_.
+            start = (t0_, e0_ + 1, opt_state) if e0_ + 1 < epochs[t0_] else (t0_ + 1, 0, None)
+            if log is not None:
+                log(f"resumed from {checkpoint_dir}: task {t0_ + 1}, epoch {e0_ + 1} done")
     for t, task in enumerate(tasks):
-        opt_state = optimizer_t.init(model.weights)
+        if t < start[0]:
+            continue
+        resuming = t == start[0] and start[2] is not None
+        opt_state = start[2] if resuming else optimizer_t.init(model.weights)
         ewc = (ewc_lambda, tuple(anchors), tuple(fishers)) if ewc_lambda > 0 and anchors else None
         n = len(task.x_train)
         steps = n // batch_size
-        for e in range(epochs[t]):
+        for e in range(start[1] if t == start[0] else 0, epochs[t]):
             perm = np.random.default_rng([seed, t, e]).permutation(n)
             t0 = time.perf_counter()
             losses = []
@@ -427,15 +450,83 @@ def train_continual(
                     f"loss {loss:.4f}, {sec:.1f} s; {accs}")
             if on_epoch is not None:
                 on_epoch(model, t, e)
-        if ewc_lambda > 0 and t < len(tasks) - 1:
-            xs = task.inputs(task.x_train[:ewc_samples])
-            ys = jnp.asarray(task.y_train[:ewc_samples])
-            fishers.append(fisher_diagonal(_log_likelihood(model, model.slot(t)),
-                                           model.weights, xs, ys))
-            anchors.append(model.weights)
+            if ewc_lambda > 0 and t < len(tasks) - 1 and e == epochs[t] - 1:
+                xs = task.inputs(task.x_train[:ewc_samples])
+                ys = jnp.asarray(task.y_train[:ewc_samples])
+                fishers.append(fisher_diagonal(_log_likelihood(model, model.slot(t)),
+                                               model.weights, xs, ys))
+                anchors.append(model.weights)
+            if mngr is not None:
+                _ckpt_save(mngr, sum(epochs[:t]) + e, (t, e), model, opt_state, counts,
+                           anchors, fishers, hist)
     hist["final_acc"] = hist["acc"][-1]
     hist["counts"] = [np.asarray(c) for c in counts]
     return model, hist
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoints of the continual loop (orbax; arrays via StandardSave, the rest as JSON)
+
+_CKPT_FORMAT = 1
+
+
+def _ckpt_manager(directory):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+
+
+def _ckpt_tree(model, opt_state, counts, anchors, fishers):
+    return eqx.filter((model, opt_state, counts, tuple(anchors), tuple(fishers)), eqx.is_array)
+
+
+def _ckpt_save(mngr, step, position, model, opt_state, counts, anchors, fishers, hist):
+    import orbax.checkpoint as ocp
+
+    leaves = jax.tree_util.tree_leaves(_ckpt_tree(model, opt_state, counts, anchors, fishers))
+    meta = {"format": _CKPT_FORMAT, "task": int(position[0]), "epoch": int(position[1]),
+            "n_anchors": len(anchors), "history": hist}
+    mngr.save(int(step), args=ocp.args.Composite(
+        arrays=ocp.args.StandardSave({f"{i:05d}": v for i, v in enumerate(leaves)}),
+        meta=ocp.args.JsonSave(meta)))
+    mngr.wait_until_finished()
+
+
+def _ckpt_restore(mngr, model, optimizer, counts):
+    import orbax.checkpoint as ocp
+
+    latest = mngr.latest_step()
+    if latest is None:
+        return None
+    meta = mngr.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    if meta.get("format") != _CKPT_FORMAT:
+        raise ValueError(f"train_continual: the checkpoint at {mngr.directory} has format "
+                         f"{meta.get('format')}; expected {_CKPT_FORMAT}")
+    n_a = int(meta["n_anchors"])
+    template = (model, optimizer.init(model.weights), counts, (model.weights,) * n_a,
+                (model.weights,) * n_a)
+    arrays, static = eqx.partition(template, eqx.is_array)
+    flat, treedef = jax.tree_util.tree_flatten(arrays)
+    abstract = {f"{i:05d}": jax.ShapeDtypeStruct(v.shape, v.dtype) for i, v in enumerate(flat)}
+    try:
+        got = mngr.restore(latest, args=ocp.args.Composite(
+            arrays=ocp.args.StandardRestore(abstract)))["arrays"]
+    except Exception as e:  # a structure mismatch surfaces as assorted orbax errors
+        raise ValueError(f"train_continual: the checkpoint at {mngr.directory} does not match "
+                         f"this model/optimizer; use another checkpoint_dir or resume=False. "
+                         f"Orbax said: {e}") from e
+    leaves = [jnp.asarray(got[k]) for k in sorted(got)]
+    for i, (a, b) in enumerate(zip(flat, leaves)):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise ValueError(f"train_continual: checkpoint array {i} is {b.shape} {b.dtype}; "
+                             f"expected {a.shape} {a.dtype}")
+    model, opt_state, counts, anchors, fishers = eqx.combine(
+        jax.tree_util.tree_unflatten(treedef, leaves), static)
+    hist = {k: list(v) for k, v in meta["history"].items()}
+    return (model, opt_state, tuple(counts), list(anchors), list(fishers), hist,
+            (int(meta["task"]), int(meta["epoch"])))
 
 
 # --------------------------------------------------------------------------------------
