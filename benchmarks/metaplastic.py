@@ -37,25 +37,33 @@ from memjax.models.metaplastic import (
 )
 
 # The quantized perceptron of the MNIST -> Fashion-MNIST stream (this project's choice:
-# the paper's size and number of levels could not be read). m = 3 from a 3-epoch-per-task
-# probe on the full training sets (2,000 test images): m = 0 / 2 / 3 / 4 kept MNIST at
-# 14.7 / 22.9 / 58.7 / 89.8 % and reached 87.4 / 84.6 / 77.9 / 17.5 % on Fashion-MNIST.
-QNN = dict(sizes=(784, 1024, 10), n_levels=5, m=3.0, logit_scale=4.0)
+# the paper's size and number of levels could not be read). Real-valued hardtanh hidden
+# activations: probes on the full training sets (2,000 test images, 3 epochs per task,
+# m = 0) reached 94.6 % on MNIST against about 91 to 92 % with sign activations.
+# m = 3: 3-epoch-per-task probes kept MNIST at 48.9 % (hardtanh) / 58.7 % (sign) while
+# m >= 3.5 stops learning after the first epoch (5-epoch probe, m = 4.5: MNIST 90.3 %,
+# Fashion-MNIST 14 %); the benchmark also scans m (``m_scan``).
+QNN = dict(sizes=(784, 1024, 10), n_levels=5, m=3.0, logit_scale=4.0, activation="hardtanh")
 
 SETTINGS = {
     # full: every training image, the whole test sets.
     "mnist_fmnist": {
-        "full": dict(n_train=None, n_test=None, epochs=20, ewc_lambda=1000.0),
-        "quick": dict(n_train=4000, n_test=1000, epochs=2, ewc_lambda=1000.0),
+        # epochs: 5 per task fit the 45-minute budget on the shared 2-core CPU (about
+        # 12 s per epoch there, 14 task-trainings).
+        "full": dict(n_train=None, n_test=None, epochs=5, ewc_lambda=1000.0,
+                     m_scan=(2.0, 3.5, 4.0)),
+        "quick": dict(n_train=4000, n_test=1000, epochs=2, ewc_lambda=1000.0, m_scan=(4.0,)),
     },
     "pmnist": {
-        "full": dict(n_train=None, n_test=None, epochs=5, n_tasks=6, hidden=(1024, 1024),
+        # 3 epochs per task (the reference: 40): 90 BNN epochs at about 25 s on the
+        # shared CPU.
+        "full": dict(n_train=None, n_test=None, epochs=3, n_tasks=6, hidden=(1024, 1024),
                      ms=(0.0, 0.5, 1.0, 1.35, 2.0)),
         "quick": dict(n_train=2000, n_test=500, epochs=1, n_tasks=6, hidden=(256, 256),
                       ms=(0.0, 0.5, 1.0, 1.35, 2.0)),
     },
     "devices": {
-        "full": dict(n_train=None, n_test=None, epochs=20, levels=(2, 3, 4, 5, 8, 16),
+        "full": dict(n_train=None, n_test=None, epochs=3, levels=(2, 3, 4, 5, 8, 16),
                      write_sigmas=(0.0, 0.01, 0.02, 0.05, 0.1),
                      p_stuck=(0.0, 0.005, 0.01, 0.02, 0.05)),
         "quick": dict(n_train=3000, n_test=500, epochs=1, levels=(2, 3, 5, 16),
@@ -79,7 +87,8 @@ def _load_task(ctx, name, n_train, n_test, perm=None, label=None):
 def _qnn(key, n_tasks, **over):
     cfg = dict(QNN, **over)
     return MetaplasticMLP(cfg["sizes"], cfg["n_levels"], n_tasks=n_tasks,
-                          logit_scale=cfg["logit_scale"], key=key)
+                          logit_scale=cfg["logit_scale"], activation=cfg["activation"],
+                          key=key)
 
 
 def _count_stats(counts):
@@ -157,20 +166,27 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
     common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log)
     runs, trackers, seconds = {}, {}, []
 
-    def run(label, m, task_list, **kw):
-        tr = _DeviceTracker(device, jax.random.fold_in(key, len(runs) + 1))
+    def run(label, m, task_list, track=True, **kw):
+        tr = _DeviceTracker(device, jax.random.fold_in(key, len(runs) + 1)) if track else None
         t0 = time.perf_counter()
         model, hist = train_continual(_qnn(key, len(task_list)), task_list, m=m,
                                       on_epoch=tr, **common, **kw)
         hist["wall_s"] = time.perf_counter() - t0
         seconds.extend(hist["seconds"])
-        runs[label], trackers[label] = hist, (tr, model, task_list)
+        runs[label] = hist
+        if track:
+            trackers[label] = (tr, model, task_list)
         return hist
 
     meta = run(f"metaplastic m={QNN['m']}", QNN["m"], tasks)
     plain = run("m=0 (Adam)", 0.0, tasks)
     ewc = run(f"EWC lambda={s['ewc_lambda']:g}", 0.0, tasks, ewc_lambda=s["ewc_lambda"])
     alone = [run(f"{t.name} alone", 0.0, [t]) for t in tasks]
+    scan = {f"{QNN['m']:g}": meta["final_acc"]}
+    for mm in s["m_scan"]:
+        scan[f"{mm:g}"] = run(f"metaplastic m={mm:g}", mm, tasks, track=False)["final_acc"]
+    scan["0"] = plain["final_acc"]
+    scan = dict(sorted(scan.items(), key=lambda kv: float(kv[0])))
 
     dev_acc = {}
     for label, (tr, model, tl) in trackers.items():
@@ -184,6 +200,7 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
         "ewc_fmnist_acc": ewc["final_acc"][1],
         "mnist_acc_nonsequential": alone[0]["final_acc"][0],
         "fmnist_acc_nonsequential": alone[1]["final_acc"][0],
+        "final_acc_vs_m": scan,
         "mnist_acc_after_task1": meta["acc"][s["epochs"] - 1][0],
         "baseline_mnist_acc_after_task1": plain["acc"][s["epochs"] - 1][0],
         "device_acc_after_task2": {"metaplastic": dev_acc[list(runs)[0]],
