@@ -17,8 +17,9 @@ Every step of the ``n_steps`` time loop is one `lax.scan` iteration over the bat
 leading array axis). With direct (current) coding the input is static, so crossbar 1 is
 read once per sample and its currents are held over the whole window (as a sample-and-
 hold would); rate coding (Bernoulli spikes per step, :func:`memjax.data.rate`) reads it
-every step. There is no threshold, reset or surrogate: gradients are those of the MIF
-device equations (:mod:`memjax.neurons.mif`).
+every step (all steps' reads in one matmul before the time scan). There is no threshold,
+reset or surrogate: gradients are those of the MIF device equations
+(:mod:`memjax.neurons.mif`).
 
 Baselines with the same topology: `MEMprop` with ``synapse="dense"`` (unconstrained
 software weights in siemens instead of conductance pairs), and `LIFNet` (LIF neurons with
@@ -186,17 +187,21 @@ class MEMprop(eqx.Module):
             if k_in is None:
                 raise ValueError("MEMprop with encoding='rate' needs a key")
             p = jnp.clip(x, 0.0, 1.0) * jnp.minimum(self.rate_max * self.dt, 1.0)
-            xs = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
-            k1s = None if k1 is None else jax.random.split(k1, T)
+            spikes = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
+            # Crossbar 1 read for every step before the time scan: one [T batch, n_in]
+            # matmul instead of T small ones, and outside the rematerialised body, so
+            # the backward pass does not recompute it (the same currents and read noise
+            # as reading step by step with the keys split(k1, T)).
+            if k1 is None:
+                xs = self.g1 * _read(self.syn1, spikes * self.v_read, None)
+            else:
+                read = lambda st, kk: _read(self.syn1, st * self.v_read, kk)  # noqa: E731
+                xs = self.g1 * jax.vmap(read)(spikes, jax.random.split(k1, T))
 
         def body(carry, inp):
             s1, s2 = carry
             t, xt = inp
-            if self.encoding == "direct":
-                i1 = i1_static
-            else:
-                kk = None if k1 is None else k1s[t]
-                i1 = self.g1 * _read(self.syn1, xt * self.v_read, kk)
+            i1 = i1_static if self.encoding == "direct" else xt
             for _ in range(self.substeps):
                 s1 = mif_step(n1, s1, i1, h)
             i2 = self.g2 * _read(self.syn2, self.a_v * s1.v, None if k2s is None else k2s[t])
@@ -284,8 +289,9 @@ class LIFNet(eqx.Module):
     """Surrogate-gradient LIF baseline: dense 784 -> H LIF -> dense H -> 10 LIF.
 
     Direct coding (the static image as input current every step, its projection
-    computed once), spikes between the layers, logits = ``k_out * readout(v_out)`` of the
-    output layer's membrane (whose spikes are not used). Unitless.
+    computed once) or an input sequence ``[T, batch, n_in]`` (its projections in one
+    matmul before the time scan), spikes between the layers, logits = ``k_out *
+    readout(v_out)`` of the output layer's membrane (whose spikes are not used). Unitless.
     """
 
     w1: Float[Array, "n_in n_hidden"]
@@ -308,20 +314,35 @@ class LIFNet(eqx.Module):
         )
 
     def __call__(self, x, key=None, *, traces: bool = False):
+        """Logits ``[batch, n_out]``. ``x`` is a static input ``[batch, n_in]`` (injected
+        as current at every one of the ``n_steps`` steps) or an input sequence ``[T, batch,
+        n_in]`` (e.g. rate-coded spikes, :func:`memjax.data.rate`) with ``T = n_steps``."""
         x = jnp.asarray(x)
-        i1 = x @ self.w1 + self.b1
+        if x.ndim == 3:
+            if x.shape[0] != self.n_steps:
+                raise ValueError(
+                    f"LIFNet: an input sequence must have n_steps = {self.n_steps} steps "
+                    f"on axis 0; got shape {x.shape}"
+                )
+            # Every step's input projection in one [T batch, n_in] x [n_in, H] matmul.
+            i1s = x @ self.w1 + self.b1
+            i1 = None
+        else:
+            i1 = x @ self.w1 + self.b1
+            i1s = None
+        dtype = (i1 if i1s is None else i1s).dtype
         n = jax.lax.stop_gradient(self.neuron)
-        s1 = n.init_state(i1.shape, i1.dtype)
-        s2 = n.init_state((x.shape[0], self.w2.shape[1]), i1.dtype)
+        s1 = n.init_state((x.shape[-2], self.w1.shape[1]), dtype)
+        s2 = n.init_state((x.shape[-2], self.w2.shape[1]), dtype)
 
-        def body(carry, _):
+        def body(carry, i1t):
             s1, s2 = carry
-            s1 = lif_step(n, s1, i1)
+            s1 = lif_step(n, s1, i1 if i1t is None else i1t)
             s2 = lif_step(n, s2, s1.s @ self.w2 + self.b2)
             out = (s1.v, s2.v) if traces else s2.v
             return (s1, s2), out
 
-        _, out = jax.lax.scan(body, (s1, s2), None, length=self.n_steps)
+        _, out = jax.lax.scan(body, (s1, s2), i1s, length=self.n_steps)
         v_out = out[1] if traces else out
         logits = self.k_out * _readout(v_out, self.readout)
         return (logits, out) if traces else logits

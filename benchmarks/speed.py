@@ -1,0 +1,488 @@
+"""``speed-lif`` and ``speed-mif``: one training step of memjax against what users run.
+
+One training step = forward over ``T`` time steps, BPTT (reverse-mode through the whole
+time loop), one Adam update (lr 1e-3), batch 128, 784-H-10 network, cross-entropy on the
+output layer's membrane averaged over time. Two inputs:
+
+- ``static``: an MNIST image batch injected as current at every step (the MEMprop
+  setting; direct coding);
+- ``poisson``: a rate-coded spike tensor ``(T, 128, 784)`` (:func:`memjax.data.rate`,
+  ``max_rate`` :data:`MAX_RATE` Hz at ``dt`` = 1 ms) of the same images.
+
+``speed-lif`` (surrogate-gradient LIF, beta 0.9, threshold 1, fast-sigmoid slope 25)
+runs:
+
+- **memjax**: `memjax.models.memprop.LIFNet` (:mod:`memjax.neurons.lif`) trained the way
+  a user writes it: ``eqx.filter_jit`` step with ``eqx.filter_value_and_grad`` and
+  ``optax.adam``;
+- **hand JAX**: ``benchmarks/_handjax.py``, a dict of arrays, one ``lax.scan``, input
+  projection outside the scan, ``jax.jit`` (the yardstick for memjax's overhead);
+- **snnTorch** (``[peers]`` extra): ``nn.Linear`` + ``snn.Leaky`` with a Python loop over
+  time as in its tutorials (``benchmarks/_torch_peers.py``), ``torch.optim.Adam``;
+  ``torch.set_num_threads`` = the cores XLA uses;
+- **Spyx** (``[peers]`` extra): ``spyx.nn.Sequential(nnx.Linear, spyx.nn.LIF, nnx.Linear,
+  spyx.nn.LI)`` driven by ``spyx.nn.run`` over a time-major input (the static image
+  repeated ``T`` times), trained by ``spyx.optimize.make_train_step`` with an
+  ``nnx.Optimizer`` (Spyx's own training step).
+
+The peers' LIF conventions differ slightly (snnTorch applies the reset one step later;
+Spyx's ``LIF`` computes the spike from the previous membrane and lets gradient flow through
+the reset; its idiomatic readout layer is a non-spiking ``LI``): the work per step is the
+same two matmuls and elementwise updates.
+
+``speed-mif`` runs `memjax.models.memprop.MEMprop` (RRAM crossbars, MIF neurons, dt 1 ms,
+``encoding`` ``"direct"`` or ``"rate"``, Adam + conductance clipping) against
+``TorchMEMprop``: the same equations and the same exponential update in eager PyTorch
+with a Python loop over time steps (the way the authors' prototype runs). Both give the
+same loss for identical weights (``tests/benchmarks/test_speed.py``).
+
+Protocol: every implementation is built on the same weights and data, called once
+(compile / first call, recorded as ``*_first_s``) and ``WARMUP`` more times, then timed in
+``repeats`` interleaved rounds (each round times every implementation once, so load
+changes on the shared machine hit all of them alike); the step time is the median over
+rounds, outputs blocked on (``jax.block_until_ready``; PyTorch on CPU is synchronous).
+
+``flops_utilization`` = ``flops / memjax_step_s / peak``: ``flops`` is XLA's cost
+analysis (``jax.jit(f).lower(...).compile().cost_analysis()["flops"]``) of the hand-JAX
+step compiled with its time scan fully unrolled, because XLA's cost analysis counts the
+body of a ``while`` loop (a ``lax.scan``) once, not ``T`` times (the cost analysis of
+memjax's own compiled step is recorded too as ``xla_flops_memjax_step``); ``peak`` is
+the FLOP/s of a dense ``PEAK_N`` x ``PEAK_N`` float32 matmul measured in the same
+interleaved rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ._context import Context
+
+__all__ = ["run_lif", "run_mif", "TARGETS"]
+
+#: Targets of issue 6, reported beside the numbers.
+TARGETS = {
+    "ratio_vs_hand_jax": ("<=", 1.15),
+    "speedup_vs_snntorch_static": (">=", 5.0),
+    "speedup_vs_snntorch_poisson": (">=", 1.5),
+    "speedup_vs_spyx_static": (">=", 2.0),
+    "speedup_vs_spyx_poisson": (">=", 1.1),
+    "flops_utilization_poisson": (">=", 0.5),
+    "speedup_vs_torch_mif": (">=", 5.0),
+}
+BATCH = 128
+N_IN, N_OUT = 784, 10
+LR = 1e-3
+MAX_RATE = 200.0  # Hz, Poisson input; p = 0.2 per step for a white pixel at dt = 1 ms
+DT = 1e-3
+WARMUP = 2
+GAP_S = 0.05  # idle gap before each timed sample
+MIN_SAMPLE_S = 0.05  # a timed sample averages enough back-to-back calls to last this long
+PEAK_N = 1024
+
+
+def _settings(ctx: Context) -> dict:
+    if ctx.quick:
+        return dict(cases=[(25, 128)], repeats=5)
+    return dict(cases=[(25, 128), (100, 256)], repeats=9)
+
+
+def _n_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def _images(ctx: Context):
+    """A batch of MNIST test images in [0, 1] (random images where no data is found)."""
+    try:
+        import memjax.data as D
+
+        x, y = D.load("mnist", "test", data_dir=ctx.data_dir, limit=BATCH)
+        return D.normalize(x, flatten=True).astype(np.float32), y.astype(np.int32), "mnist"
+    except Exception as e:  # pragma: no cover - data missing
+        ctx.log(f"no MNIST ({e}); random images")
+        rng = np.random.default_rng(ctx.seed)
+        return (rng.random((BATCH, N_IN), dtype=np.float32),
+                rng.integers(0, 10, BATCH).astype(np.int32), "random")
+
+
+def _have(mod: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(mod) is not None
+
+
+def _interleaved(fns: dict, repeats: int, ctx: Context, desc: str) -> dict:
+    """First-call time, warm-up, then ``repeats`` rounds timing every fn once each.
+
+    In each round the order is shuffled and every sample is preceded by a short idle
+    gap (:data:`GAP_S`), so that one library's worker threads still spinning after its
+    call (PyTorch's OpenMP pool) do not slow down whichever call comes next. A sample
+    is the mean of ``n_inner`` back-to-back calls, ``n_inner`` chosen from the warm-up
+    so that a sample lasts at least :data:`MIN_SAMPLE_S`.
+    """
+    import jax
+
+    first, times, inner = {}, {k: [] for k in fns}, {}
+    for k, f in fns.items():
+        t0 = time.perf_counter()
+        jax.block_until_ready(f())
+        first[k] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(WARMUP):
+            jax.block_until_ready(f())
+        per = (time.perf_counter() - t0) / WARMUP
+        inner[k] = max(1, min(50, int(np.ceil(MIN_SAMPLE_S / max(per, 1e-6)))))
+    rng = np.random.default_rng(0)
+    keys = list(fns)
+    for _ in ctx.progress(range(repeats), desc=desc, leave=False):
+        for i in rng.permutation(len(keys)):
+            k = keys[i]
+            time.sleep(GAP_S)
+            t0 = time.perf_counter()
+            for _ in range(inner[k]):
+                jax.block_until_ready(fns[k]())
+            times[k].append((time.perf_counter() - t0) / inner[k])
+    return {k: dict(first_s=first[k], median_s=float(np.median(times[k])),
+                    min_s=float(np.min(times[k])), n_inner=inner[k],
+                    times_s=[float(t) for t in times[k]])
+            for k in fns}
+
+
+def _peak_fn():
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (PEAK_N, PEAK_N), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (PEAK_N, PEAK_N), jnp.float32)
+    mm = jax.jit(lambda a, b: a @ b)
+    return (lambda: mm(a, b)), 2.0 * PEAK_N**3
+
+
+def _cost_flops(compiled) -> float | None:
+    compiled = getattr(compiled, "compiled", compiled)  # equinox's AOT wrapper
+    ca = compiled.cost_analysis()
+    if isinstance(ca, (list, tuple)):
+        ca = ca[0] if ca else {}
+    return None if ca is None else (float(ca["flops"]) if "flops" in ca else None)
+
+
+def _ratio(a, b):
+    return None if (a is None or b is None) else float(a / b)
+
+
+# --------------------------------------------------------------------------- LIF
+
+
+def _memjax_lif(T, H, x, y, opt):
+    import equinox as eqx
+    import jax
+
+    from memjax.models.memprop import LIFNet, cross_entropy
+
+    model = LIFNet.init(jax.random.key(1), N_IN, H, N_OUT, n_steps=T)
+
+    @eqx.filter_jit
+    def step(model, opt_state, x, y):
+        loss, grads = eqx.filter_value_and_grad(lambda m: cross_entropy(m(x), y))(model)
+        params = eqx.filter(model, eqx.is_inexact_array)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return eqx.apply_updates(model, updates), opt_state, loss
+
+    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
+    t0 = time.perf_counter()
+    compiled = step.lower(model, opt_state, x, y).compile()
+    compile_s = time.perf_counter() - t0
+    return (lambda: step(model, opt_state, x, y)), compile_s, _cost_flops(compiled)
+
+
+def _hand_lif(T, H, x, y, opt, unroll_flops: bool):
+    import jax
+
+    from . import _handjax as HJ
+
+    params = HJ.init_params(jax.random.key(1), N_IN, H, N_OUT)
+    step = HJ.make_train_step(opt, n_steps=T)
+    opt_state = opt.init(params)
+    t0 = time.perf_counter()
+    step.lower(params, opt_state, x, y).compile()
+    compile_s = time.perf_counter() - t0
+    flops = None
+    if unroll_flops:
+        ustep = HJ.make_train_step(opt, n_steps=T, unroll=True)
+        flops = _cost_flops(ustep.lower(params, opt_state, x, y).compile())
+    return (lambda: step(params, opt_state, x, y)), compile_s, flops, params
+
+
+def _snntorch_lif(T, params, x, y):
+    import torch
+
+    from . import _torch_peers as TP
+
+    net = TP.lif_from_params(params)
+    step = TP.make_step(net, LR, num_steps=T)
+    xt = torch.from_numpy(np.array(x))
+    yt = torch.from_numpy(np.array(y)).long()
+    return lambda: step(xt, yt)
+
+
+def _spyx_lif(T, H, x, y):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import spyx
+    from flax import nnx
+
+    rngs = nnx.Rngs(1)
+    model = spyx.nn.Sequential(
+        nnx.Linear(N_IN, H, rngs=rngs),
+        spyx.nn.LIF((H,), beta=0.9, activation=spyx.axn.superspike(25.0), rngs=rngs),
+        nnx.Linear(H, N_OUT, rngs=rngs),
+        spyx.nn.LI((N_OUT,), beta=0.9, rngs=rngs),
+    )
+    optimizer = nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
+
+    def loss_fn(m, x, y):
+        xs = x if x.ndim == 3 else jnp.broadcast_to(x, (T,) + x.shape)
+        out, _ = spyx.nn.run(m, xs)
+        logits = jnp.mean(out, axis=0)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    step = spyx.optimize.make_train_step(loss_fn)
+    return lambda: step(model, optimizer, x, y)
+
+
+def run_lif(ctx: Context) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import memjax.data as D
+
+    s = _settings(ctx)
+    n_threads = _n_threads()
+    have_torch = _have("torch") and _have("snntorch")
+    have_spyx = _have("spyx")
+    if have_torch:
+        import torch
+
+        torch.set_num_threads(n_threads)
+    else:
+        ctx.log("snnTorch not installed (pip install -e '.[peers]'): skipped")
+    if not have_spyx:
+        ctx.log("Spyx not installed (pip install -e '.[peers]'): skipped")
+    xs_np, ys_np, data = _images(ctx)
+    x, y = jnp.asarray(xs_np), jnp.asarray(ys_np)
+    opt = optax.adam(LR)
+    peak, peak_flops = _peak_fn()
+    load_before = os.getloadavg()
+    metrics: dict = {}
+    rows = []
+    for T, H in s["cases"]:
+        spikes = D.rate(jax.random.key(ctx.seed + 7), x, T, max_rate=MAX_RATE, dt=DT)
+        for inp, xin in (("static", x), ("poisson", spikes)):
+            tag = f"T{T}_H{H}_{inp}"
+            ctx.log(f"{tag}: building and compiling")
+            m_fn, m_compile, m_xla_flops = _memjax_lif(T, H, xin, y, opt)
+            h_fn, h_compile, flops, params = _hand_lif(T, H, xin, y, opt, unroll_flops=True)
+            fns = {"memjax": m_fn, "hand_jax": h_fn}
+            if have_torch:
+                fns["snntorch"] = _snntorch_lif(T, params, xin, y)
+            if have_spyx:
+                fns["spyx"] = _spyx_lif(T, H, xin, y)
+            fns["peak_matmul"] = peak
+            r = _interleaved(fns, s["repeats"], ctx, tag)
+            t = {k: v["median_s"] for k, v in r.items()}
+            peak_s = peak_flops / t["peak_matmul"]
+            m = {
+                "memjax_step_ms": 1e3 * t["memjax"],
+                "hand_jax_step_ms": 1e3 * t["hand_jax"],
+                "snntorch_step_ms": 1e3 * t["snntorch"] if "snntorch" in t else None,
+                "spyx_step_ms": 1e3 * t["spyx"] if "spyx" in t else None,
+                "ratio_vs_hand_jax": _ratio(t["memjax"], t["hand_jax"]),
+                "speedup_vs_snntorch": _ratio(t.get("snntorch"), t["memjax"]),
+                "speedup_vs_spyx": _ratio(t.get("spyx"), t["memjax"]),
+                "flops_per_step": flops,
+                "xla_flops_memjax_step": m_xla_flops,
+                "achieved_gflops": None if flops is None else flops / t["memjax"] / 1e9,
+                "peak_matmul_gflops": peak_s / 1e9,
+                "flops_utilization": None if flops is None else flops / t["memjax"] / peak_s,
+                "memjax_compile_s": m_compile,
+                "hand_jax_compile_s": h_compile,
+                "first_call_s": {k: v["first_s"] for k, v in r.items()},
+                "min_step_ms": {k: 1e3 * v["min_s"] for k, v in r.items()},
+                "calls_per_sample": {k: v["n_inner"] for k, v in r.items()},
+            }
+            metrics[tag] = m
+            rows.append((tag, {k: v for k, v in t.items() if k != "peak_matmul"}))
+            ctx.log(
+                f"{tag}: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in t.items())
+                + f"; ratio_vs_hand_jax {m['ratio_vs_hand_jax']:.3f}, "
+                f"util {m['flops_utilization']:.2f}"
+            )
+    metrics["summary"] = _lif_summary(metrics)
+    _bar_figure(ctx, rows, "step_times", "speed-lif: one training step (fwd + BPTT + Adam), "
+                f"batch {BATCH}")
+    config = dict(
+        batch=BATCH, n_in=N_IN, n_out=N_OUT, lr=LR, cases=s["cases"], repeats=s["repeats"],
+        warmup=WARMUP, data=data, poisson_max_rate_hz=MAX_RATE, dt_s=DT, peak_n=PEAK_N,
+        lif=dict(beta=0.9, theta=1.0, surrogate="fast_sigmoid", slope=25.0),
+        torch_num_threads=n_threads if have_torch else None,
+        xla_cpu_threads=n_threads,
+        loadavg_before=load_before, loadavg_after=os.getloadavg(),
+        peers=_peer_versions(), targets=TARGETS,
+    )
+    return {"metrics": metrics, "config": config}
+
+
+def _lif_summary(metrics: dict) -> dict:
+    cases = {k: v for k, v in metrics.items() if k.startswith("T")}
+    out = {"ratio_vs_hand_jax_max": max(v["ratio_vs_hand_jax"] for v in cases.values())}
+    for inp in ("static", "poisson"):
+        sub = [v for k, v in cases.items() if k.endswith(inp)]
+        for key in ("speedup_vs_snntorch", "speedup_vs_spyx", "flops_utilization"):
+            vals = [v[key] for v in sub if v[key] is not None]
+            out[f"{key}_{inp}_min"] = min(vals) if vals else None
+    return out
+
+
+def _peer_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for p in ("torch", "snntorch", "spyx", "flax", "equinox", "optax"):
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    impls = []
+    for _, t in rows:
+        impls += [k for k in t if k not in impls]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(rows), 4))
+    w = 0.8 / len(impls)
+    for j, k in enumerate(impls):
+        xs = [i + (j - (len(impls) - 1) / 2) * w for i in range(len(rows))]
+        hs = [1e3 * t.get(k, np.nan) for _, t in rows]
+        bars = ax.bar(xs, hs, w, label=k)
+        for b, h in zip(bars, hs):
+            if np.isfinite(h):
+                ax.annotate(f"{h:.3g}", (b.get_x() + b.get_width() / 2, h), ha="center",
+                            va="bottom", fontsize=7, rotation=90, xytext=(0, 2),
+                            textcoords="offset points")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([tag.replace("_", "\n") for tag, _ in rows], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("step time (ms, median)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ctx.save_figure(fig, stem)
+
+
+# --------------------------------------------------------------------------- MIF
+
+
+def _memjax_mif(T, H, x, y, encoding, seed):
+    import equinox as eqx
+    import jax
+    import optax
+
+    from memjax.models.memprop import MEMprop, cross_entropy, project
+
+    model = MEMprop.init(jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, dt=DT,
+                         encoding=encoding, rate_max=MAX_RATE)
+    opt = optax.adam(LR)
+
+    @eqx.filter_jit
+    def step(model, opt_state, x, y, key):
+        loss, grads = eqx.filter_value_and_grad(
+            lambda m: cross_entropy(m(x, key), y))(model)
+        params = eqx.filter(model, eqx.is_inexact_array)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return project(eqx.apply_updates(model, updates)), opt_state, loss
+
+    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
+    key = jax.random.key(seed + 3)
+    t0 = time.perf_counter()
+    compiled = step.lower(model, opt_state, x, y, key).compile()
+    compile_s = time.perf_counter() - t0
+    return model, (lambda: step(model, opt_state, x, y, key)), compile_s, _cost_flops(compiled)
+
+
+def _torch_mif(model, x, y):
+    import torch
+
+    from . import _torch_peers as TP
+
+    net = TP.mif_from_memprop(model)
+    step = TP.make_step(net, LR, project=lambda n: n.project())
+    xt = torch.from_numpy(np.array(x))
+    yt = torch.from_numpy(np.array(y)).long()
+    return lambda: step(xt, yt)
+
+
+def run_mif(ctx: Context) -> dict:
+    import jax.numpy as jnp
+
+    s = _settings(ctx)
+    n_threads = _n_threads()
+    have_torch = _have("torch")
+    if have_torch:
+        import torch
+
+        torch.set_num_threads(n_threads)
+    else:
+        ctx.log("torch not installed (pip install -e '.[peers]'): torch MIF skipped")
+    xs_np, ys_np, data = _images(ctx)
+    x, y = jnp.asarray(xs_np), jnp.asarray(ys_np)
+    load_before = os.getloadavg()
+    metrics: dict = {}
+    rows = []
+    for T, H in s["cases"]:
+        for inp, enc in (("static", "direct"), ("poisson", "rate")):
+            tag = f"T{T}_H{H}_{inp}"
+            ctx.log(f"{tag}: building and compiling")
+            model, m_fn, m_compile, m_xla_flops = _memjax_mif(T, H, x, y, enc, ctx.seed)
+            fns = {"memjax": m_fn}
+            if have_torch:
+                fns["torch_mif"] = _torch_mif(model, x, y)
+            r = _interleaved(fns, s["repeats"], ctx, tag)
+            t = {k: v["median_s"] for k, v in r.items()}
+            m = {
+                "memjax_step_ms": 1e3 * t["memjax"],
+                "torch_mif_step_ms": 1e3 * t["torch_mif"] if "torch_mif" in t else None,
+                "speedup_vs_torch_mif": _ratio(t.get("torch_mif"), t["memjax"]),
+                "memjax_compile_s": m_compile,
+                "xla_flops_memjax_step": m_xla_flops,
+                "first_call_s": {k: v["first_s"] for k, v in r.items()},
+                "min_step_ms": {k: 1e3 * v["min_s"] for k, v in r.items()},
+            }
+            metrics[tag] = m
+            rows.append((tag, t))
+            ctx.log(f"{tag}: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in t.items()))
+    sp = [v["speedup_vs_torch_mif"] for k, v in metrics.items()
+          if v["speedup_vs_torch_mif"] is not None]
+    metrics["summary"] = {"speedup_vs_torch_mif_min": min(sp) if sp else None}
+    _bar_figure(ctx, rows, "step_times", "speed-mif: one MEMprop training step (fwd + BPTT + "
+                f"Adam + clip), batch {BATCH}")
+    config = dict(
+        batch=BATCH, n_in=N_IN, n_out=N_OUT, lr=LR, cases=s["cases"], repeats=s["repeats"],
+        warmup=WARMUP, data=data, dt_s=DT, rate_max_hz=MAX_RATE,
+        memprop="MEMprop.init defaults (ideal crossbars, MIF defaults, gains 2, k_out 200)",
+        torch_num_threads=n_threads if have_torch else None, xla_cpu_threads=n_threads,
+        loadavg_before=load_before, loadavg_after=os.getloadavg(),
+        peers=_peer_versions(), targets=TARGETS,
+    )
+    return {"metrics": metrics, "config": config}
