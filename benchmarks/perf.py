@@ -768,6 +768,34 @@ def _trained_accuracy(ctx, test, names):
     return out
 
 
+def _phi1_branch_autodiff(z):
+    """memjax's phi1 before its custom JVP (reverse mode through both where branches)."""
+    import jax.numpy as jnp
+
+    z = jnp.asarray(z)
+    small = z < 1e-4
+    zs = jnp.where(small, 1.0, z)
+    return jnp.where(small, 1.0 - 0.5 * z + z * z / 6.0, -jnp.expm1(-zs) / zs)
+
+
+def _mif_layer(H, T, B):
+    """``i1 -> sum of v`` of one MIF layer ``[B, H]`` over ``T`` steps of 1 ms (remat)."""
+    import jax
+    import jax.numpy as jnp
+
+    from memjax.neurons.mif import MIF, mif_step
+
+    n = MIF()
+
+    def mif_layer(i1):
+        s0 = n.init_state(i1.shape, i1.dtype)
+        s, vs = jax.lax.scan(jax.checkpoint(lambda s, _: (mif_step(n, s, i1, 1e-3),) * 2),
+                             s0, None, length=T)
+        return jnp.sum(vs.v)
+
+    return mif_layer
+
+
 def _profile(ctx, H, T, B, repeats):
     """Where the float32 MEMprop training step spends its time (see docs/performance.md)."""
     import equinox as eqx
@@ -775,7 +803,7 @@ def _profile(ctx, H, T, B, repeats):
     import jax.numpy as jnp
 
     from memjax.models.memprop import MEMprop, memprop_loss
-    from memjax.neurons.mif import MIF, mif_step
+    from memjax.neurons.mif import MIF
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.uniform(size=(B, 784)), jnp.float32)
@@ -789,21 +817,35 @@ def _profile(ctx, H, T, B, repeats):
         st = timeit(comp, *args, repeats=repeats)
         ca = comp.cost_analysis()
         ca = ca[0] if isinstance(ca, (list, tuple)) else ca
-        out[label] = {"ms": st["median_s"] * 1e3, "compile_s": c,
+        out[label] = {"ms": st["median_s"] * 1e3, "min_ms": st["min_s"] * 1e3, "compile_s": c,
                       "flops": float(ca.get("flops", np.nan)),
                       "transcendentals": float(ca.get("transcendentals", np.nan)),
                       "bytes_accessed": float(ca.get("bytes accessed", np.nan))}
         ctx.log(f"profile {label}: {st['median_s'] * 1e3:.2f} ms")
         return comp
 
-    for mode in MODES:
-        model = MEMprop.init(jax.random.key(0), 784, H, 10, n_steps=T, checkpoint=mode)
+    import memjax.neurons.mif as mif_module
+
+    for mode in MODES + ("step_phi1_autodiff",):
+        model = MEMprop.init(jax.random.key(0), 784, H, 10, n_steps=T,
+                             checkpoint=mode.split("_")[0])
         params, static = eqx.partition(model, eqx.is_inexact_array)
 
         def grad_f(p, x, y, static=static):
             return jax.value_and_grad(
                 lambda q: memprop_loss(eqx.combine(q, static), x, y, None)[0])(p)
 
+        if mode == "step_phi1_autodiff":
+            # before/after of the custom JVP of phi1: the same step with phi1 differentiated
+            # through both of its jnp.where branches (the library's earlier form)
+            lib_phi1, mif_module.phi1 = mif_module.phi1, _phi1_branch_autodiff
+            try:
+                timed(f"value_and_grad_{mode}", grad_f, params, x, y)
+                timed("mif_hidden_layer_grad_phi1_autodiff", jax.grad(_mif_layer(H, T, B)),
+                      jnp.full((B, H), 5e-6, jnp.float32))
+            finally:
+                mif_module.phi1 = lib_phi1
+            continue
         comp = timed(f"value_and_grad_{mode}", grad_f, params, x, y)
         if mode == "step":
             timed("forward", lambda p, x, static=static: eqx.combine(p, static)(x), params, x)
@@ -815,13 +857,7 @@ def _profile(ctx, H, T, B, repeats):
           xb, x)
     n = MIF()
     i1 = jnp.full((B, H), 5e-6, jnp.float32)
-
-    def mif_layer(i1):
-        s0 = n.init_state(i1.shape, i1.dtype)
-        s, vs = jax.lax.scan(jax.checkpoint(lambda s, _: (mif_step(n, s, i1, 1e-3),) * 2),
-                             s0, None, length=T)
-        return jnp.sum(vs.v)
-
+    mif_layer = _mif_layer(H, T, B)
     timed("mif_hidden_layer_forward", mif_layer, i1)
     timed("mif_hidden_layer_grad", jax.grad(mif_layer), i1)
     timed("mif_rest_point", lambda: n.init_state((B, H), jnp.float32))

@@ -105,15 +105,35 @@ __all__ = [
 ]
 
 
+@jax.custom_jvp
 def phi1(z):
     """``(1 - exp(-z)) / z`` with ``phi1(0) = 1``: exact exponential-integrator weight.
 
     Finite value and gradient for every ``z >= 0`` (series near 0, `expm1` elsewhere).
+    The derivative ``phi1'(z) = (1 - (1 + z) phi1(z)) / z`` (its Taylor series for
+    small ``z``) is given as a custom JVP: the same values as differentiating the two
+    branches, with a much smaller backward graph (the MIF layer's gradient runs about
+    2-3x faster on CPU; docs/performance.md).
     """
     z = jnp.asarray(z)
     small = z < 1e-4
     zs = jnp.where(small, 1.0, z)
     return jnp.where(small, 1.0 - 0.5 * z + z * z / 6.0, -jnp.expm1(-zs) / zs)
+
+
+@phi1.defjvp
+def _phi1_jvp(primals, tangents):
+    (z,), (dz,) = primals, tangents
+    z = jnp.asarray(z)
+    f = phi1(z)
+    # below the cut the series is exact to rounding; above it the cancellation in
+    # 1 - (1 + z) phi1 costs at most eps / cut relative
+    small = z < (0.01 if z.dtype == jnp.float64 else 0.1)
+    zs = jnp.where(small, 1.0, z)
+    # series of phi1'(z) = sum_n (-1)^(n+1) (n + 1) z^n / (n + 2)!, truncation < 2e-10
+    series = -0.5 + z * (1 / 3 + z * (-1 / 8 + z * (1 / 30 + z * (-1 / 144 + z / 840))))
+    df = jnp.where(small, series, (1.0 - (1.0 + zs) * f) / zs)
+    return f, df * dz
 
 
 def default_memristor() -> MMSSMemristor:
