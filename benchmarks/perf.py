@@ -523,22 +523,19 @@ def _plot_memory(ctx, Ts, rec):
 # scale-out
 
 
-def _child_scale_out(a: dict) -> dict:
+def _dp_setup(a: dict):
+    """MNIST batches, model, optimizer and the jitted train step of the scale-out run."""
     import equinox as eqx
     import jax
-    import jax.numpy as jnp
     import optax
 
     import memjax.data as D
-    from memjax.distributed import data_mesh, replicate, shard_batch
     from memjax.models.memprop import MEMprop, memprop_loss, project
-    from memjax.train import fit
 
-    n_dev = jax.device_count()
-    steps, B, H = a["steps"], a["batch"], a["n_hidden"]
+    steps, B = a["steps"], a["batch"]
     x, y = D.load("mnist", "train", data_dir=a["data_dir"], limit=steps * B)
     x, y = D.normalize(x, flatten=True), y.astype(np.int32)
-    model = MEMprop.init(jax.random.key(a["seed"]), 784, H, 10)
+    model = MEMprop.init(jax.random.key(a["seed"]), 784, a["n_hidden"], 10)
     opt = optax.adam(4e-3)
     params0, static = eqx.partition(model, eqx.is_inexact_array)
 
@@ -553,26 +550,70 @@ def _child_scale_out(a: dict) -> dict:
         params = eqx.partition(project(eqx.combine(params, static)), eqx.is_inexact_array)[0]
         return params, opt_state, loss
 
+    return x, y, model, opt, params0, step
+
+
+def _dp_run(a: dict, setup, mesh) -> dict:
+    """Per-step losses and times of ``a["steps"]`` steps, data-parallel over ``mesh``
+    (or on the first device when ``mesh`` is None)."""
+    import jax
+    import jax.numpy as jnp
+
+    from memjax.distributed import replicate, shard_batch
+
+    x, y, _, opt, params0, step = setup
+    B = a["batch"]
+    params, opt_state = params0, opt.init(params0)
+    if mesh is not None:
+        params, opt_state = replicate((params, opt_state), mesh)
+    else:
+        params, opt_state = jax.device_put((params, opt_state), jax.devices()[0])
+    losses, times = [], []
+    for i in range(a["steps"]):
+        xb, yb = jnp.asarray(x[i * B:(i + 1) * B]), jnp.asarray(y[i * B:(i + 1) * B])
+        xb, yb = shard_batch((xb, yb), mesh) if mesh is not None else (xb, yb)
+        t0 = time.perf_counter()
+        params, opt_state, loss = step(params, opt_state, xb, yb)
+        loss = float(loss)
+        times.append(time.perf_counter() - t0)
+        losses.append(loss)
+    leaves = jax.tree.leaves(params)
+    return {"losses": losses, "first_step_s": times[0],
+            "median_step_ms": float(np.median(times[1:]) * 1e3),
+            "params_sharding": str(leaves[0].sharding),
+            "params": [np.asarray(p.addressable_data(0)).ravel() for p in leaves]}
+
+
+def _child_multiprocess(a: dict) -> dict:
+    """One of ``a["processes"]`` processes of a `jax.distributed` run (CPU, gloo)."""
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"localhost:{a['port']}",
+                               num_processes=a["processes"], process_id=a["process_id"])
+    from memjax.distributed import data_mesh
+
+    out = _dp_run(a, _dp_setup(a), data_mesh())
+    out.pop("params")
+    return {"process_id": jax.process_index(), "processes": jax.process_count(),
+            "devices": jax.device_count(), "local_devices": jax.local_device_count(), **out}
+
+
+def _child_scale_out(a: dict) -> dict:
+    import equinox as eqx
+    import jax
+
+    from memjax.distributed import data_mesh
+    from memjax.models.memprop import memprop_loss, project
+    from memjax.train import fit
+
+    n_dev = jax.device_count()
+    setup = _dp_setup(a)
+    x, y, model, opt, _, _ = setup
+    B = a["batch"]
     out: dict[str, Any] = {"devices": n_dev, "device_kinds": [str(d) for d in jax.devices()]}
     for name, mesh in (("one_device", None), (f"{n_dev}_devices", data_mesh())):
-        params, opt_state = params0, opt.init(params0)
-        if mesh is not None:
-            params, opt_state = replicate((params, opt_state), mesh)
-        else:
-            params, opt_state = jax.device_put((params, opt_state), jax.devices()[0])
-        losses, times = [], []
-        for i in range(steps):
-            xb, yb = jnp.asarray(x[i * B:(i + 1) * B]), jnp.asarray(y[i * B:(i + 1) * B])
-            xb, yb = shard_batch((xb, yb), mesh) if mesh is not None else (xb, yb)
-            t0 = time.perf_counter()
-            params, opt_state, loss = step(params, opt_state, xb, yb)
-            loss = float(loss)
-            times.append(time.perf_counter() - t0)
-            losses.append(loss)
-        out[name] = {"losses": losses, "first_step_s": times[0],
-                     "median_step_ms": float(np.median(times[1:]) * 1e3),
-                     "params_sharding": str(jax.tree.leaves(params)[0].sharding),
-                     "params": [np.asarray(p).ravel() for p in jax.tree.leaves(params)]}
+        out[name] = _dp_run(a, setup, mesh)
     one, many = out["one_device"], out[f"{n_dev}_devices"]
     l1, ln = np.asarray(one["losses"]), np.asarray(many["losses"])
     out["loss_max_abs_diff"] = float(np.max(np.abs(l1 - ln)))
@@ -604,6 +645,7 @@ def run_scale_out(ctx: Context) -> dict:
     r = _child("scale_out", a, env={
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_dev}"})
     many = f"{n_dev}_devices"
+    mp = _multiprocess(ctx, a, processes=2, devices_per_process=2)
     metrics = {
         "devices": r["devices"],
         "loss_max_abs_diff": r["loss_max_abs_diff"],
@@ -620,19 +662,67 @@ def run_scale_out(ctx: Context) -> dict:
         "fit_params_max_rel_diff": r["fit_params_max_rel_diff"],
         "fit_seconds": r["fit_seconds"],
     }
-    _plot_scale_out(ctx, r, many)
+    if mp is not None:
+        lm = np.asarray(mp[0]["losses"])
+        l1 = np.asarray(r["one_device"]["losses"])
+        metrics["multiprocess"] = {
+            "processes": mp[0]["processes"], "devices": mp[0]["devices"],
+            "local_devices": mp[0]["local_devices"], "losses": mp[0]["losses"],
+            "losses_agree_across_processes": bool(all(q["losses"] == mp[0]["losses"] for q in mp)),
+            "loss_max_rel_diff_vs_one_device": float(np.max(np.abs(lm - l1) / np.abs(l1))),
+            "median_step_ms": mp[0]["median_step_ms"],
+        }
+    _plot_scale_out(ctx, r, many, mp)
     config = {"load_avg_start": load0, "load_avg_end": _load(), **{k: v for k, v in a.items()},
               "dataset": "MNIST train (first steps x batch images)",
               "topology": f"784-{a['n_hidden']}-10 MEMprop, crossbars, 10 steps of 1 ms",
               "optimizer": "Adam 4e-3, u clipped to [0, 1] after each step",
               "xla_flags": f"--xla_force_host_platform_device_count={n_dev}",
               "sharding": "batch P('data') over Mesh(4 CPU devices), params/opt state P()",
+              "multiprocess": "2 processes x 2 host devices, jax.distributed.initialize on "
+                              "localhost, CPU collectives over gloo, same global mesh code",
               "note": "4 host devices share this machine's 2 cores: scale-out here shows "
                       "correctness, not speed"}
     return {"metrics": metrics, "config": config}
 
 
-def _plot_scale_out(ctx, r, many):
+def _multiprocess(ctx, a, processes: int, devices_per_process: int):
+    """The same training as ``processes`` `jax.distributed` processes on this machine
+    (CPU collectives over gloo), each with ``devices_per_process`` host devices; None
+    (with a message) where that runtime is unavailable."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.perf", "multiprocess",
+         json.dumps({**a, "port": port, "processes": processes, "process_id": i})],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(processes)]
+    outs = []
+    for p in procs:
+        try:
+            so, se = p.communicate(timeout=900)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            so, se = p.communicate()
+        line = next((ln for ln in so.splitlines() if ln.startswith("RESULT")), None)
+        if p.returncode != 0 or line is None:
+            ctx.log(f"multi-process run failed (rc {p.returncode}): {se[-1500:]}")
+            for q in procs:
+                if q.poll() is None:
+                    q.kill()
+            return None
+        outs.append(json.loads(line[len("RESULT"):]))
+    ctx.log(f"{processes} processes x {devices_per_process} devices: losses "
+            f"{outs[0]['losses'][:3]}...")
+    return outs
+
+
+def _plot_scale_out(ctx, r, many, mp=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -643,11 +733,19 @@ def _plot_scale_out(ctx, r, many):
     s = np.arange(1, len(l1) + 1)
     axes[0].plot(s, l1, "o-", lw=2.5, alpha=0.5, label="1 device")
     axes[0].plot(s, ln, "x--", label=f"{many.replace('_', ' ')} (batch sharded)")
+    if mp is not None:
+        lm = np.asarray(mp[0]["losses"])
+        axes[0].plot(s, lm, "+:", ms=9, label=f"{mp[0]['processes']} processes x "
+                     f"{mp[0]['local_devices']} devices (jax.distributed)")
+        axes[1].semilogy(s, np.maximum(np.abs(l1 - lm) / np.abs(l1), 1e-10), "C3+:",
+                         label="multi-process vs 1")
     axes[0].set(xlabel="training step", ylabel="loss", title="MEMprop on MNIST")
     axes[0].legend()
-    axes[1].semilogy(s, np.maximum(np.abs(l1 - ln) / np.abs(l1), 1e-10), "k.-")
+    axes[1].semilogy(s, np.maximum(np.abs(l1 - ln) / np.abs(l1), 1e-10), "k.-",
+                     label="4 devices vs 1")
+    axes[1].legend(fontsize=8)
     axes[1].set(xlabel="training step", ylabel="|rel. loss difference|",
-                title="4 devices vs 1 (float32)")
+                title="difference to one device (float32)")
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -933,7 +1031,8 @@ def run_precision(ctx: Context) -> dict:
 
 # --------------------------------------------------------------------------------------
 
-_CHILDREN = {"memory": _child_memory, "scale_out": _child_scale_out}
+_CHILDREN = {"memory": _child_memory, "scale_out": _child_scale_out,
+             "multiprocess": _child_multiprocess}
 
 if __name__ == "__main__":
     kind, arg = sys.argv[1], json.loads(sys.argv[2])

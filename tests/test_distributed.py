@@ -84,3 +84,61 @@ def test_fit_rejects_indivisible_batch(monkeypatch):
     with pytest.raises(ValueError, match="batch_size must be divisible"):
         fit({"w": np.zeros(2, np.float32)}, lambda m, x, y, k: (0.0, {}), None, (x, y),
             epochs=1, batch_size=6, progress=False, mesh=data_mesh())
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+    pid, port = int(sys.argv[1]), sys.argv[2]
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
+                               process_id=pid)
+    import jax.numpy as jnp, numpy as np, optax
+    from memjax.distributed import data_mesh
+    from memjax.models.memprop import cross_entropy
+    from memjax.train import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(64, 12)).astype(np.float32)
+    y = rng.integers(0, 3, 64).astype(np.int32)
+    m = {"w": jnp.asarray(rng.normal(size=(12, 3)), jnp.float32), "b": jnp.zeros(3)}
+    loss = lambda m, x, y, k: (cross_entropy(
+        (x + 0.1 * jax.random.normal(k, x.shape)) @ m["w"] + m["b"], y), {})
+    mesh = data_mesh()
+    mm, h = fit(m, loss, optax.adam(1e-2), (x, y), epochs=3, batch_size=16,
+                progress=False, mesh=mesh)
+    print("RESULT" + json.dumps({"devices": jax.device_count(), "loss": h["train_loss"],
+          "w": np.asarray(mm["w"].addressable_data(0)).ravel().tolist()}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_jax_distributed_match_one_device():
+    # The multi-host path: 2 processes x 2 host devices joined by jax.distributed (CPU
+    # collectives over gloo) train like the one-device run.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = []
+    for p in procs:
+        so, se = p.communicate(timeout=300)
+        assert p.returncode == 0, se[-3000:]
+        outs.append(json.loads(next(ln for ln in so.splitlines()
+                                    if ln.startswith("RESULT"))[len("RESULT"):]))
+    ref = json.loads(next(ln for ln in subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300,
+        env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")).stdout.splitlines()
+        if ln.startswith("RESULT"))[len("RESULT"):])["one"]
+    for o in outs:
+        assert o["devices"] == 4
+        np.testing.assert_allclose(o["loss"], ref["loss"], rtol=1e-5)
+        np.testing.assert_allclose(o["w"], ref["params"][1], rtol=1e-4, atol=1e-6)
