@@ -118,10 +118,7 @@ CASES: tuple[Case, ...] = (
     # settling periods (state drift < 1e-5 of the swing at f0, 2 f0, 4 f0). With the
     # drive committed before (0.5 V, 100 kHz) ON switching stalls above the orbit and
     # the state creeps down: x in [0.672, 0.698] in the 4th period, [0.589, 0.591] in the
-    # 20th, each monotone (no periodic loop to measure). 1 V also keeps |i| below 3.6 mA,
-    # where (|i|/|i_on| - 1)^10 reaches the exp(60) overflow clamp of `threshold_power`
-    # (a 2 V, 1 kHz drive reaches 4.6 mA: the clamp is then active in every negative
-    # half-cycle).
+    # 20th, each monotone (no periodic loop to measure). At 1 V |i| stays below 2.4 mA.
     # 4 RK4 substeps: the first ON switch is fast (1 substep: 6.8e-4 against diffrax).
     Case(
         "TEAM", "memjax.devices.team", lambda m: m.TEAMMemristor(x0=0.95), 1.0, 1.0,

@@ -29,15 +29,14 @@ eqs. 18-19, ``f_off(w) = exp(-exp((w - a_off)/w_c))``, ``f_on(w) = exp(-exp(-(w 
 Biolek's ``stp(-i)`` and Kvatinsky's branch choice see the sign of the device current,
 which for VTEAM has the sign of ``v``.
 
-**Overflow.** ``(r - 1)^alpha`` is evaluated as ``exp(min(alpha ln(r - 1), EXP_MAX))``
-for ``r > 1`` and exactly 0 otherwise: a drive of 1 kV gives ``(1e3/50/115e-6)^10 ~ 1e52``,
-which would overflow float32; the clamp caps the factor at ``exp(60) ~ 1e26`` so rate and
-gradients stay finite. The clamp is not only reached at absurd drives: with the Pickett
-fit below (alpha_on = 10, i_on = -8.9 uA) the ON factor reaches ``exp(60)`` at
-``|i| = |i_on| (e^6 + 1) = 3.6 mA`` (0.18 V across R_on), and above that current the
-rate is capped (measured: a 2 V, 1 kHz sine reaches 4.6 mA on its periodic orbit, so the
-cap is active over part of every negative half-cycle).
-Below it every value is exact.
+**Overflow.** The drift term ``k (r - 1)^alpha`` is evaluated in log space as
+``sign(k) exp(min(ln|k| + alpha ln(r - 1), EXP_MAX))`` for ``r > 1`` and exactly 0
+otherwise (:func:`threshold_rate`). The cap applies to the whole rate in m/s (or V/s for a
+voltage-defined state), ``exp(60) ~ 1e26``, never to the drive factor alone: a 1 kV drive
+gives ``(1e3/50/115e-6)^10 ~ 1e52``, which would overflow float32, while the rate of any
+physical operating point is exact (with the Pickett fit below, ``k_on = -4.68e-22 m/s``,
+the cap is reached only above ``|i| ~ 0.5 A``). An earlier version capped the drive factor
+alone at ``exp(60)``, which silently limited the rate from 3.6 mA (0.18 V across R_on).
 
 **Defaults.**
 
@@ -85,7 +84,7 @@ __all__ = [
     "TEAMMemristor",
     "VTEAMMemristor",
     "Kvatinsky",
-    "threshold_power",
+    "threshold_rate",
     "kvatinsky_off",
     "kvatinsky_on",
 ]
@@ -95,16 +94,19 @@ _IV_CHOICES = ("linear", "exponential")
 _INF = float("inf")
 
 
-def threshold_power(r, alpha):
-    """``(r - 1)^alpha`` for ``r > 1``, else 0 (the TEAM/VTEAM drive factor).
+def threshold_rate(k, r, alpha):
+    """``k (r - 1)^alpha`` for ``r > 1``, else 0 (a TEAM/VTEAM drift term).
 
-    Computed as ``exp(min(alpha ln(r - 1), EXP_MAX))``: zero with zero gradient at and
-    below threshold, and finite value and gradient for any finite ``r``.
+    Computed in log space, ``sign(k) exp(min(ln|k| + alpha ln(r - 1), EXP_MAX))``, so only
+    a rate beyond ``exp(60)`` in the units of ``k`` is capped (float32-safe value and
+    gradient), not the drive factor: rates of physical operating points are exact.
     """
     u = jnp.asarray(r) - 1.0
     pos = u > 0
     safe_u = jnp.where(pos, u, 1.0)
-    return jnp.where(pos, safe_exp(alpha * jnp.log(safe_u)), 0.0)
+    k = jnp.asarray(k)
+    log_rate = jnp.log(jnp.abs(k)) + alpha * jnp.log(safe_u)
+    return jnp.where(pos, jnp.sign(k) * safe_exp(log_rate), 0.0)
 
 
 def kvatinsky_off(w, a_off, w_c):
@@ -180,9 +182,7 @@ def _check_common(owner, m):
 
 def _drift(u, u_on, u_off, k_on, k_off, alpha_on, alpha_off):
     """Unwindowed dw/dt of TEAM eq. (14) / VTEAM eq. (3) for drive ``u`` (A or V)."""
-    return k_off * threshold_power(u / u_off, alpha_off) + k_on * threshold_power(
-        u / u_on, alpha_on
-    )
+    return threshold_rate(k_off, u / u_off, alpha_off) + threshold_rate(k_on, u / u_on, alpha_on)
 
 
 class TEAMMemristor(AbstractMemristor):

@@ -10,7 +10,7 @@ from scipy.integrate import quad
 
 from helpers import central_fd, rel_err
 from memjax.devices import simulate, simulate_reference
-from memjax.devices.team import Kvatinsky, TEAMMemristor, VTEAMMemristor, threshold_power
+from memjax.devices.team import Kvatinsky, TEAMMemristor, VTEAMMemristor, threshold_rate
 from memjax.devices.windows import Biolek, Joglekar, NoWindow
 from memjax.integrate import odeint
 from memjax.waveforms import Constant, Sine
@@ -163,18 +163,21 @@ def test_team_kvatinsky_switch_on_matches_quadrature(x64):
     np.testing.assert_allclose(t_quad[1:], ts[1:], rtol=1e-6)
 
 
-def test_team_drive_factor_overflow_clamp_current(x64):
-    # The docstring's statement: with alpha_on = 10 and i_on = -8.9 uA the ON factor
-    # (|i|/|i_on| - 1)^10 is exact up to |i| = |i_on| (e^6 + 1) = 3.6 mA and capped at
-    # exp(60) above.
-    i_clamp = 8.9e-6 * (np.exp(6.0) + 1.0)
-    assert 3.59e-3 < i_clamp < 3.61e-3
-    for i in (1e-3, 2.4e-3, 0.99 * i_clamp):
-        np.testing.assert_allclose(threshold_power(i / 8.9e-6, 10.0), (i / 8.9e-6 - 1) ** 10,
-                                   rtol=1e-12)
-    for i in (1.01 * i_clamp, 4.6e-3):
-        np.testing.assert_allclose(threshold_power(i / 8.9e-6, 10.0), np.exp(60.0), rtol=1e-12)
-        assert (i / 8.9e-6 - 1) ** 10 > np.exp(60.0)
+def test_team_rate_cap_only_beyond_physical_rates(x64):
+    # The drift term k (r - 1)^alpha is capped in log space (whole rate <= exp(60) m/s), so
+    # the Pickett-fit ON term (k_on = -4.68e-22 m/s, alpha_on = 10, i_on = -8.9 uA) is
+    # exact at every physical current, including 4.6 mA where an earlier drive-factor
+    # clamp at exp(60) (reached from 3.6 mA) silently capped it.
+    k_on, i_on = -4.68e-22, -8.9e-6
+    for i in (1e-3, 3.6e-3, 4.6e-3, 0.1):
+        r = i / abs(i_on)
+        np.testing.assert_allclose(threshold_rate(k_on, r, 10.0), k_on * (r - 1) ** 10, rtol=1e-12)
+    # cap where ln|k| + alpha ln(r - 1) > 60
+    r_cap = 1.0 + np.exp((60.0 - np.log(4.68e-22)) / 10.0)
+    np.testing.assert_allclose(threshold_rate(k_on, 2 * r_cap, 10.0), -np.exp(60.0), rtol=1e-12)
+    assert float(threshold_rate(k_on, 0.99, 10.0)) == 0.0
+    g = jax.grad(lambda r: threshold_rate(k_on, r, 10.0))(jnp.float64(0.5))
+    assert float(g) == 0.0  # below threshold: zero with zero gradient
 
 
 def _loop_after_settling(dev, A, f, settle=3, spp=400, substeps=4):
@@ -198,7 +201,6 @@ def test_team_published_defaults_periodic_pinched_loop(x64):
         x, i, area = _loop_after_settling(dev, 1.0, f)
         assert 0.35 < x.min() and x.max() < 0.45 and np.ptp(x) > 5e-3  # moving, on the orbit
         assert abs(x[-1] - x[0]) < 1e-4 * np.ptp(x)  # periodic
-        assert np.max(np.abs(i)) < 3.6e-3  # below the drive-factor clamp current
         assert abs(i[0]) + abs(i[200]) + abs(i[400]) < 1e-12 * np.max(np.abs(i))  # pinched
         areas.append(area)
     assert areas[0] > areas[1] > areas[2] > 0
