@@ -3,9 +3,11 @@
 The 784-H-10 surrogate-gradient LIF network written the way one would write it directly
 in JAX: a dict of arrays, one `lax.scan` over time, optax Adam, `jax.jit`. It is the
 yardstick for memjax's abstraction overhead (``ratio_vs_hand_jax``), so it is written
-competently rather than naively: the input projection ``x W1`` is computed outside the
-scan (once for a static image; as one ``[T B, n_in] x [n_in, H]`` matmul for a spike
-sequence), and only the recurrent part runs step by step.
+competently rather than naively: for a static image the input projection ``x W1`` is
+computed once outside the scan (and its gradient is one matmul, not ``T``); a spike
+sequence is projected step by step inside the scan (on this CPU that measured ~20 %
+faster for the whole training step than one ``[T B, n_in] x [n_in, H]`` matmul before
+the scan, whose 40 MB operands no longer stay in cache at T = 100).
 
 Network (per layer, ``u = v - theta``; Heaviside ``H`` with the fast-sigmoid surrogate
 ``dH/du = 1 / (1 + k |u|)^2``, Zenke & Ganguli 2018)::
@@ -71,7 +73,7 @@ def logits(params, x, *, n_steps: int, beta=0.9, theta=1.0, slope=25.0, reset="i
     else:
         T, B, n_in = x.shape
         assert T == n_steps, (T, n_steps)
-        xs = (x.reshape(T * B, n_in) @ w1).reshape(T, B, -1) + b1
+        xs = x  # projected step by step inside the scan
     H, O = w1.shape[1], w2.shape[1]
 
     def lif(v, cur):
@@ -83,9 +85,9 @@ def logits(params, x, *, n_steps: int, beta=0.9, theta=1.0, slope=25.0, reset="i
         v = beta * v + cur - theta * r
         return v, heaviside(v - theta, slope)
 
-    def body(carry, c1):
+    def body(carry, xt):
         v1, v2 = carry
-        v1, s1 = lif(v1, cur1 if c1 is None else c1)
+        v1, s1 = lif(v1, cur1 if xt is None else xt @ w1 + b1)
         v2, _ = lif(v2, s1 @ w2 + b2)
         return (v1, v2), v2
 

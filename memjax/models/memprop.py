@@ -289,8 +289,8 @@ class LIFNet(eqx.Module):
     """Surrogate-gradient LIF baseline: dense 784 -> H LIF -> dense H -> 10 LIF.
 
     Direct coding (the static image as input current every step, its projection
-    computed once) or an input sequence ``[T, batch, n_in]`` (its projections in one
-    matmul before the time scan), spikes between the layers, logits = ``k_out *
+    computed once) or an input sequence ``[T, batch, n_in]`` (projected step by step),
+    spikes between the layers, logits = ``k_out *
     readout(v_out)`` of the output layer's membrane (whose spikes are not used). Unitless.
     """
 
@@ -324,25 +324,25 @@ class LIFNet(eqx.Module):
                     f"LIFNet: an input sequence must have n_steps = {self.n_steps} steps "
                     f"on axis 0; got shape {x.shape}"
                 )
-            # Every step's input projection in one [T batch, n_in] x [n_in, H] matmul.
-            i1s = x @ self.w1 + self.b1
-            i1 = None
+            # Each step's input projected inside the scan: on CPU this measured ~20 %
+            # faster for the whole training step than one [T batch, n_in] matmul before
+            # the scan (T = 100, H = 256; the step's slices stay in cache; speed-lif).
+            xs, i1 = x, None
         else:
-            i1 = x @ self.w1 + self.b1
-            i1s = None
-        dtype = (i1 if i1s is None else i1s).dtype
+            xs, i1 = None, x @ self.w1 + self.b1
+        dtype = jnp.result_type(x.dtype, self.w1.dtype)
         n = jax.lax.stop_gradient(self.neuron)
         s1 = n.init_state((x.shape[-2], self.w1.shape[1]), dtype)
         s2 = n.init_state((x.shape[-2], self.w2.shape[1]), dtype)
 
-        def body(carry, i1t):
+        def body(carry, xt):
             s1, s2 = carry
-            s1 = lif_step(n, s1, i1 if i1t is None else i1t)
+            s1 = lif_step(n, s1, i1 if xt is None else xt @ self.w1 + self.b1)
             s2 = lif_step(n, s2, s1.s @ self.w2 + self.b2)
             out = (s1.v, s2.v) if traces else s2.v
             return (s1, s2), out
 
-        _, out = jax.lax.scan(body, (s1, s2), i1s, length=self.n_steps)
+        _, out = jax.lax.scan(body, (s1, s2), xs, length=self.n_steps)
         v_out = out[1] if traces else out
         logits = self.k_out * _readout(v_out, self.readout)
         return (logits, out) if traces else logits
