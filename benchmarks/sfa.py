@@ -9,17 +9,27 @@ Protocol (one experiment, :func:`experiment`; details and choices in docs/sfa.md
    (all but the last ``n_new`` classes) and frozen. ``acc_trained_before``: its head on
    the test images of the trained classes.
 3. Its 512 pooled conv features, scaled per feature (99th percentile on the trained
-   classes' training features), rate code an unlabelled stream of ``n_stream`` training
-   images of *all* classes into a WTA layer (``neurons_per_class x 10`` ALIF neurons,
-   STDP on 16-level RRAM synapses, homeostasis), once with SFA and once without.
-4. Neurons are labelled on ``label_per_class`` validation images per class; the gate is
-   calibrated on the validation images of the trained classes (``max_false_route``).
-5. Test metrics: ``acc_trained_classes`` (after), ``acc_new_classes``, ``acc_all`` (gated
-   system), ``acc_all_snn_only`` (the spiking layer's own 10-way answer),
-   ``acc_all_snn_drive`` (the layer's answer from the largest summed input current
-   instead of the spike count), ``spikes_per_inference`` (output-layer spikes per test
-   image) with and without SFA;
-   ``acc_all_supervised``: the same CNN trained on all 10 classes.
+   classes' training features) and clipped to [0, 1], are the inputs of everything
+   downstream. ``n_stream`` training images of *all* classes form the unlabelled stream.
+4. Novelty gate (:class:`~memjax.models.sfa_snn.NoveltyGate`): a linear novelty neuron
+   fitted to tell trained-class training images from the unlabelled stream (no new-class
+   labels), threshold calibrated on the validation images of the trained classes so
+   that at most ``max_false_route`` of them are routed away from the frozen head.
+   Mahalanobis (Lee et al. 2018) and max-softmax gates at the same budget are reported
+   for comparison (``gate_*_routed_*``).
+5. The stream images the gate routes (``filter_stream``; else the whole stream) are rate
+   coded into a WTA layer (``neurons_per_class x n_new`` ALIF neurons, STDP on 16-level
+   RRAM synapses, homeostasis), once with SFA (``beta_factor``) and once without (and
+   for each extra ``betas`` value). Neurons are labelled on ``label_per_class``
+   validation images per new class (the only labelled new-class data).
+6. Test: routed images are answered by the winner among the new-class neurons, the
+   others by the frozen head. Metrics: ``acc_trained_classes`` (after; ``acc_trained_drop``
+   against ``acc_trained_before``), ``acc_new_classes``, ``acc_all``, ``acc_routed_new``
+   (the layer's accuracy on routed new-class images), ``acc_all_snn_drive`` (the layer's
+   answer from the largest summed input current instead of the spike count),
+   ``spikes_per_inference`` (output-layer spikes per test image, all test images
+   presented) with and without SFA, ``sfa_curve``; ``acc_all_supervised``: the same CNN
+   trained on all 10 classes.
 """
 
 from __future__ import annotations
@@ -34,15 +44,18 @@ __all__ = ["experiment", "run_mnist", "run_fmnist", "run_noisy_mnist", "run_swee
 
 CONFIG = {
     "full": dict(n_train=50000, n_stream=50000, n_test=10000, n_val=10000, cnn_epochs=3,
-                 neurons_per_class=10, label_per_class=50, n_steps=30, supervised=True),
+                 neurons_per_class=20, label_per_class=50, n_steps=30, supervised=True,
+                 gate_steps=300),
     "quick": dict(n_train=8000, n_stream=3000, n_test=2000, n_val=2000, cnn_epochs=1,
-                  neurons_per_class=5, label_per_class=20, n_steps=20, supervised=False),
+                  neurons_per_class=10, label_per_class=20, n_steps=20, supervised=False,
+                  gate_steps=150),
 }
 #: WTA-layer settings (relative to the mean input intensity ``d0 = mean(x) p_in``).
 LAYER = dict(feature_norm="scale", gain=4.0, p_in=1.0, window=1, p_pot=0.05, p_dep=0.1, n_levels=16,
-             theta_factor=4.0, beta_factor=40.0, theta_plus_factor=0.05, homeo_decay=0.002)
-MAX_FALSE_ROUTE = 0.005
-GATE_BUDGETS = (0.01, 0.02, 0.05, 0.1)  # extra operating points reported (SFA run)
+             theta_factor=4.0, beta_factor=100.0, theta_plus_factor=0.05, homeo_decay=0.002,
+             max_false_route=0.005, filter_stream=True)
+#: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist).
+BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
 NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, clipped
 
 
@@ -86,8 +99,11 @@ def _layer(cfg, n_in, n_out, d0, sfa=True):
 
 
 def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0,
-               figures: bool = True, **over) -> dict:
-    """One continual-learning experiment; returns ``{"metrics", "config"}``."""
+               figures: bool = True, betas=(), **over) -> dict:
+    """One continual-learning experiment; returns ``{"metrics", "config"}``.
+
+    ``betas``: extra SFA strengths (in units of ``theta0``) for the spikes-vs-accuracy
+    curve, each a layer learned and evaluated like the main ones."""
     import jax
 
     from memjax.models import sfa_snn as M
@@ -106,80 +122,116 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
     f_tr, _ = M.cnn_features(cnn, train[0])
     f_va, l_va = M.cnn_features(cnn, val[0])
     f_te, l_te = M.cnn_features(cnn, test[0])
-    scale = M.feature_scale(f_tr[np.isin(train[1], trained)]) if cfg["feature_norm"] == "scale" else None
+    tm_tr = np.isin(train[1], trained)
+    scale = M.feature_scale(f_tr[tm_tr]) if cfg["feature_norm"] == "scale" else None
     e_tr, e_va, e_te = (M.encode_features(f, scale, cfg["gain"]) for f in (f_tr, f_va, f_te))
     head_te, conf_te = M.cnn_predict(l_te, trained)
     head_va, conf_va = M.cnn_predict(l_va, trained)
     tm_te = np.isin(test[1], trained)
+    tm_va = np.isin(val[1], trained)
     acc_before = float(np.mean(head_te[tm_te] == test[1][tm_te]))
 
     rng = np.random.default_rng(ctx.seed)
     stream = rng.permutation(len(e_tr))[: cfg["n_stream"]]
+    # novelty gate: trained-class training images vs the unlabelled stream
+    t0 = time.perf_counter()
+    gate = M.fit_novelty_gate(e_tr[tm_tr], e_tr[stream], steps=cfg["gate_steps"])
+    gate = M.calibrate_novelty_gate(gate, e_va[tm_va], cfg["max_false_route"])
+    t_gate = time.perf_counter() - t0
+    routed_te = gate(e_te)
+    routed_st = gate(e_tr[stream])
+    metrics: dict = {
+        "acc_trained_before": acc_before,
+        "gate_routed_trained_test": float(routed_te[tm_te].mean()),
+        "gate_routed_new_test": float(routed_te[~tm_te].mean()),
+        "gate_fit_s": t_gate,
+    }
+    # comparison gates at the same false-route budget (trained-class validation images)
+    k_va = 1.0 - cfg["max_false_route"]
+    for name, s_va, s_te in (
+        ("softmax", -conf_va, -conf_te),
+        ("mahalanobis", *(lambda sc: (sc(e_va), sc(e_te)))(
+            M.mahalanobis_score(e_tr[tm_tr], train[1][tm_tr]))),
+    ):
+        r = s_te > np.quantile(s_va[tm_va], k_va)
+        metrics[f"gate_{name}_routed_trained_test"] = float(r[tm_te].mean())
+        metrics[f"gate_{name}_routed_new_test"] = float(r[~tm_te].mean())
+    if cfg["filter_stream"]:
+        x_learn = e_tr[stream][routed_st]
+        n_out = cfg["neurons_per_class"] * n_new
+    else:
+        x_learn = e_tr[stream]
+        n_out = cfg["neurons_per_class"] * 10
+    metrics["snn_stream_size"] = int(len(x_learn))
+    metrics["snn_stream_new_fraction"] = float(np.mean(~np.isin(
+        train[1][stream][routed_st] if cfg["filter_stream"] else train[1][stream], trained)))
+    lab_classes = new if cfg["filter_stream"] else list(range(10))
     lab_idx = np.concatenate(
-        [np.flatnonzero(val[1] == c)[: cfg["label_per_class"]] for c in range(10)]
+        [np.flatnonzero(val[1] == c)[: cfg["label_per_class"]] for c in lab_classes]
     )
-    n_out = cfg["neurons_per_class"] * 10
+    metrics["labelled_set_size"] = int(len(lab_idx))
     d0 = float(e_tr.mean() * cfg["p_in"])
-    metrics: dict = {"acc_trained_before": acc_before}
     keep = {}
-    for tag, sfa in (("sfa", True), ("nosfa", False)):
-        layer = _layer(cfg, e_tr.shape[1], n_out, d0, sfa)
+    runs = [("sfa", cfg["beta_factor"]), ("nosfa", 0.0)]
+    runs += [(f"beta{b:g}", float(b)) for b in betas if b not in (0.0, cfg["beta_factor"])]
+    curve = {}
+    for tag, beta in runs:
+        layer = _layer(dict(cfg, beta_factor=beta), e_tr.shape[1], n_out, d0, beta > 0)
         key = jax.random.key(ctx.seed)
         st = layer.init_state(jax.random.fold_in(key, 0))
         t0 = time.perf_counter()
-        st, lout = M.learn_unsupervised(layer, st, e_tr[stream], jax.random.fold_in(key, 1))
+        st, lout = M.learn_unsupervised(layer, st, x_learn, jax.random.fold_in(key, 1))
         t_learn = time.perf_counter() - t0
         r_lab = M.respond(layer, st, e_va[lab_idx], jax.random.fold_in(key, 2))
         nl = M.label_neurons(r_lab["counts"], val[1][lab_idx])
         t0 = time.perf_counter()
         r_te = M.respond(layer, st, e_te, jax.random.fold_in(key, 3))
         t_infer = time.perf_counter() - t0
-        r_va = M.respond(layer, st, e_va, jax.random.fold_in(key, 4))
-        snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl)
-        snn_va = M.snn_classify(r_va["counts"], r_va["drive"], nl)
-        tm_va = np.isin(val[1], trained)
-        gate = M.calibrate_gate(snn_va[tm_va], conf_va[tm_va], new, MAX_FALSE_ROUTE)
-        pred, routed = M.gated_predict(head_te, conf_te, snn_te, new, gate)
+        nl_new = np.where(np.isin(nl, new), nl, -1)  # routed inputs: new-class neurons
+        snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl_new)
+        pred = M.route(head_te, snn_te, routed_te)
         rep = M.accuracy_report(pred, test[1], {"trained": trained, "new": new})
-        for budget in GATE_BUDGETS:
-            g_b = M.calibrate_gate(snn_va[tm_va], conf_va[tm_va], new, budget)
-            rep_b = M.accuracy_report(M.gated_predict(head_te, conf_te, snn_te, new, g_b)[0],
-                                      test[1], {"trained": trained, "new": new})
-            if sfa:
-                metrics[f"gate_tradeoff_{budget:g}"] = {
-                    k: rep_b[k] for k in ("all", "trained", "new")}
-        pred_u, _ = M.gated_predict(head_te, conf_te, snn_te, new, 2.0)  # no confidence gate
-        rep_u = M.accuracy_report(pred_u, test[1], {"trained": trained, "new": new})
-        sfx = "" if sfa else "_nosfa"
+        rn = routed_te & ~tm_te
+        acc_routed_new = float(np.mean(snn_te[rn] == test[1][rn])) if rn.any() else float("nan")
+        spikes = float(r_te["spikes"].mean())
+        curve[f"{beta:g}"] = {"beta_over_theta0": beta, "acc_all": rep["all"],
+                              "acc_new_classes": rep["new"], "acc_routed_new": acc_routed_new,
+                              "spikes_per_inference": spikes,
+                              "spikes_per_routed_inference": float(r_te["spikes"][routed_te].mean())}
+        ctx.log(f"{tag}: acc_all {rep['all']:.4f} (trained {rep['trained']:.4f}, new "
+                f"{rep['new']:.4f}), spikes/inference {spikes:.2f}, learn {t_learn:.1f} s")
+        if tag not in ("sfa", "nosfa"):
+            continue
+        sfx = "" if tag == "sfa" else "_nosfa"
         metrics.update({
             f"acc_trained_classes{sfx}": rep["trained"],
             f"acc_new_classes{sfx}": rep["new"],
             f"acc_all{sfx}": rep["all"],
-            f"acc_all_snn_only{sfx}": float(np.mean(snn_te == test[1])),
-            f"acc_all_ungated{sfx}": rep_u["all"],
-            f"acc_all_snn_drive{sfx}": float(np.mean(
-                M.snn_classify(0 * r_te["counts"], r_te["drive"], nl) == test[1])),
-            f"acc_trained_ungated{sfx}": rep_u["trained"],
-            f"acc_new_ungated{sfx}": rep_u["new"],
-            f"gate{sfx}": gate,
-            f"spikes_per_inference{sfx}": float(r_te["spikes"].mean()),
+            f"acc_routed_new{sfx}": acc_routed_new,
+            f"acc_all_snn_drive{sfx}": float(np.mean(M.route(
+                head_te, M.snn_classify(0 * r_te["counts"], r_te["drive"], nl_new), routed_te)
+                == test[1])),
+            f"spikes_per_inference{sfx}": spikes,
+            f"spikes_per_routed_inference{sfx}": curve[f"{beta:g}"]["spikes_per_routed_inference"],
             f"learning_spikes_per_sample{sfx}": float(lout["spikes"].mean()),
             f"stdp_pulses_per_synapse{sfx}": float(np.asarray(st.syn.pulses).mean()),
             f"neurons_labelled{sfx}": int((nl >= 0).sum()),
             f"learn_s{sfx}": t_learn,
             f"infer_s{sfx}": t_infer,
         })
-        if sfa:
+        if not cfg["filter_stream"]:
+            metrics[f"acc_all_snn_only{sfx}"] = float(np.mean(
+                M.snn_classify(r_te["counts"], r_te["drive"], nl) == test[1]))
+        if tag == "sfa":
             metrics["acc_per_class"] = rep["per_class"]
         keep[tag] = (layer, st, nl)
-        ctx.log(f"{tag}: acc_all {rep['all']:.4f} (trained {rep['trained']:.4f}, new "
-                f"{rep['new']:.4f}), snn-only {metrics[f'acc_all_snn_only{sfx}']:.4f}, "
-                f"spikes/inference {metrics[f'spikes_per_inference{sfx}']:.2f}, "
-                f"learn {t_learn:.1f} s")
     metrics["acc_trained_drop"] = acc_before - metrics["acc_trained_classes"]
     metrics["spike_reduction_sfa"] = (
         metrics["spikes_per_inference_nosfa"] / max(metrics["spikes_per_inference"], 1e-12)
     )
+    metrics["acc_all_cost_sfa"] = metrics["acc_all_nosfa"] - metrics["acc_all"]
+    if len(curve) > 2:
+        metrics["sfa_curve"] = dict(sorted(curve.items(), key=lambda kv: kv[1]["beta_over_theta0"]))
     metrics["cnn_train_s"] = t_cnn
     metrics["cnn_train_accuracy"] = hist["train_accuracy"][-1]
     if cfg["supervised"]:
@@ -190,15 +242,16 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
         metrics["acc_all_supervised"] = float(np.mean(l_sup.argmax(-1) == test[1]))
         metrics["supervised_train_s"] = time.perf_counter() - t0
     if figures:
-        _figures(ctx, keep, e_te, test[1], metrics["acc_per_class"], trained)
+        _figures(ctx, keep, e_te, test[1], metrics["acc_per_class"], trained,
+                 metrics.get("sfa_curve"))
     metrics["seconds_total"] = time.perf_counter() - t_start
     config = {k: v for k, v in cfg.items()}
     config.update(dataset=dataset, n_new=n_new, new_classes=new, noise_sigma=noise,
-                  max_false_route=MAX_FALSE_ROUTE, features="conv (512, pooled conv2 ReLU)")
+                  features="conv (512, pooled conv2 ReLU)", betas=list(betas))
     return {"metrics": metrics, "config": config}
 
 
-def _figures(ctx, keep, e_te, y_te, per_class, trained):
+def _figures(ctx, keep, e_te, y_te, per_class, trained, curve=None):
     import jax
     import matplotlib
 
@@ -240,9 +293,21 @@ def _figures(ctx, keep, e_te, y_te, per_class, trained):
     ax.set_ylim(0, 1)
     ctx.save_figure(fig, "per_class")
 
+    if curve:
+        pts = sorted(curve.values(), key=lambda p: p["beta_over_theta0"])
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot([p["spikes_per_inference"] for p in pts], [p["acc_all"] for p in pts], "o-")
+        for p in pts:
+            ax.annotate(f"{p['beta_over_theta0']:g}", (p["spikes_per_inference"], p["acc_all"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("output spikes per inference")
+        ax.set_ylabel("acc_all (test)")
+        ax.set_title("SFA strength beta / theta0 (labels)")
+        ctx.save_figure(fig, "sfa_tradeoff")
+
 
 def run_mnist(ctx: Context) -> dict:
-    return experiment(ctx, "mnist", 5)
+    return experiment(ctx, "mnist", 5, betas=BETAS)
 
 
 def run_fmnist(ctx: Context) -> dict:
@@ -263,7 +328,9 @@ def run_sweep(ctx: Context) -> dict:
         out = experiment(ctx, "mnist", k, figures=False, supervised=False, **over)
         m = out["metrics"]
         runs[k] = {n: m[n] for n in ("acc_all", "acc_trained_classes", "acc_new_classes",
-                                     "acc_all_snn_only", "acc_trained_before")}
+                                     "acc_routed_new", "gate_routed_new_test",
+                                     "acc_trained_before", "acc_trained_drop",
+                                     "spike_reduction_sfa", "acc_all_nosfa", "seconds_total")}
         metrics[f"acc_all_new{k}"] = m["acc_all"]
     metrics["runs"] = runs
     import matplotlib
@@ -272,7 +339,7 @@ def run_sweep(ctx: Context) -> dict:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    for n in ("acc_all", "acc_trained_classes", "acc_new_classes", "acc_all_snn_only"):
+    for n in ("acc_all", "acc_trained_classes", "acc_new_classes", "acc_routed_new"):
         ax.plot(ks, [runs[k][n] for k in ks], "o-", label=n)
     ax.set_xlabel("non-trained classes")
     ax.set_ylabel("test accuracy")

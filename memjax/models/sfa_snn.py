@@ -17,17 +17,32 @@ Pipeline:
    by class size) on a small labelled set (:func:`label_neurons`); the spiking layer's
    class is the label of the neuron with most spikes (ties broken by the summed input
    current) (:func:`snn_classify`).
-4. **Novelty gate** (:func:`gated_predict`): the frozen CNN head answers unless the
-   spiking layer names a *new* class *and* the head's softmax confidence is below a
-   gate ``c``. ``c`` is calibrated on held-out *trained-class* images only
-   (:func:`calibrate_gate`): the largest value that routes at most ``max_false_route``
-   of them away from the head. The trained-class pathway (CNN, head) is never changed
-   by unsupervised learning, so a trained-class image is answered exactly as before
-   unless the gate routes it (bounded by ``max_false_route`` on the calibration set).
+4. **Novelty gate** (:class:`NoveltyGate`, the benchmarks' gate): one linear "novelty
+   neuron" ``s(x) = w . x + b`` on the same encoded features ``x`` that drive the
+   spiking layer (one extra crossbar column). It is fitted (:func:`fit_novelty_gate`,
+   logistic regression) to tell the *trained-class* training images (class 0) from the
+   *unlabelled* stream (class 1): positive-unlabelled learning, whose optimum is
+   monotone in the density ratio ``p_stream(x) / p_trained(x)``, i.e. in the
+   probability that ``x`` is from a class the CNN never saw. No new-class label is
+   used. Its threshold is calibrated on held-out trained-class images only
+   (:func:`calibrate_novelty_gate`): at most ``max_false_route`` of them are routed
+   away from the head. Routed inputs (:func:`route`) are answered by the spiking
+   layer's winner among the neurons labelled with a new class; the others by the
+   frozen head. With ``filter_stream`` the spiking layer learns only the stream
+   images the gate routes (:func:`learn_unsupervised` on them).
+
+   The older gate (:func:`gated_predict`, :func:`calibrate_gate`): the head answers
+   unless the spiking layer names a new class *and* the head's softmax confidence is
+   below ``c``; it is a weak novelty signal (docs/sfa.md) and kept for comparison.
+
+   The trained-class pathway (CNN, head) is never changed by unsupervised learning,
+   so a trained-class image is answered exactly as before unless the gate routes it
+   (bounded by ``max_false_route`` on the calibration set).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +72,11 @@ __all__ = [
     "gated_predict",
     "select_classes",
     "accuracy_report",
+    "NoveltyGate",
+    "fit_novelty_gate",
+    "calibrate_novelty_gate",
+    "route",
+    "mahalanobis_score",
 ]
 
 
@@ -254,6 +274,119 @@ def gated_predict(
     confidence is below ``gate``, else the head's. Returns (prediction, routed mask)."""
     routed = np.isin(snn_pred, np.asarray(new_classes)) & (confidence < gate)
     return np.where(routed, snn_pred, head_pred), routed
+
+
+class NoveltyGate(eqx.Module):
+    """Linear novelty neuron: ``x`` is routed to the spiking layer iff
+    ``w . x + b > threshold`` (see the module docstring).
+
+    **Fields:** `w` (``(n_in,)`` weights), `b` (bias), `threshold` (routing threshold;
+    ``+inf`` routes nothing, before :func:`calibrate_novelty_gate`).
+    """
+
+    w: Float[Array, " n_in"]
+    b: Float[Array, ""]
+    threshold: Float[Array, ""]
+
+    def __check_init__(self):
+        if jnp.ndim(self.w) != 1:
+            raise ValueError(f"NoveltyGate.w must be 1-D; got shape {jnp.shape(self.w)}")
+
+    def score(self, x: Float[Array, "N n_in"]) -> np.ndarray:
+        """``w . x + b`` per sample (numpy)."""
+        return np.asarray(x, np.float32) @ np.asarray(self.w) + float(self.b)
+
+    def __call__(self, x: Float[Array, "N n_in"]) -> np.ndarray:
+        """Routed mask: ``score(x) > threshold``."""
+        return self.score(x) > float(self.threshold)
+
+
+def fit_novelty_gate(
+    x_trained: Float[Array, "Nt n_in"],
+    x_stream: Float[Array, "Ns n_in"],
+    *,
+    steps: int = 300,
+    learning_rate: float = 0.05,
+    l2: float = 1e-4,
+) -> NoveltyGate:
+    """Logistic regression (full batch, Adam, ``l2`` penalty on ``w``), trained-class
+    samples labelled 0 and unlabelled stream samples 1, classes weighted equally.
+
+    ``x_stream`` may contain trained-class samples (it is unlabelled): the fitted score
+    is still monotone in the density ratio, which is all the gate needs. Threshold
+    ``+inf`` (calibrate with :func:`calibrate_novelty_gate`)."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"fit_novelty_gate: steps must be a positive integer; got {steps!r}")
+    xt = jnp.asarray(x_trained, jnp.float32)
+    xs = jnp.asarray(x_stream, jnp.float32)
+    if xt.ndim != 2 or xs.ndim != 2 or xt.shape[1] != xs.shape[1]:
+        raise ValueError(
+            f"fit_novelty_gate: x_trained and x_stream must be (N, n_in) with the same n_in; "
+            f"got {xt.shape} and {xs.shape}"
+        )
+
+    def loss(p):
+        lt = optax.sigmoid_binary_cross_entropy(xt @ p[0] + p[1], jnp.zeros(xt.shape[0]))
+        ls = optax.sigmoid_binary_cross_entropy(xs @ p[0] + p[1], jnp.ones(xs.shape[0]))
+        return 0.5 * (lt.mean() + ls.mean()) + l2 * jnp.sum(p[0] ** 2)
+
+    opt = optax.adam(learning_rate)
+    p0 = (jnp.zeros(xt.shape[1]), jnp.zeros(()))
+
+    @jax.jit
+    def run(p):
+        def body(carry, _):
+            p, s = carry
+            u, s = opt.update(jax.grad(loss)(p), s)
+            return (optax.apply_updates(p, u), s), None
+
+        (p, _), _ = jax.lax.scan(body, (p, opt.init(p)), None, length=steps)
+        return p
+
+    w, b = run(p0)
+    return NoveltyGate(w=w, b=b, threshold=jnp.asarray(jnp.inf))
+
+
+def calibrate_novelty_gate(
+    gate: NoveltyGate, x_trained_val: Float[Array, "N n_in"], max_false_route: float = 0.005
+) -> NoveltyGate:
+    """The gate with the smallest threshold that routes at most ``max_false_route`` of
+    the held-out *trained-class* samples ``x_trained_val`` (the ``k``-th largest score,
+    ``k = floor(max_false_route N) + 1``)."""
+    if not 0.0 <= max_false_route < 1.0:
+        raise ValueError(f"calibrate_novelty_gate: max_false_route must be in [0, 1); got {max_false_route}")
+    s = np.sort(gate.score(x_trained_val))[::-1]
+    k = int(np.floor(max_false_route * len(s)))
+    return dataclasses.replace(gate, threshold=jnp.asarray(s[k], jnp.float32))
+
+
+def route(head_pred: np.ndarray, snn_pred: np.ndarray, routed: np.ndarray) -> np.ndarray:
+    """Final class: the spiking layer's where ``routed``, else the frozen head's."""
+    return np.where(np.asarray(routed), np.asarray(snn_pred), np.asarray(head_pred))
+
+
+def mahalanobis_score(
+    features: np.ndarray, labels: np.ndarray, eps: float = 1e-4
+) -> Any:
+    """Label-free novelty score from trained-class data only (Lee et al., NeurIPS 2018):
+    class means and one shared covariance (ridge ``eps`` x mean variance) fitted on
+    ``features`` of the trained classes with their ``labels``; returns ``score(f)`` =
+    the smallest squared Mahalanobis distance to a class mean (larger = more novel).
+    Used as a comparison for :class:`NoveltyGate`."""
+    f = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    cls = np.unique(labels)
+    mus = np.stack([f[labels == c].mean(0) for c in cls])
+    xc = f - mus[np.searchsorted(cls, labels)]
+    cov = xc.T @ xc / len(xc)
+    prec = np.linalg.inv(cov + eps * np.trace(cov) / len(cov) * np.eye(len(cov)))
+
+    def score(q: np.ndarray) -> np.ndarray:
+        q = np.asarray(q, np.float64)
+        d = [np.einsum("ij,jk,ik->i", q - m, prec, q - m) for m in mus]
+        return np.min(np.stack(d, 1), 1)
+
+    return score
 
 
 def accuracy_report(pred: np.ndarray, y: np.ndarray, groups: dict[str, Sequence[int]]) -> dict[str, Any]:

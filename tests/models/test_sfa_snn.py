@@ -17,9 +17,14 @@ from memjax.models.sfa_snn import (
     encode_features,
     feature_scale,
     gated_predict,
+    NoveltyGate,
+    calibrate_novelty_gate,
+    fit_novelty_gate,
     label_neurons,
     learn_unsupervised,
+    mahalanobis_score,
     respond,
+    route,
     snn_classify,
 )
 from memjax.neurons.alif import ALIF
@@ -85,7 +90,68 @@ def test_pipeline_learning_leaves_cnn_unchanged():
     assert r["counts"].shape == (40, 6) and np.all(r["spikes"] == r["counts"].sum(1))
 
 
+def _gate_data(rng, n=600, d=6):
+    """Trained classes: two Gaussian clusters; new class: a third one, only in the
+    unlabelled stream (half the stream)."""
+    mu = np.array([[2.0] + [0.0] * (d - 1), [-2.0] + [0.0] * (d - 1), [0.0, 5.0] + [0.0] * (d - 2)])
+    def draw(c, m):
+        return (mu[c] + rng.standard_normal((m, d))).astype(np.float32)
+    trained = np.concatenate([draw(0, n), draw(1, n)])
+    stream = np.concatenate([draw(0, n // 4), draw(1, n // 4), draw(2, n // 2)])
+    return mu, draw, trained, stream
+
+
+def test_novelty_gate_routes_new_class_within_the_budget():
+    rng = np.random.default_rng(0)
+    mu, draw, trained, stream = _gate_data(rng)
+    gate = fit_novelty_gate(trained, stream, steps=300)
+    assert not np.any(gate(trained))  # threshold +inf before calibration: routes nothing
+    # the score grows towards the new cluster, which the trained data never showed
+    w = np.asarray(gate.w)
+    assert w[1] > 0 and w[1] > 5 * np.abs(w[2:]).max()
+    val = np.concatenate([draw(0, 500), draw(1, 500)])
+    for budget in (0.0, 0.01, 0.05):
+        g = calibrate_novelty_gate(gate, val, budget)
+        # continuous scores: exactly floor(budget N) calibration samples are routed
+        assert g(val).sum() == int(np.floor(budget * len(val)))
+    g = calibrate_novelty_gate(gate, val, 0.01)
+    test_t = np.concatenate([draw(0, 2000), draw(1, 2000)])
+    test_n = draw(2, 2000)
+    assert g(test_t).mean() < 0.03 and g(test_n).mean() > 0.9
+    # independent score: w . x + b
+    np.testing.assert_allclose(g.score(test_n[:5]), test_n[:5] @ w + float(gate.b), rtol=1e-5, atol=1e-5)
+    # routing: unrouted samples keep the head's answer, routed ones take the layer's
+    head, snn = rng.integers(0, 2, 4000), rng.integers(2, 3, 4000)
+    routed = g(test_t)
+    pred = route(head, snn, routed)
+    np.testing.assert_array_equal(pred[~routed], head[~routed])
+    np.testing.assert_array_equal(pred[routed], snn[routed])
+
+
+def test_mahalanobis_score_against_direct_solve():
+    rng = np.random.default_rng(1)
+    f = rng.standard_normal((300, 4)) @ rng.standard_normal((4, 4))
+    y = rng.integers(0, 3, 300)
+    f[y == 1] += 3.0
+    score = mahalanobis_score(f, y, eps=0.0)
+    q = rng.standard_normal((7, 4))
+    mus = [f[y == c].mean(0) for c in range(3)]
+    xc = f - np.stack(mus)[y]
+    cov = np.cov(xc.T, bias=True)
+    ref = np.min([[np.dot(x - m, np.linalg.solve(cov, x - m)) for m in mus] for x in q], axis=1)
+    np.testing.assert_allclose(score(q), ref, rtol=1e-8)
+
+
 def test_bad_parameters():
+    with pytest.raises(ValueError, match="steps"):
+        fit_novelty_gate(np.zeros((2, 3)), np.ones((2, 3)), steps=0)
+    with pytest.raises(ValueError, match="same n_in"):
+        fit_novelty_gate(np.zeros((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="NoveltyGate.w"):
+        NoveltyGate(w=jnp.zeros((2, 2)), b=jnp.zeros(()), threshold=jnp.zeros(()))
+    with pytest.raises(ValueError, match="max_false_route"):
+        calibrate_novelty_gate(NoveltyGate(w=jnp.zeros(2), b=jnp.zeros(()), threshold=jnp.zeros(())),
+                               np.zeros((3, 2)), 1.0)
     with pytest.raises(ValueError, match="CNN.n_features"):
         CNN(5, 0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="which"):
