@@ -1,5 +1,6 @@
 """Shared test utilities."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,3 +24,13 @@ def rel_err(a, b, floor=1e-30):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), floor))
+
+
+@eqx.filter_jit
+def device_outputs_finite(dev, x, v):
+    """Rate, current and their gradients (w.r.t. x, v and every parameter) are finite."""
+    outs = [dev.rate(x, v), dev.current(x, v)]
+    outs += jax.vmap(jax.grad(dev.rate, argnums=(0, 1)), in_axes=(0, None))(x, v)
+    outs += jax.vmap(jax.grad(dev.current, argnums=(0, 1)), in_axes=(0, None))(x, v)
+    outs += jax.tree.leaves(eqx.filter_grad(lambda d: jnp.sum(d.rate(x, v) + d.current(x, v)))(dev))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(o)) for o in outs]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from helpers import central_fd, rel_err
+from helpers import central_fd, device_outputs_finite, rel_err
 from memjax.devices import simulate, simulate_reference
 from memjax.devices.yakopcic import YakopcicMemristor
 from memjax.waveforms import Constant, Sine
@@ -128,21 +128,11 @@ def test_gradients_match_finite_differences(x64):
         assert rel_err(g[k], fd[k]) < 1e-5, (k, g, fd)
 
 
-@eqx.filter_jit
-def _all_finite(dev, x, v):
-    """Rate, current and their gradients (w.r.t. x, v and every parameter) are finite."""
-    outs = [dev.rate(x, v), dev.current(x, v)]
-    outs += jax.vmap(jax.grad(dev.rate, argnums=(0, 1)), in_axes=(0, None))(x, v)
-    outs += jax.vmap(jax.grad(dev.current, argnums=(0, 1)), in_axes=(0, None))(x, v)
-    outs += jax.tree.leaves(eqx.filter_grad(lambda d: jnp.sum(d.rate(x, v) + d.current(x, v)))(dev))
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(o)) for o in outs]))
-
-
 def test_large_voltage_is_finite_float32():
     x = jnp.linspace(0.0, 1.0, 11, dtype=jnp.float32)
     for dev in (YakopcicMemristor(), YakopcicMemristor(b=3.0, eta=-1.0)):
         for v in (1e3, -1e3):
-            assert bool(_all_finite(dev, x, jnp.float32(v)))
+            assert bool(device_outputs_finite(dev, x, jnp.float32(v)))
 
 
 @pytest.mark.parametrize(
