@@ -464,6 +464,10 @@ def run_memory(ctx: Context) -> dict:
         rss = [max(rec[mode][str(T)]["peak_rss_increase_MB"] or 0.0, 1e-3) for T in Ts]
         metrics[f"temp_bytes_exponent_{mode}"] = _slope(Ts, temp)
         metrics[f"peak_rss_exponent_{mode}"] = _slope(Ts, rss)
+    upper = [T for T in Ts if T >= 1000] or list(Ts[-2:])
+    for mode in MODES:  # the large-T slope, past the T-independent buffers (weights, ...)
+        metrics[f"temp_bytes_exponent_{mode}_T_ge_{upper[0]}"] = _slope(
+            upper, [rec[mode][str(T)]["temp_bytes"] for T in upper])
     Tm = str(Ts[-1])
     metrics["T_max"] = Ts[-1]
     for mode in MODES:
