@@ -911,10 +911,12 @@ def _profile(ctx, H, T, B, repeats):
     x = jnp.asarray(rng.uniform(size=(B, 784)), jnp.float32)
     y = jnp.asarray(rng.integers(0, 10, B), jnp.int32)
     out: dict[str, Any] = {"H": H, "T": T, "batch": B}
+    compiled = {}
 
     def timed(label, f, *args):
         t0 = time.perf_counter()
         comp = jax.jit(f).lower(*args).compile()
+        compiled[label] = (comp, args)
         c = time.perf_counter() - t0
         st = timeit(comp, *args, repeats=repeats)
         ca = comp.cost_analysis()
@@ -963,12 +965,38 @@ def _profile(ctx, H, T, B, repeats):
     timed("mif_hidden_layer_forward", mif_layer, i1)
     timed("mif_hidden_layer_grad", jax.grad(mif_layer), i1)
     timed("mif_rest_point", lambda: n.init_state((B, H), jnp.float32))
-    ops = re.findall(r"=\s*\S+\s+([a-z][a-z0-9-]*)\(", hlo)
-    counts = {}
-    for o in ops:
-        counts[o] = counts.get(o, 0) + 1
-    out["hlo_op_counts_step_mode"] = {k: counts[k] for k in sorted(counts) if counts[k] >= 2}
-    out["hlo_while_loops"] = counts.get("while", 0)
+    counts = {op: len(re.findall(rf" {op}\(", hlo)) for op in (
+        "while", "fusion", "dot", "exponential", "exponential-minus-one", "logistic",
+        "divide", "select", "copy", "dynamic-update-slice")}
+    out["hlo_op_counts_step_mode"] = counts
+    # Interleaved rounds (each function once per round): under a shared, loaded CPU the
+    # per-round ratios are steadier than separately taken medians.
+    rounds = {k: [] for k in compiled}
+    for _ in range(3 * repeats):
+        for k, (comp, args) in compiled.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(comp(*args))
+            rounds[k].append(time.perf_counter() - t0)
+    rounds = {k: np.asarray(v) for k, v in rounds.items()}
+    out["interleaved_median_ms"] = {k: float(np.median(v) * 1e3) for k, v in rounds.items()}
+    out["interleaved_min_ms"] = {k: float(np.min(v) * 1e3) for k, v in rounds.items()}
+
+    def ratio(a, b):
+        return float(np.median(rounds[a] / rounds[b]))
+
+    out["ratios"] = {
+        "phi1_custom_jvp_speedup_train_grad": ratio("value_and_grad_step_phi1_autodiff",
+                                                    "value_and_grad_step"),
+        "phi1_custom_jvp_speedup_mif_layer_grad": ratio("mif_hidden_layer_grad_phi1_autodiff",
+                                                        "mif_hidden_layer_grad"),
+        "checkpoint_none_over_step": ratio("value_and_grad_none", "value_and_grad_step"),
+        "checkpoint_sqrt_over_step": ratio("value_and_grad_sqrt", "value_and_grad_step"),
+        "grad_over_forward": ratio("value_and_grad_step", "forward"),
+        "mif_layer_grad_over_forward": ratio("mif_hidden_layer_grad", "mif_hidden_layer_forward"),
+        "mif_layer_forward_over_crossbar1_read": ratio("mif_hidden_layer_forward",
+                                                       "crossbar1_read"),
+    }
+    ctx.log(f"profile ratios: {out['ratios']}")
     return out
 
 
