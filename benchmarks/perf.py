@@ -443,6 +443,28 @@ def _child_memory(a: dict) -> dict:
 MODES = ("none", "step", "sqrt")
 
 
+def _child_memory_time(a: dict) -> dict:
+    """The three modes' steps at one T, compiled in one process and timed in
+    interleaved rounds: their time ratios without the load drift between processes."""
+    import jax
+
+    steps = {m: _memprop_step(a["n_hidden"], a["T"], m, a["batch"])[:2] for m in MODES}
+    for comp, args in steps.values():
+        jax.block_until_ready(comp(*args))
+    rounds = {m: [] for m in MODES}
+    for _ in range(a["rounds"]):
+        for m, (comp, args) in steps.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(comp(*args))
+            rounds[m].append(time.perf_counter() - t0)
+    r = {m: np.asarray(v) for m, v in rounds.items()}
+    return {"T": a["T"], "rounds": a["rounds"],
+            "median_ms": {m: float(np.median(v) * 1e3) for m, v in r.items()},
+            "sqrt_over_step": float(np.median(r["sqrt"] / r["step"])),
+            "sqrt_over_none": float(np.median(r["sqrt"] / r["none"])),
+            "step_over_none": float(np.median(r["step"] / r["none"]))}
+
+
 def run_memory(ctx: Context) -> dict:
     """Peak memory and time of a MEMprop training step against T, per checkpoint mode."""
     load0 = _load()
@@ -481,6 +503,11 @@ def run_memory(ctx: Context) -> dict:
     metrics["time_ratio_sqrt_over_step_Tmax"] = rec["sqrt"][Tm]["step_ms"] / rec["step"][Tm]["step_ms"]
     metrics["time_ratio_sqrt_over_none_Tmax"] = rec["sqrt"][Tm]["step_ms"] / rec["none"][Tm]["step_ms"]
     metrics["sublinear"] = bool(metrics["temp_bytes_exponent_sqrt"] < 0.75)
+    T_int = 200 if ctx.quick else 1000
+    it = _child("memory_time", {"T": T_int, "n_hidden": H, "batch": B,
+                                "rounds": 3 if ctx.quick else 7})
+    metrics["interleaved_time"] = it
+    ctx.log(f"interleaved at T={T_int}: {it['median_ms']}, sqrt/step {it['sqrt_over_step']:.2f}")
     _plot_memory(ctx, Ts, rec)
     config = {"load_avg_start": load0, "load_avg_end": _load(), "T": list(Ts),
               "topology": f"784-{H}-10 MEMprop (crossbars, MIF), dt 1 ms, direct coding",
@@ -1063,7 +1090,8 @@ def run_precision(ctx: Context) -> dict:
 
 # --------------------------------------------------------------------------------------
 
-_CHILDREN = {"memory": _child_memory, "scale_out": _child_scale_out,
+_CHILDREN = {"memory": _child_memory, "memory_time": _child_memory_time,
+             "scale_out": _child_scale_out,
              "multiprocess": _child_multiprocess}
 
 if __name__ == "__main__":
