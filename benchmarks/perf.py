@@ -671,7 +671,7 @@ def run_scale_out(ctx: Context) -> dict:
     """Data-parallel MEMprop training on 4 host devices vs one device (subprocess)."""
     load0 = _load()
     n_dev = 4
-    a = {"steps": 10 if ctx.quick else 20, "batch": 128, "n_hidden": 64 if ctx.quick else 256,
+    a = {"steps": 6 if ctx.quick else 20, "batch": 128, "n_hidden": 32 if ctx.quick else 256,
          "seed": ctx.seed, "data_dir": ctx.data_dir}
     r = _child("scale_out", a, env={
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_dev}"})
