@@ -452,8 +452,10 @@ def _child_memory_time(a: dict) -> dict:
     for comp, args in steps.values():
         jax.block_until_ready(comp(*args))
     rounds = {m: [] for m in MODES}
+    order = np.random.default_rng(1)
     for _ in range(a["rounds"]):
-        for m, (comp, args) in steps.items():
+        for m in order.permutation(list(MODES)):  # fresh order each round (cache effects)
+            comp, args = steps[m]
             t0 = time.perf_counter()
             jax.block_until_ready(comp(*args))
             rounds[m].append(time.perf_counter() - t0)
@@ -469,14 +471,15 @@ def run_memory(ctx: Context) -> dict:
     """Peak memory and time of a MEMprop training step against T, per checkpoint mode."""
     load0 = _load()
     if ctx.quick:
-        Ts, H, B, reps = (100, 400), 64, 16, 2
+        Ts, H, B, reps = (50, 200), 32, 8, 2
     else:
         Ts, H, B, reps = (100, 200, 500, 1000, 2000), 128, 32, 3
     rec: dict[str, dict[str, dict]] = {m: {} for m in MODES}
     for T in ctx.progress(Ts, desc="T"):
         for mode in MODES:
-            r = _child("memory", {"T": T, "mode": mode, "n_hidden": H, "batch": B,
-                                  "repeats": reps})
+            args = {"T": T, "mode": mode, "n_hidden": H, "batch": B, "repeats": reps}
+            # --quick measures in this process (a smoke test: RSS then shares the process)
+            r = _child_memory(args) if ctx.quick else _child("memory", args)
             rec[mode][str(T)] = r
             ctx.log(f"T={T} {mode}: temp {r['temp_bytes'] / 2**20:.1f} MiB, peak RSS +"
                     f"{r['peak_rss_increase_MB']:.1f} MB, step {r['step_ms']:.1f} ms")
@@ -504,8 +507,8 @@ def run_memory(ctx: Context) -> dict:
     metrics["time_ratio_sqrt_over_none_Tmax"] = rec["sqrt"][Tm]["step_ms"] / rec["none"][Tm]["step_ms"]
     metrics["sublinear"] = bool(metrics["temp_bytes_exponent_sqrt"] < 0.75)
     T_int = 200 if ctx.quick else 1000
-    it = _child("memory_time", {"T": T_int, "n_hidden": H, "batch": B,
-                                "rounds": 3 if ctx.quick else 7})
+    targs = {"T": T_int, "n_hidden": H, "batch": B, "rounds": 3 if ctx.quick else 7}
+    it = _child_memory_time(targs) if ctx.quick else _child("memory_time", targs)
     metrics["interleaved_time"] = it
     ctx.log(f"interleaved at T={T_int}: {it['median_ms']}, sqrt/step {it['sqrt_over_step']:.2f}")
     _plot_memory(ctx, Ts, rec)
@@ -514,7 +517,8 @@ def run_memory(ctx: Context) -> dict:
               "batch": B, "dtype": "float32", "repeats": reps,
               "input": "uniform random intensities (memory and time do not depend on values)",
               "step": "jit(value_and_grad(memprop_loss) + Adam), compiled once per process",
-              "measurement": "fresh subprocess per (T, mode): XLA memory_analysis temp bytes; "
+              "measurement": ("in-process (--quick) " if ctx.quick else "fresh subprocess ")
+                             + "per (T, mode): XLA memory_analysis temp bytes; "
                              "VmHWM after /proc/self/clear_refs minus VmRSS before the first "
                              "run; median step time of repeats after one warm-up"}
     return {"metrics": metrics, "config": config}
@@ -652,6 +656,8 @@ def _child_scale_out(a: dict) -> dict:
     out["params_max_rel_diff"] = float(max(
         np.max(np.abs(p - q)) / max(np.max(np.abs(p)), 1e-30)
         for p, q in zip(one.pop("params"), many.pop("params"))))
+    if a.get("skip_fit"):
+        return out
     # The library path: fit(mesh=) for one epoch of the same steps vs fit on one device.
     fits = {}
     for name, mesh in (("one_device", None), ("mesh", data_mesh())):
@@ -672,11 +678,13 @@ def run_scale_out(ctx: Context) -> dict:
     load0 = _load()
     n_dev = 4
     a = {"steps": 6 if ctx.quick else 20, "batch": 128, "n_hidden": 32 if ctx.quick else 256,
-         "seed": ctx.seed, "data_dir": ctx.data_dir}
+         "seed": ctx.seed, "data_dir": ctx.data_dir, "skip_fit": ctx.quick}
     r = _child("scale_out", a, env={
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_dev}"})
     many = f"{n_dev}_devices"
-    mp = _multiprocess(ctx, a, processes=2, devices_per_process=2)
+    # --quick: the 4-device mesh only (fit(mesh=) and the multi-process path are covered
+    # by tests/test_distributed.py)
+    mp = None if ctx.quick else _multiprocess(ctx, a, processes=2, devices_per_process=2)
     metrics = {
         "devices": r["devices"],
         "loss_max_abs_diff": r["loss_max_abs_diff"],
@@ -689,9 +697,9 @@ def run_scale_out(ctx: Context) -> dict:
         f"step_ms_{many}": r[many]["median_step_ms"],
         "speedup_4_host_devices": r["one_device"]["median_step_ms"] / r[many]["median_step_ms"],
         "params_sharding": r[many]["params_sharding"],
-        "fit_train_loss": r["fit_train_loss"],
-        "fit_params_max_rel_diff": r["fit_params_max_rel_diff"],
-        "fit_seconds": r["fit_seconds"],
+        "fit_train_loss": r.get("fit_train_loss", "skipped (--quick)"),
+        "fit_params_max_rel_diff": r.get("fit_params_max_rel_diff", "skipped (--quick)"),
+        "fit_seconds": r.get("fit_seconds", "skipped (--quick)"),
     }
     if mp is not None:
         lm = np.asarray(mp[0]["losses"])
@@ -957,7 +965,8 @@ def _profile(ctx, H, T, B, repeats):
 
     import memjax.neurons.mif as mif_module
 
-    for mode in MODES + ("step_phi1_autodiff",):
+    modes = ("step", "step_phi1_autodiff") if ctx.quick else MODES + ("step_phi1_autodiff",)
+    for mode in modes:
         model = MEMprop.init(jax.random.key(0), 784, H, 10, n_steps=T,
                              checkpoint=mode.split("_")[0])
         params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -999,8 +1008,12 @@ def _profile(ctx, H, T, B, repeats):
     # Interleaved rounds (each function once per round): under a shared, loaded CPU the
     # per-round ratios are steadier than separately taken medians.
     rounds = {k: [] for k in compiled}
+    order = np.random.default_rng(1)
     for _ in range(3 * repeats):
-        for k, (comp, args) in compiled.items():
+        # a fresh order each round: what ran just before (e.g. the memory-heavy "none"
+        # step, which evicts the caches) must not bias one function's time
+        for k in order.permutation(list(compiled)):
+            comp, args = compiled[k]
             t0 = time.perf_counter()
             jax.block_until_ready(comp(*args))
             rounds[k].append(time.perf_counter() - t0)
@@ -1016,8 +1029,9 @@ def _profile(ctx, H, T, B, repeats):
                                                     "value_and_grad_step"),
         "phi1_custom_jvp_speedup_mif_layer_grad": ratio("mif_hidden_layer_grad_phi1_autodiff",
                                                         "mif_hidden_layer_grad"),
-        "checkpoint_none_over_step": ratio("value_and_grad_none", "value_and_grad_step"),
-        "checkpoint_sqrt_over_step": ratio("value_and_grad_sqrt", "value_and_grad_step"),
+        **({} if ctx.quick else {
+            "checkpoint_none_over_step": ratio("value_and_grad_none", "value_and_grad_step"),
+            "checkpoint_sqrt_over_step": ratio("value_and_grad_sqrt", "value_and_grad_step")}),
         "grad_over_forward": ratio("value_and_grad_step", "forward"),
         "mif_layer_grad_over_forward": ratio("mif_hidden_layer_grad", "mif_hidden_layer_forward"),
         "mif_layer_forward_over_crossbar1_read": ratio("mif_hidden_layer_forward",
@@ -1038,8 +1052,8 @@ def run_precision(ctx: Context) -> dict:
     load0 = _load()
     quick = ctx.quick
     H, T, B = (128, 10, 128) if quick else (512, 10, 128)
-    n_train, n_test, steps = (2560, 1000, 20) if quick else (12800, 10000, 100)
-    repeats = 3 if quick else 5
+    n_train, n_test, steps = (1280, 1000, 10) if quick else (12800, 10000, 100)
+    repeats = 2 if quick else 5
     xtr, ytr = D.load("mnist", "train", data_dir=ctx.data_dir, limit=n_train)
     xte, yte = D.load("mnist", "test", data_dir=ctx.data_dir, limit=n_test)
     train = (D.normalize(xtr, flatten=True), ytr.astype(np.int32))
@@ -1076,7 +1090,7 @@ def run_precision(ctx: Context) -> dict:
     trained = _trained_accuracy(ctx, test, names)
     if trained is not None:
         metrics["trained_model"] = trained
-    metrics["profile"] = _profile(ctx, 512, 10, 128, repeats)
+    metrics["profile"] = _profile(ctx, H, T, B, repeats)
     config = {"load_avg_start": load0, "load_avg_end": _load(),
               "topology": f"784-{H}-10 MEMprop (crossbars, MIF), T {T} x 1 ms, batch {B}",
               "train_steps": steps, "n_train": n_train, "n_test": n_test, "repeats": repeats,
@@ -1084,7 +1098,7 @@ def run_precision(ctx: Context) -> dict:
               "bfloat16": "mixed precision: float32 master weights and Adam; params and "
                           "input cast to bfloat16 inside the loss; logits back to float32",
               "errors": "first step on the same batch from the same initial model, vs float64",
-              "profile": "float32, 784-512-10, T 10, batch 128 (the MEMprop benchmark setting)"}
+              "profile": f"float32, 784-{H}-10, T {T}, batch {B} (full: the MEMprop benchmark setting)"}
     return {"metrics": metrics, "config": config}
 
 
