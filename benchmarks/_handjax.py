@@ -60,21 +60,12 @@ def init_params(key, n_in: int = 784, n_hidden: int = 128, n_out: int = 10) -> d
     }
 
 
-def logits(params, x, *, n_steps: int, beta=0.9, theta=1.0, slope=25.0, reset="immediate",
-           unroll: bool = False):
-    """Logits ``[B, n_out]``; ``x`` is ``[B, n_in]`` (static current, ``n_steps`` steps)
-    or ``[T, B, n_in]`` (a spike sequence, ``T == n_steps``). ``unroll=True`` unrolls the
-    time scan (used only to count FLOPs: XLA's cost analysis counts a loop body once)."""
+def time_step(params, carry, inp, *, seq: bool, beta=0.9, theta=1.0, slope=25.0,
+              reset="immediate"):
+    """One step of the time loop: ``(v1, v2)`` and the step's input (layer 1's current
+    for a static input, the step's spikes ``[B, n_in]`` for a sequence) ->
+    ``((v1, v2), v2)``."""
     w1, b1, w2, b2 = params["w1"], params["b1"], params["w2"], params["b2"]
-    if x.ndim == 2:
-        cur1 = x @ w1 + b1  # held over the window
-        xs = None
-        B = x.shape[0]
-    else:
-        T, B, n_in = x.shape
-        assert T == n_steps, (T, n_steps)
-        xs = x  # projected step by step inside the scan
-    H, O = w1.shape[1], w2.shape[1]
 
     def lif(v, cur):
         if reset == "immediate":
@@ -85,14 +76,31 @@ def logits(params, x, *, n_steps: int, beta=0.9, theta=1.0, slope=25.0, reset="i
         v = beta * v + cur - theta * r
         return v, heaviside(v - theta, slope)
 
-    def body(carry, xt):
-        v1, v2 = carry
-        v1, s1 = lif(v1, cur1 if xt is None else xt @ w1 + b1)
-        v2, _ = lif(v2, s1 @ w2 + b2)
-        return (v1, v2), v2
+    v1, v2 = carry
+    v1, s1 = lif(v1, inp @ w1 + b1 if seq else inp)
+    v2, _ = lif(v2, s1 @ w2 + b2)
+    return (v1, v2), v2
 
-    z1, z2 = jnp.zeros((B, H), x.dtype), jnp.zeros((B, O), x.dtype)
-    _, v2s = jax.lax.scan(body, (z1, z2), xs, length=n_steps, unroll=n_steps if unroll else 1)
+
+def logits(params, x, *, n_steps: int, **kw):
+    """Logits ``[B, n_out]``; ``x`` is ``[B, n_in]`` (static current, ``n_steps`` steps)
+    or ``[T, B, n_in]`` (a spike sequence, ``T == n_steps``); ``kw``: the LIF settings
+    of :func:`time_step`."""
+    w1, w2 = params["w1"], params["w2"]
+    seq = x.ndim == 3
+    if seq:
+        assert x.shape[0] == n_steps, (x.shape, n_steps)
+        xs = x  # projected step by step inside the scan
+    else:
+        cur1 = x @ w1 + params["b1"]  # held over the window
+        xs = None
+    B = x.shape[-2]
+
+    def body(carry, xt):
+        return time_step(params, carry, xt if seq else cur1, seq=seq, **kw)
+
+    z1, z2 = jnp.zeros((B, w1.shape[1]), x.dtype), jnp.zeros((B, w2.shape[1]), x.dtype)
+    _, v2s = jax.lax.scan(body, (z1, z2), xs, length=n_steps)
     return jnp.mean(v2s, axis=0)
 
 
