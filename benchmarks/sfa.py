@@ -54,7 +54,7 @@ CONFIG = {
 LAYER = dict(feature_norm="scale", gain=4.0, p_in=1.0, window=1, p_pot=0.05, p_dep=0.1, n_levels=16,
              theta_factor=4.0, beta_factor=100.0, theta_plus_factor=0.05, homeo_decay=0.002,
              max_false_route=0.005, filter_stream=True)
-#: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist).
+#: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
 BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
 NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, clipped
 
@@ -311,7 +311,7 @@ def run_mnist(ctx: Context) -> dict:
 
 
 def run_fmnist(ctx: Context) -> dict:
-    return experiment(ctx, "fashion-mnist", 5)
+    return experiment(ctx, "fashion-mnist", 5, betas=BETAS)
 
 
 def run_noisy_mnist(ctx: Context) -> dict:
