@@ -8,6 +8,7 @@ training loops built on them.
 from . import crossbar as crossbar
 from . import data as data
 from . import devices as devices
+from . import distributed as distributed
 from . import integrate as integrate
 from . import learning as learning
 from . import models as models
@@ -24,6 +25,7 @@ from .devices import simulate_reference as simulate_reference
 from .integrate import RK4 as RK4
 from .integrate import Euler as Euler
 from .integrate import Heun as Heun
+from .integrate import checkpointed_scan as checkpointed_scan
 from .integrate import odeint as odeint
 from .neurons import LIF as LIF
 from .neurons import MIF as MIF
