@@ -168,13 +168,17 @@ class MEMprop(eqx.Module):
         x: Float[Array, "batch n_in"],
         key: PRNGKeyArray | None = None,
         *,
+        spikes: Float[Array, "T batch n_in"] | None = None,
         traces: bool = False,
     ):
         """Logits ``[batch, n_out]`` for intensities ``x`` in [0, 1].
 
         ``key`` draws fresh crossbar read noise (when the crossbar's config enables it)
-        and the rate-coding spikes. With ``traces=True`` returns ``(logits, (v_hidden,
-        v_out))`` with the membrane voltages ``[T, batch, n]`` (V).
+        and the rate-coding spikes. ``spikes`` (``encoding="rate"`` only): input spikes
+        ``[n_steps, batch, n_in]`` encoded beforehand (e.g. :func:`memjax.data.rate`),
+        used instead of drawing them; ``x`` then only gives the batch shape. With
+        ``traces=True`` returns ``(logits, (v_hidden, v_out))`` with the membrane
+        voltages ``[T, batch, n]`` (V).
         """
         n1 = _freeze(self.neuron1, self.train_neurons)
         n2 = _freeze(self.neuron2, self.train_neurons)
@@ -191,14 +195,24 @@ class MEMprop(eqx.Module):
         s2 = n2.init_state((batch, _n_out(self.syn2)), x.dtype)
         h = self.dt / self.substeps
 
+        if spikes is not None and self.encoding != "rate":
+            raise ValueError("MEMprop: spikes are an input of encoding='rate' only")
         if self.encoding == "direct":
             i1_static = self.g1 * _read(self.syn1, x * self.v_read, k1)
             xs = None
         else:
-            if k_in is None:
-                raise ValueError("MEMprop with encoding='rate' needs a key")
-            p = jnp.clip(x, 0.0, 1.0) * jnp.minimum(self.rate_max * self.dt, 1.0)
-            spikes = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
+            if spikes is not None:
+                spikes = jnp.asarray(spikes, x.dtype)
+                if spikes.shape != (T,) + x.shape:
+                    raise ValueError(
+                        f"MEMprop: spikes must have shape (n_steps, batch, n_in) = "
+                        f"{(T,) + x.shape}; got {spikes.shape}"
+                    )
+            elif k_in is None:
+                raise ValueError("MEMprop with encoding='rate' needs a key (or spikes)")
+            else:
+                p = jnp.clip(x, 0.0, 1.0) * jnp.minimum(self.rate_max * self.dt, 1.0)
+                spikes = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
             # Crossbar 1 read for every step before the time scan: one [T batch, n_in]
             # matmul instead of T small ones, and outside the rematerialised body, so
             # the backward pass does not recompute it (the same currents and read noise

@@ -137,6 +137,21 @@ def test_read_noise_and_rate_coding(getkey):
         r(x)
 
 
+def test_rate_coding_with_given_spikes(getkey):
+    """Spikes encoded beforehand give the same logits as the same spikes drawn inside."""
+    r = dataclasses.replace(_tiny(getkey()), encoding="rate")
+    x = jax.random.uniform(getkey(), (4, 12))
+    k = getkey()
+    p = jnp.clip(x, 0.0, 1.0) * min(r.rate_max * r.dt, 1.0)
+    spikes = jax.random.bernoulli(jax.random.split(k, 3)[0], p, (r.n_steps,) + x.shape)
+    np.testing.assert_allclose(r(x, k, spikes=spikes), r(x, k), rtol=1e-6)
+    assert np.all(np.isfinite(r(x, spikes=spikes)))  # no key needed then
+    with pytest.raises(ValueError, match="n_steps, batch, n_in"):
+        r(x, spikes=spikes[:-1])
+    with pytest.raises(ValueError, match="encoding='rate'"):
+        dataclasses.replace(r, encoding="direct")(x, spikes=spikes)
+
+
 def test_lif_baseline(getkey):
     net = LIFNet.init(getkey(), 12, 8, 3, n_steps=6)
     x = jax.random.uniform(getkey(), (4, 12))
