@@ -357,13 +357,14 @@ def train_continual(
     log: Callable[[str], None] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
+    reset_optimizer: bool = True,
 ) -> tuple[MetaplasticMLP, dict[str, Any]]:
     """Train on ``tasks`` one after the other (no replay), Adam + metaplasticity.
 
     Adam with metaplasticity (``metaplastic_adam(learning_rate, m, n_levels, w_max)``,
-    or ``optimizer()`` if given), its state reset at each new task. Mini-batches of ``batch_size`` from a
-    permutation that depends only on ``(seed, task, epoch)``; the last partial batch is
-    dropped. One jitted step: forward (batch statistics), gradient, optimizer, optional
+    or ``optimizer()`` if given), its state reset at each new task (see
+    ``reset_optimizer``). Mini-batches of ``batch_size`` from a permutation that
+    depends only on ``(seed, task, epoch)``; the last partial batch is dropped. One jitted step: forward (batch statistics), gradient, optimizer, optional
     fixed-point storage of the hidden weights (``hidden_bits``), and the count of
     quantisation-level changes per weight (the device reprogramming events). After each
     epoch the current task's BN statistics are estimated on ``calib_samples`` of its
@@ -371,6 +372,9 @@ def train_continual(
     accuracy is measured. ``ewc_lambda > 0`` adds the EWC penalty of every finished task
     (Fisher over ``ewc_samples`` training examples). ``on_epoch(model, task, epoch)`` is
     called after each epoch.
+
+    ``reset_optimizer``: re-initialise the optimizer state (Adam's moments) at each new
+    task, as Laborieux et al. do (default); ``False`` carries it over.
 
     ``checkpoint_dir``: after every epoch an orbax checkpoint (the last two kept) holds
     the model arrays (hidden weights, BN slots), the optimizer state, the level-change
@@ -404,19 +408,27 @@ def train_continual(
     optimizer_t = make_opt()
     mngr = None if checkpoint_dir is None else _ckpt_manager(checkpoint_dir)
     start = (0, 0, None)  # (task, epoch, optimizer state) to continue from
+    opt_state = None
     if mngr is not None and resume:
         got = _ckpt_restore(mngr, model, optimizer_t, counts)
         if got is not None:
             model, opt_state, counts, anchors, fishers, hist, (t0_, e0_) = got
             # Continue after epoch e0_ of task t0_.
-            start = (t0_, e0_ + 1, opt_state) if e0_ + 1 < epochs[t0_] else (t0_ + 1, 0, None)
+            if e0_ + 1 < epochs[t0_]:
+                start = (t0_, e0_ + 1, opt_state)
+            else:
+                start = (t0_ + 1, 0, None if reset_optimizer else opt_state)
             if log is not None:
                 log(f"resumed from {checkpoint_dir}: task {t0_ + 1}, epoch {e0_ + 1} done")
     for t, task in enumerate(tasks):
         if t < start[0]:
             continue
         resuming = t == start[0] and start[2] is not None
-        opt_state = start[2] if resuming else optimizer_t.init(model.weights)
+        if resuming:
+            opt_state = start[2]
+        elif reset_optimizer or opt_state is None:
+            opt_state = optimizer_t.init(model.weights)
+        # else: the optimizer state of the previous task carries over
         ewc = (ewc_lambda, tuple(anchors), tuple(fishers)) if ewc_lambda > 0 and anchors else None
         n = len(task.x_train)
         steps = n // batch_size

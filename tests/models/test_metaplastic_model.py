@@ -202,3 +202,35 @@ def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path):
     again, h3 = train_continual(model, tasks, checkpoint_dir=tmp_path, **kw)
     assert h3["acc"] == h1["acc"]
     np.testing.assert_array_equal(np.asarray(again.weights[0]), np.asarray(straight.weights[0]))
+
+
+def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(getkey, tmp_path):
+    """reset_optimizer=False keeps Adam's moments across tasks (a different run from the
+    reset one), and an interruption at the task boundary resumes with them."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(120, 6)).astype(np.float32)
+    ya = (x[:, 0] > x[:, 1]).astype(np.int32)
+    yb = (x[:, 2] > x[:, 3]).astype(np.int32)
+    tasks = [Task("a", x, ya, x[:40], ya[:40]), Task("b", x, yb, x[:40], yb[:40])]
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
+    tx = metaplastic_adam(0.02, 1.0, 3)
+    kw = dict(epochs=2, batch_size=40, optimizer=lambda: tx)
+    reset, _ = train_continual(model, tasks, **kw)
+    carried, h1 = train_continual(model, tasks, reset_optimizer=False, **kw)
+    assert not np.array_equal(np.asarray(reset.weights[0]), np.asarray(carried.weights[0]))
+
+    class Stop(Exception):
+        pass
+
+    def stop(m, t, e):
+        if (t, e) == (0, 1):  # the last epoch of the first task
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_continual(model, tasks, checkpoint_dir=tmp_path, on_epoch=stop,
+                        reset_optimizer=False, **kw)
+    resumed, h2 = train_continual(model, tasks, checkpoint_dir=tmp_path,
+                                  reset_optimizer=False, **kw)
+    for a, b in zip(jax.tree.leaves(carried), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert h2["loss"] == h1["loss"]
