@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._context import Context, timeit
+from .spice import run_ngspice
 
 __all__ = ["run_devices", "run_memory", "run_scale_out", "run_precision"]
 
@@ -136,26 +137,6 @@ def _mif_netlist(pop, amps, rest, probes, out: Path) -> str:
         "rusage all", f"wrdata {out} {probe}", "quit", ".endc", ".end",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _ngspice(netlist: str, workdir: Path, stem: str) -> dict:
-    cir, out = workdir / f"{stem}.cir", workdir / f"{stem}.txt"
-    cir.write_text(netlist)
-    t0 = time.perf_counter()
-    proc = subprocess.run(["ngspice", "-b", str(cir)], capture_output=True, text=True,
-                          cwd=workdir)
-    wall = time.perf_counter() - t0
-    log = proc.stdout + proc.stderr
-    if proc.returncode != 0 or not (workdir / f"{stem}.txt").exists():
-        raise RuntimeError(f"ngspice failed (rc {proc.returncode}):\n{log[-3000:]}")
-
-    def stat(label):
-        m = re.search(rf"{label}\s*=\s*([0-9.eE+-]+)", log)
-        return float(m.group(1)) if m else None
-
-    return {"data": np.loadtxt(out, skiprows=1), "wall": wall,
-            "analysis": stat(r"Total analysis time \(seconds\)"),
-            "timepoints": stat("Transient timepoints")}
 
 
 def _mif_transient_fn(pop, dtype):
@@ -265,7 +246,7 @@ def run_devices(ctx: Context) -> dict:
                         if dtype == jnp.float64:
                             s0 = pop.init_state((n,), dtype)
                             rest = (s0.v, s0.x1, s0.x2)
-                spr = _ngspice(_mif_netlist(pop, amps, rest, probes, Path(tmp) / f"n{n}.txt"),
+                spr = run_ngspice(_mif_netlist(pop, amps, rest, probes, Path(tmp) / f"n{n}.txt"),
                                Path(tmp), f"n{n}")
                 d = spr["data"]
                 t_sp = d[:, 0]

@@ -138,7 +138,9 @@ def _netlist(case: SpiceCase, dev, n: int, out: Path, probe_state: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_ngspice(netlist: str, workdir: Path, stem: str) -> dict:
+def run_ngspice(netlist: str, workdir: Path, stem: str) -> dict:
+    """Write ``stem.cir``, run ``ngspice -b`` on it and read ``stem.txt`` (its ``wrdata``):
+    the data, the process wall time and ngspice's own analysis statistics."""
     cir = workdir / f"{stem}.cir"
     out = workdir / f"{stem}.txt"
     cir.write_text(netlist)
@@ -207,7 +209,7 @@ def _one_case(ctx: Context, name: str, case: SpiceCase, sizes, repeats, workdir:
         else:
             pop = sample_population(dev, jax.random.fold_in(jax.random.key(ctx.seed), n), n,
                                     case.spread)
-        sp = _run_ngspice(_netlist(case, pop, n, workdir / f"{name}_{n}.txt", n == 1),
+        sp = run_ngspice(_netlist(case, pop, n, workdir / f"{name}_{n}.txt", n == 1),
                           workdir, f"{name}_{n}")
         compiled, arrays, compile_s = _memjax_fn(case, pop)
         stats = timeit(compiled, arrays, repeats=repeats, warmup=1)

@@ -77,7 +77,7 @@ def test_spice_netlist_matches_memjax(tmp_path):
     case = spice.SPICE_CASES["hp"]
     with jax.enable_x64(True):
         dev = case.build()
-        sp = spice._run_ngspice(
+        sp = spice.run_ngspice(
             spice._netlist(case, dev, 1, tmp_path / "hp.txt", True), tmp_path, "hp"
         )
         T = 1.0 / case.frequency

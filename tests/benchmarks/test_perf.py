@@ -129,7 +129,7 @@ def test_mif_netlist_matches_memjax(x64):
     s0 = pop.init_state((n,), jnp.float64)
     with tempfile.TemporaryDirectory() as tmp:
         net = perf._mif_netlist(pop, amps, (s0.v, s0.x1, s0.x2), [0, 1], Path(tmp) / "o.txt")
-        sp = perf._ngspice(net, Path(tmp), "o")
+        sp = perf.run_ngspice(net, Path(tmp), "o")
     d = sp["data"]
     t = perf.DT_OUT * np.arange(1, st.v.shape[0] + 1)
     for k in range(n):
