@@ -13,7 +13,9 @@ import pytest
 
 from memjax.distributed import data_mesh, replicate, shard_batch
 
-CHILD = textwrap.dedent(
+# The training problem both subprocess scripts run (one definition, so the one-host and
+# multi-host runs are compared on the same data, model and stochastic loss).
+PROBLEM = textwrap.dedent(
     """
     import json
     import equinox as eqx, jax, jax.numpy as jnp, numpy as np, optax
@@ -21,7 +23,6 @@ CHILD = textwrap.dedent(
     from memjax.models.memprop import cross_entropy
     from memjax.train import fit
 
-    assert jax.device_count() == 4, jax.devices()
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(64, 12)).astype(np.float32)
     y = rng.integers(0, 3, 64).astype(np.int32)
@@ -29,10 +30,17 @@ CHILD = textwrap.dedent(
     # A stochastic loss: the per-step key (replicated) must give the same draws.
     loss = lambda m, x, y, k: (cross_entropy(
         (x + 0.1 * jax.random.normal(k, x.shape)) @ m["w"] + m["b"], y), {})
+    train = lambda mesh: fit(m, loss, optax.adam(1e-2), (x, y), epochs=3, batch_size=16,
+                             progress=False, mesh=mesh)
+    """
+)
+
+CHILD = PROBLEM + textwrap.dedent(
+    """
+    assert jax.device_count() == 4, jax.devices()
     out = {}
     for name, mesh in (("one", None), ("four", data_mesh())):
-        mm, h = fit(m, loss, optax.adam(1e-2), (x, y), epochs=3, batch_size=16,
-                    progress=False, mesh=mesh)
+        mm, h = train(mesh)
         out[name] = {"loss": h["train_loss"],
                      "params": [np.asarray(a).ravel().tolist()
                                 for a in jax.tree.leaves(eqx.filter(mm, eqx.is_inexact_array))],
@@ -42,14 +50,19 @@ CHILD = textwrap.dedent(
 )
 
 
+def _result(stdout: str) -> dict:
+    """The JSON a subprocess script printed after ``RESULT``."""
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
 def test_four_devices_match_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
                JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
-    out = json.loads(line[len("RESULT"):])
+    out = _result(proc.stdout)
     one, four = out["one"], out["four"]
     assert "NamedSharding" in four["sharding"] and "P()" in four["sharding"]
     # Same trajectory up to the order of the batch sums (float32).
@@ -88,26 +101,16 @@ def test_fit_rejects_indivisible_batch(monkeypatch):
 
 WORKER = textwrap.dedent(
     """
-    import json, sys
+    import sys
     import jax
     pid, port = int(sys.argv[1]), sys.argv[2]
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
                                process_id=pid)
-    import jax.numpy as jnp, numpy as np, optax
-    from memjax.distributed import data_mesh
-    from memjax.models.memprop import cross_entropy
-    from memjax.train import fit
-
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(64, 12)).astype(np.float32)
-    y = rng.integers(0, 3, 64).astype(np.int32)
-    m = {"w": jnp.asarray(rng.normal(size=(12, 3)), jnp.float32), "b": jnp.zeros(3)}
-    loss = lambda m, x, y, k: (cross_entropy(
-        (x + 0.1 * jax.random.normal(k, x.shape)) @ m["w"] + m["b"], y), {})
-    mesh = data_mesh()
-    mm, h = fit(m, loss, optax.adam(1e-2), (x, y), epochs=3, batch_size=16,
-                progress=False, mesh=mesh)
+    """
+) + PROBLEM + textwrap.dedent(
+    """
+    mm, h = train(data_mesh())
     print("RESULT" + json.dumps({"devices": jax.device_count(), "loss": h["train_loss"],
           "w": np.asarray(mm["w"].addressable_data(0)).ravel().tolist()}))
     """
@@ -132,12 +135,10 @@ def test_two_processes_jax_distributed_match_one_device():
     for p in procs:
         so, se = p.communicate(timeout=300)
         assert p.returncode == 0, se[-3000:]
-        outs.append(json.loads(next(ln for ln in so.splitlines()
-                                    if ln.startswith("RESULT"))[len("RESULT"):]))
-    ref = json.loads(next(ln for ln in subprocess.run(
+        outs.append(_result(so))
+    ref = _result(subprocess.run(
         [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300,
-        env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")).stdout.splitlines()
-        if ln.startswith("RESULT"))[len("RESULT"):])["one"]
+        env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")).stdout)["one"]
     for o in outs:
         assert o["devices"] == 4
         np.testing.assert_allclose(o["loss"], ref["loss"], rtol=1e-5)
