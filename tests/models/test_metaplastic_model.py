@@ -170,14 +170,18 @@ def test_train_continual_counts_and_learns(getkey):
     assert evaluate_task(trained, x, yb, 1) == hist["final_acc"][1]
 
 
+def _two_tasks(seed):
+    """Two small binary tasks on the same inputs (120 train, the first 40 as test)."""
+    x = np.random.default_rng(seed).uniform(size=(120, 6)).astype(np.float32)
+    ya = (x[:, 0] > x[:, 1]).astype(np.int32)
+    yb = (x[:, 2] > x[:, 3]).astype(np.int32)
+    return [Task("a", x, ya, x[:40], ya[:40]), Task("b", x, yb, x[:40], yb[:40])]
+
+
 def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path):
     """Interrupted mid-task (optimizer state, counters, EWC anchors in the checkpoint),
     a resumed run returns what the uninterrupted run returns."""
-    rng = np.random.default_rng(1)
-    x = rng.uniform(size=(120, 6)).astype(np.float32)
-    ya = (x[:, 0] > x[:, 1]).astype(np.int32)
-    yb = (x[:, 2] > x[:, 3]).astype(np.int32)
-    tasks = [Task("a", x, ya, x[:40], ya[:40]), Task("b", x, yb, x[:40], yb[:40])]
+    tasks = _two_tasks(1)
     model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
     tx = metaplastic_adam(0.02, 1.0, 3)  # one transformation: one compilation for all runs
     kw = dict(epochs=2, batch_size=40, optimizer=lambda: tx, ewc_lambda=10.0, ewc_samples=40)
@@ -207,11 +211,7 @@ def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path):
 def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(getkey, tmp_path):
     """reset_optimizer=False keeps Adam's moments across tasks (a different run from the
     reset one), and an interruption at the task boundary resumes with them."""
-    rng = np.random.default_rng(2)
-    x = rng.uniform(size=(120, 6)).astype(np.float32)
-    ya = (x[:, 0] > x[:, 1]).astype(np.int32)
-    yb = (x[:, 2] > x[:, 3]).astype(np.int32)
-    tasks = [Task("a", x, ya, x[:40], ya[:40]), Task("b", x, yb, x[:40], yb[:40])]
+    tasks = _two_tasks(2)
     model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
     tx = metaplastic_adam(0.02, 1.0, 3)
     kw = dict(epochs=2, batch_size=40, optimizer=lambda: tx)
