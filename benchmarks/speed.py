@@ -116,6 +116,16 @@ def _images(ctx: Context):
                 rng.integers(0, 10, BATCH).astype(np.int32), "random")
 
 
+def _spikes(ctx: Context, x, T: int):
+    """The Poisson case's input: rate-coded spikes ``(T, batch, 784)`` of the images
+    ``x`` (the same tensor in speed-lif and speed-mif)."""
+    import jax
+
+    import memjax.data as D
+
+    return D.rate(jax.random.key(ctx.seed + 7), x, T, max_rate=MAX_RATE, dt=DT)
+
+
 def _have(mod: str) -> bool:
     import importlib.util
 
@@ -332,11 +342,8 @@ def _spyx_lif(T, H, x, y):
 
 
 def run_lif(ctx: Context) -> dict:
-    import jax
     import jax.numpy as jnp
     import optax
-
-    import memjax.data as D
 
     s = _settings(ctx)
     n_threads = _n_threads()
@@ -358,7 +365,7 @@ def run_lif(ctx: Context) -> dict:
     metrics: dict = {}
     rows = []
     for T, H in s["cases"]:
-        spikes = D.rate(jax.random.key(ctx.seed + 7), x, T, max_rate=MAX_RATE, dt=DT)
+        spikes = _spikes(ctx, x, T)
         for inp, xin in (("static", x), ("poisson", spikes)):
             tag = f"T{T}_H{H}_{inp}"
             ctx.log(f"{tag}: building and compiling")
@@ -536,10 +543,7 @@ def _torch_mif(model, x, y, spikes=None):
 
 
 def run_mif(ctx: Context) -> dict:
-    import jax
     import jax.numpy as jnp
-
-    import memjax.data as D
 
     s = _settings(ctx)
     n_threads = _n_threads()
@@ -558,7 +562,7 @@ def run_mif(ctx: Context) -> dict:
     for T, H in s["cases"]:
         # The same spike tensor as speed-lif's, fed to both implementations (the
         # encoding is data preparation, not part of the training step).
-        spikes = D.rate(jax.random.key(ctx.seed + 7), x, T, max_rate=MAX_RATE, dt=DT)
+        spikes = _spikes(ctx, x, T)
         for inp, enc, sp in (("static", "direct", None), ("poisson", "rate", spikes)):
             tag = f"T{T}_H{H}_{inp}"
             ctx.log(f"{tag}: building and compiling")
