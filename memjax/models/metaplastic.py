@@ -95,7 +95,11 @@ class MetaplasticMLP(eqx.Module):
 
     - `weights`: hidden weights ``(n_in, n_out)`` per layer (the trained leaves).
     - `bn_mean`, `bn_var`: inference statistics per layer, ``(n_slots, n_out)``.
-    - `sizes`, `n_levels`, `w_max`, `bn`, `bn_eps`: static settings.
+    - `bn_scale`, `bn_shift`: learned BN gain and offset per layer, ``(n_slots,
+      n_out)``, if ``bn_affine`` (else empty tuples): slot ``t`` is trained on task
+      ``t`` only, with plain Adam (never metaplastic), as the authors' ``affine=True``
+      batch norm whose parameters they save and restore per task.
+    - `sizes`, `n_levels`, `w_max`, `bn`, `bn_eps`, `bn_affine`: static settings.
     - `activation`: ``"sign"`` (binary, hardtanh STE; the BNN) or ``"hardtanh"``
       (real-valued ``clip(z, -1, 1)``).
     - `logit_scale`: fixed factor on the normalised output (the output BN has no
@@ -107,11 +111,14 @@ class MetaplasticMLP(eqx.Module):
     weights: tuple[Float[Array, "n_in n_out"], ...]
     bn_mean: tuple[Float[Array, "slots n_out"], ...]
     bn_var: tuple[Float[Array, "slots n_out"], ...]
+    bn_scale: tuple[Float[Array, "slots n_out"], ...]
+    bn_shift: tuple[Float[Array, "slots n_out"], ...]
     sizes: tuple[int, ...] = eqx.field(static=True)
     n_levels: int = eqx.field(static=True)
     w_max: float = eqx.field(static=True)
     bn: str = eqx.field(static=True)
     bn_eps: float = eqx.field(static=True)
+    bn_affine: bool = eqx.field(static=True)
     logit_scale: float = eqx.field(static=True)
     activation: str = eqx.field(static=True)
 
@@ -125,6 +132,7 @@ class MetaplasticMLP(eqx.Module):
         bn: str = "per_task",
         init_scale: float | None = None,
         bn_eps: float = 1e-5,
+        bn_affine: bool = False,
         logit_scale: float = 1.0,
         activation: str = "sign",
         key: PRNGKeyArray,
@@ -155,6 +163,11 @@ class MetaplasticMLP(eqx.Module):
         self.weights = tuple(ws)
         self.bn_mean = tuple(jnp.zeros((slots, b)) for b in sizes[1:])
         self.bn_var = tuple(jnp.ones((slots, b)) for b in sizes[1:])
+        if not isinstance(bn_affine, (bool, np.bool_)):
+            raise ValueError(f"{n}.bn_affine must be a bool; got {bn_affine!r}")
+        self.bn_affine = bool(bn_affine)
+        self.bn_scale = tuple(jnp.ones((slots, b)) for b in sizes[1:]) if bn_affine else ()
+        self.bn_shift = tuple(jnp.zeros((slots, b)) for b in sizes[1:]) if bn_affine else ()
         self.sizes = tuple(int(s) for s in sizes)
         self.n_levels = int(n_levels)
         self.w_max = float(w_max)
@@ -174,6 +187,20 @@ class MetaplasticMLP(eqx.Module):
     def slot(self, task: int) -> int:
         """BN statistics slot of ``task`` (``task`` for per-task BN, 0 if shared)."""
         return int(task) if self.bn == "per_task" else 0
+
+    def slot_index(self, task: int | Int[Array, ""]) -> int | Int[Array, ""]:
+        """:meth:`slot` for a traced ``task``."""
+        return task if self.bn == "per_task" else 0
+
+    def copy_slot(self, src: int, dst: int) -> MetaplasticMLP:
+        """Copy the affine BN parameters of slot ``src`` into slot ``dst`` (a new task
+        starts from the previous task's gains and offsets, as in the authors' code)."""
+        if not self.bn_affine or src == dst:
+            return self
+        return eqx.tree_at(
+            lambda t: (t.bn_scale, t.bn_shift), self,
+            (tuple(a.at[dst].set(a[src]) for a in self.bn_scale),
+             tuple(a.at[dst].set(a[src]) for a in self.bn_shift)))
 
     def quantized_weights(self) -> tuple[Float[Array, "n_in n_out"], ...]:
         """``Q(W_l)`` with the straight-through gradient."""
@@ -197,13 +224,16 @@ class MetaplasticMLP(eqx.Module):
         return jnp.clip(z, -1.0, 1.0)
 
     def _bn(self, z, l, task, train):
+        s = self.slot_index(task)
         if train:
             mean = jnp.mean(z, axis=0)
             var = jnp.var(z, axis=0)
         else:
-            s = task if self.bn == "per_task" else 0
             mean, var = self.bn_mean[l][s], self.bn_var[l][s]
-        return (z - mean) * jax.lax.rsqrt(var + self.bn_eps)
+        z = (z - mean) * jax.lax.rsqrt(var + self.bn_eps)
+        if self.bn_affine:
+            z = z * self.bn_scale[l][s] + self.bn_shift[l][s]
+        return z
 
     def __call__(
         self,
@@ -214,7 +244,7 @@ class MetaplasticMLP(eqx.Module):
         weights: Sequence[Float[Array, "n_in n_out"]] | None = None,
     ) -> Float[Array, "batch n_out"]:
         """Logits. ``train``: batch statistics; else the inference statistics of
-        ``task``. ``weights``: use these (already quantised, e.g. read from devices)
+        ``task`` (the affine BN parameters, if any, are ``task``'s in both). ``weights``: use these (already quantised, e.g. read from devices)
         instead of ``Q(W_l)``."""
         ws = self.quantized_weights() if weights is None else tuple(weights)
         h = x
@@ -301,9 +331,16 @@ class Task(NamedTuple):
         return jnp.asarray(x, jnp.float32)
 
 
-def _loss(ws, model, x, y, ewc):
-    m = eqx.tree_at(lambda t: t.weights, model, tuple(ws))
-    logits = m(x, train=True)
+def _with_params(model, ws, affine):
+    model = eqx.tree_at(lambda t: t.weights, model, tuple(ws))
+    if model.bn_affine:
+        model = eqx.tree_at(lambda t: (t.bn_scale, t.bn_shift), model, affine)
+    return model
+
+
+def _loss(params, model, x, y, task, ewc):
+    ws, affine = params
+    logits = _with_params(model, ws, affine)(x, task, train=True)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     if ewc is not None:
         lam, anchors, fishers = ewc
@@ -312,11 +349,18 @@ def _loss(ws, model, x, y, ewc):
     return loss, accuracy(logits, y)
 
 
+def _affine(model):
+    return (model.bn_scale, model.bn_shift) if model.bn_affine else ((), ())
+
+
 @eqx.filter_jit
-def _train_step(model, opt_state, counts, x, y, optimizer, hidden_bits, hidden_range, ewc):
-    ws = model.weights
-    (loss, acc), grads = jax.value_and_grad(_loss, has_aux=True)(ws, model, x, y, ewc)
-    updates, opt_state = optimizer.update(grads, opt_state, ws)
+def _train_step(model, opt_state, counts, x, y, task, optimizer, affine_optimizer,
+                hidden_bits, hidden_range, ewc):
+    ws, affine = model.weights, _affine(model)
+    w_state, a_state = opt_state
+    (loss, acc), (gw, ga) = jax.value_and_grad(_loss, has_aux=True)(
+        (ws, affine), model, x, y, task, ewc)
+    updates, w_state = optimizer.update(gw, w_state, ws)
     new = optax.apply_updates(ws, updates)
     if hidden_bits is not None:
         new = tuple(fixed_point(w, hidden_bits, hidden_range) for w in new)
@@ -325,13 +369,19 @@ def _train_step(model, opt_state, counts, x, y, optimizer, hidden_bits, hidden_r
         c + (level_index(a, k, wm) != level_index(b, k, wm)).astype(jnp.int32)
         for c, a, b in zip(counts, new, ws)
     )
-    model = eqx.tree_at(lambda t: t.weights, model, tuple(new))
-    return model, opt_state, counts, loss, acc
+    if model.bn_affine:
+        au, a_state = affine_optimizer.update(ga, a_state, affine)
+        # Only the current task's slot moves (Adam momentum carried over from an
+        # earlier task must not move that task's slot).
+        row = (jnp.arange(model.n_slots) == model.slot_index(task))[:, None]
+        affine = optax.apply_updates(affine, jax.tree_util.tree_map(lambda u: u * row, au))
+    model = _with_params(model, new, affine)
+    return model, (w_state, a_state), counts, loss, acc
 
 
 def _log_likelihood(model, task):
     def ll(ws, x, y):
-        m = eqx.tree_at(lambda t: t.weights, model, tuple(ws))
+        m = _with_params(model, ws, _affine(model))
         return jax.nn.log_softmax(m(x[None], task)[0])[y]
 
     return ll
@@ -406,11 +456,16 @@ def train_continual(
     # One transformation for the whole stream (one compilation); its state is reset
     # (re-initialised) at each new task.
     optimizer_t = make_opt()
+    affine_t = optax.adam(learning_rate)  # the BN gains and offsets: plain Adam
+
+    def init_state(model):
+        return optimizer_t.init(model.weights), affine_t.init(_affine(model))
+
     mngr = None if checkpoint_dir is None else _ckpt_manager(checkpoint_dir)
     start = (0, 0, None)  # (task, epoch, optimizer state) to continue from
     opt_state = None
     if mngr is not None and resume:
-        got = _ckpt_restore(mngr, model, optimizer_t, counts)
+        got = _ckpt_restore(mngr, model, init_state, counts)
         if got is not None:
             model, opt_state, counts, anchors, fishers, hist, (t0_, e0_) = got
             # Continue after epoch e0_ of task t0_.
@@ -427,12 +482,15 @@ def train_continual(
         if resuming:
             opt_state = start[2]
         elif reset_optimizer or opt_state is None:
-            opt_state = optimizer_t.init(model.weights)
+            opt_state = init_state(model)
         # else: the optimizer state of the previous task carries over
+        first = start[1] if t == start[0] else 0
+        if t > 0 and first == 0 and model.bn == "per_task":
+            model = model.copy_slot(t - 1, t)
         ewc = (ewc_lambda, tuple(anchors), tuple(fishers)) if ewc_lambda > 0 and anchors else None
         n = len(task.x_train)
         steps = n // batch_size
-        for e in range(start[1] if t == start[0] else 0, epochs[t]):
+        for e in range(first, epochs[t]):
             perm = np.random.default_rng([seed, t, e]).permutation(n)
             t0 = time.perf_counter()
             losses = []
@@ -440,8 +498,8 @@ def train_continual(
                 idx = perm[i * batch_size : (i + 1) * batch_size]
                 xb, yb = task.inputs(task.x_train[idx]), jnp.asarray(task.y_train[idx])
                 model, opt_state, counts, loss, _ = _train_step(
-                    model, opt_state, counts, xb, yb, optimizer_t, hidden_bits,
-                    hidden_range, ewc,
+                    model, opt_state, counts, xb, yb, jnp.asarray(t), optimizer_t, affine_t,
+                    hidden_bits, hidden_range, ewc,
                 )
                 losses.append(loss)
             loss = float(jnp.mean(jnp.stack(losses)))
@@ -479,7 +537,7 @@ def train_continual(
 # --------------------------------------------------------------------------------------
 # Checkpoints of the continual loop (orbax; arrays via StandardSave, the rest as JSON)
 
-_CKPT_FORMAT = 1
+_CKPT_FORMAT = 2  # 2: optimizer state is (weights, affine BN)
 
 
 def _ckpt_manager(directory):
@@ -506,7 +564,7 @@ def _ckpt_save(mngr, step, position, model, opt_state, counts, anchors, fishers,
     mngr.wait_until_finished()
 
 
-def _ckpt_restore(mngr, model, optimizer, counts):
+def _ckpt_restore(mngr, model, init_state, counts):
     import orbax.checkpoint as ocp
 
     latest = mngr.latest_step()
@@ -517,7 +575,7 @@ def _ckpt_restore(mngr, model, optimizer, counts):
         raise ValueError(f"train_continual: the checkpoint at {mngr.directory} has format "
                          f"{meta.get('format')}; expected {_CKPT_FORMAT}")
     n_a = int(meta["n_anchors"])
-    template = (model, optimizer.init(model.weights), counts, (model.weights,) * n_a,
+    template = (model, init_state(model), counts, (model.weights,) * n_a,
                 (model.weights,) * n_a)
     arrays, static = eqx.partition(template, eqx.is_array)
     flat, treedef = jax.tree_util.tree_flatten(arrays)

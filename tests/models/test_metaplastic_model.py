@@ -39,6 +39,8 @@ def _np_forward(model, x, task):
         z = (z - np.asarray(model.bn_mean[l][task])) / np.sqrt(
             np.asarray(model.bn_var[l][task]) + model.bn_eps
         )
+        if model.bn_affine:
+            z = z * np.asarray(model.bn_scale[l][task]) + np.asarray(model.bn_shift[l][task])
         if l < L - 1:
             h = np.where(z >= 0, 1.0, -1.0) if model.activation == "sign" else np.clip(z, -1, 1)
         else:
@@ -46,15 +48,21 @@ def _np_forward(model, x, task):
     return h
 
 
-@pytest.mark.parametrize("k, act", [(2, "sign"), (5, "hardtanh")])
-def test_forward_matches_numpy(getkey, k, act):
+@pytest.mark.parametrize("k, act, affine", [(2, "sign", False), (5, "hardtanh", False),
+                                            (3, "sign", True)])
+def test_forward_matches_numpy(getkey, k, act, affine):
     model = MetaplasticMLP((12, 9, 4), k, n_tasks=2, key=getkey(), logit_scale=2.0,
-                           activation=act)
+                           activation=act, bn_affine=affine)
     model = eqx.tree_at(
         lambda m: (m.bn_mean[0], m.bn_var[0]),
         model,
         (jax.random.normal(getkey(), (2, 9)), 1 + jax.random.uniform(getkey(), (2, 9))),
     )
+    if affine:
+        model = eqx.tree_at(
+            lambda m: (m.bn_scale, m.bn_shift), model,
+            (tuple(jax.random.uniform(getkey(), a.shape, minval=0.5) for a in model.bn_scale),
+             tuple(jax.random.normal(getkey(), a.shape) for a in model.bn_shift)))
     x = jax.random.uniform(getkey(), (6, 12))
     for task in (0, 1):
         np.testing.assert_allclose(model(x, task), _np_forward(model, x, task), rtol=1e-4,
@@ -133,6 +141,8 @@ def test_bad_parameters(getkey):
         MetaplasticMLP((4, 2), 2, bn="none", key=getkey())
     with pytest.raises(ValueError, match="MetaplasticMLP.activation"):
         MetaplasticMLP((4, 2), 2, activation="relu", key=getkey())
+    with pytest.raises(ValueError, match="MetaplasticMLP.bn_affine"):
+        MetaplasticMLP((4, 2), 2, bn_affine="yes", key=getkey())
     with pytest.raises(ValueError, match="MetaplasticMLP.sizes"):
         MetaplasticMLP((4, 0, 2), 2, key=getkey())
     with pytest.raises(ValueError, match="n_levels"):
@@ -178,11 +188,12 @@ def _two_tasks(seed):
     return [Task("a", x, ya, x[:40], ya[:40]), Task("b", x, yb, x[:40], yb[:40])]
 
 
-def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path):
+@pytest.mark.parametrize("affine", [False, True])
+def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path, affine):
     """Interrupted mid-task (optimizer state, counters, EWC anchors in the checkpoint),
     a resumed run returns what the uninterrupted run returns."""
     tasks = _two_tasks(1)
-    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, bn_affine=affine, key=getkey())
     tx = metaplastic_adam(0.02, 1.0, 3)  # one transformation: one compilation for all runs
     kw = dict(epochs=2, batch_size=40, optimizer=lambda: tx, ewc_lambda=10.0, ewc_samples=40)
     straight, h1 = train_continual(model, tasks, **kw)
@@ -208,11 +219,13 @@ def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path):
     np.testing.assert_array_equal(np.asarray(again.weights[0]), np.asarray(straight.weights[0]))
 
 
-def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(getkey, tmp_path):
+@pytest.mark.parametrize("affine", [False, True])
+def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(getkey, tmp_path,
+                                                                            affine):
     """reset_optimizer=False keeps Adam's moments across tasks (a different run from the
     reset one), and an interruption at the task boundary resumes with them."""
     tasks = _two_tasks(2)
-    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, bn_affine=affine, key=getkey())
     tx = metaplastic_adam(0.02, 1.0, 3)
     kw = dict(epochs=2, batch_size=40, optimizer=lambda: tx)
     reset, _ = train_continual(model, tasks, **kw)
@@ -234,3 +247,39 @@ def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(get
     for a, b in zip(jax.tree.leaves(carried), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert h2["loss"] == h1["loss"]
+
+
+def test_copy_slot(getkey):
+    model = MetaplasticMLP((4, 3, 2), 2, n_tasks=3, bn_affine=True, key=getkey())
+    model = eqx.tree_at(lambda m: m.bn_shift[1], model,
+                        jax.random.normal(getkey(), (3, 2)))
+    got = model.copy_slot(0, 2)
+    np.testing.assert_array_equal(got.bn_shift[1][2], model.bn_shift[1][0])
+    np.testing.assert_array_equal(got.bn_shift[1][:2], model.bn_shift[1][:2])
+    plain = MetaplasticMLP((4, 3, 2), 2, n_tasks=3, key=getkey())
+    assert plain.copy_slot(0, 1) is plain and plain.bn_scale == ()
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_affine_bn_slot_per_task(getkey, reset):
+    """Task t trains slot t only (also when Adam's momentum is carried over), starting
+    from slot t - 1 as the authors' affine BN, whose state they save per task."""
+    tasks = _two_tasks(3)
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, bn_affine=True, key=getkey())
+    seen = {}
+
+    def on_epoch(m, t, e):
+        seen[t, e] = m
+
+    final, _ = train_continual(model, tasks, m=1.0, epochs=[6, 1], batch_size=40,
+                               learning_rate=0.05, reset_optimizer=reset, on_epoch=on_epoch)
+    end_a = seen[0, 5]
+    for l in range(2):
+        for a, b, a0 in ((final.bn_scale[l], end_a.bn_scale[l], model.bn_scale[l]),
+                         (final.bn_shift[l], end_a.bn_shift[l], model.bn_shift[l])):
+            np.testing.assert_array_equal(a[0], b[0])  # task a's slot is kept
+            np.testing.assert_array_equal(b[1], a0[1])  # slot b untouched during task a
+            assert not np.array_equal(a[1], b[0])  # task b trained its own slot ...
+            # ... from task a's values: one epoch (3 steps) away from them, while task a
+            # moved its slot over 18 steps.
+            assert np.abs(a[1] - b[0]).mean() < np.abs(b[0] - a0[0]).mean()
