@@ -3,11 +3,13 @@
 from .ewc import ewc_penalty as ewc_penalty
 from .ewc import fisher_diagonal as fisher_diagonal
 from .metaplastic import LevelChangeState as LevelChangeState
+from .metaplastic import MetaplasticDepthState as MetaplasticDepthState
 from .metaplastic import MetaplasticState as MetaplasticState
 from .metaplastic import count_level_changes as count_level_changes
 from .metaplastic import meta_factor as meta_factor
 from .metaplastic import metaplastic as metaplastic
 from .metaplastic import metaplastic_adam as metaplastic_adam
+from .metaplastic import metaplastic_depth as metaplastic_depth
 from .metaplastic import weight_matrices as weight_matrices
 from .quantize import fixed_point as fixed_point
 from .quantize import level_index as level_index
@@ -26,6 +28,8 @@ from .stdp import wta_respond as wta_respond
 __all__ = [
     "metaplastic",
     "metaplastic_adam",
+    "metaplastic_depth",
+    "MetaplasticDepthState",
     "meta_factor",
     "MetaplasticState",
     "weight_matrices",

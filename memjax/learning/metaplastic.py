@@ -56,13 +56,15 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float
 
-from .quantize import check_levels, level_index
+from .quantize import check_levels, level_index, level_value
 
 __all__ = [
     "MetaplasticState",
     "meta_factor",
     "metaplastic",
     "metaplastic_adam",
+    "metaplastic_depth",
+    "MetaplasticDepthState",
     "weight_matrices",
     "LevelChangeState",
     "count_level_changes",
@@ -118,6 +120,12 @@ def meta_factor(
     a = jnp.exp(-2.0 * jnp.abs(jnp.asarray(m, w.dtype) * d / h))
     f = 4.0 * a / ((1.0 + a) * (1.0 + a))
     return jnp.where(has_boundary, f, jnp.ones_like(f)).astype(w.dtype)
+
+
+def _phi(x):
+    """``1 - tanh^2(x)`` as ``4 a / (1 + a)^2``, ``a = exp(-2|x|)`` (see meta_factor)."""
+    a = jnp.exp(-2.0 * jnp.abs(x))
+    return 4.0 * a / ((1.0 + a) * (1.0 + a))
 
 
 def weight_matrices(params) -> Any:
@@ -184,19 +192,109 @@ def metaplastic_adam(
     b2: float = 0.999,
     eps: float = 1e-8,
     mask: Any | Callable[[Any], Any] | None = None,
+    depth: bool = False,
 ) -> optax.GradientTransformation:
     """Adam with metaplasticity: ``chain(scale_by_adam(b1, b2, eps), metaplastic(m,
-    n_levels, w_max, mask=mask), scale_by_learning_rate(learning_rate))``.
+    n_levels, w_max, mask=mask), scale_by_learning_rate(learning_rate))``, or with
+    ``depth=True`` ``chain(scale_by_adam(b1, b2, eps),
+    scale_by_learning_rate(learning_rate), metaplastic_depth(m, n_levels, w_max,
+    mask=mask))``.
 
     With ``m = 0`` its updates equal ``optax.adam(learning_rate, b1, b2, eps)``'s bit for
     bit. Laborieux et al. used ``learning_rate = 0.005`` and ``m`` about 1.35 (permuted
     MNIST) or 1.5 (MNIST then Fashion-MNIST). Reset its state at each new task.
     """
+    if depth:
+        return optax.chain(
+            optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
+            optax.scale_by_learning_rate(learning_rate),
+            metaplastic_depth(m, n_levels, w_max, mask=mask),
+        )
     return optax.chain(
         optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
         metaplastic(m, n_levels, w_max, mask=mask),
         optax.scale_by_learning_rate(learning_rate),
     )
+
+
+class MetaplasticDepthState(NamedTuple):
+    """Per-weight consolidation depth ``c >= 0`` (units of ``h``) of
+    :func:`metaplastic_depth`; 0 for weights in the extreme intervals."""
+
+    depth: Any
+
+
+def metaplastic_depth(
+    m: float,
+    n_levels: int,
+    w_max: float = 1.0,
+    *,
+    mask: Any | Callable[[Any], Any] | None = None,
+) -> optax.GradientTransformation:
+    """QNN metaplasticity whose interior levels consolidate with use (two variables per
+    weight: the hidden weight ``W_h`` and a depth ``c``).
+
+    The level form (:func:`metaplastic`) protects an interior level by at most
+    ``1 - tanh^2(m)`` (a hidden weight cannot get further than ``h`` from the
+    boundaries of its interval), so there consolidation cannot grow with a weight's
+    importance the way ``|W_h|`` grows in a BNN. Here each weight in an interior
+    interval also carries a depth ``c`` that plays the part of the BNN's unbounded
+    ``|W_h|``. With the actual step ``s`` (this transformation goes *after* the learning
+    rate), ``q`` the weight's level, ``d`` its distance to the nearest boundary of its
+    interval and ``h = w_max / (k - 1)``:
+
+    - a step toward ``q`` is applied as is and deepens the level: ``c += |s| / h``
+      (the gradient pulls the weight back to its level, as a BNN weight grows while the
+      gradient agrees with its sign);
+    - a step away from ``q`` is scaled by ``f = 1 - tanh^2(m (d / h + c))`` and uses
+      the depth up: ``c -= |f s| / h`` (not below 0);
+    - a weight whose level changes starts its new level with ``c = 0``.
+
+    In the two extreme intervals ``c = 0`` and the level form applies (the hidden weight
+    grows past ``+-w_max``, unbounded, as in a BNN); for ``k = 2`` this is the BNN rule.
+    ``m = 0`` leaves steps unchanged (Adam bit for bit). This project's design: the
+    meta-function of D'Agostino et al. (AICAS 2023) could not be read.
+
+    Use it after the learning rate: ``chain(scale_by_adam(), scale_by_learning_rate(lr),
+    metaplastic_depth(m, k))`` = ``metaplastic_adam(lr, m, k, depth=True)``. Its state
+    (one float per weight) is memory the hardware must hold next to the hidden weights.
+    """
+    _check_m("metaplastic_depth", m)
+    check_levels("metaplastic_depth", n_levels, w_max)
+    k = n_levels
+    h = w_max / (k - 1)
+
+    def init_fn(params):
+        return MetaplasticDepthState(jax.tree.map(jnp.zeros_like, params))
+
+    def one(s, w, c):
+        j = level_index(w, k, w_max)
+        q = level_value(j, k, w_max, w.dtype)
+        interior = (j > 0) & (j < k - 1)
+        toward_q = s * (q - w) > 0
+        d = h - jnp.abs(w - q)
+        f_in = _phi(jnp.asarray(m, w.dtype) * (d / h + c))
+        f = jnp.where(interior & ~toward_q & (s != 0), f_in,
+                      meta_factor(w, s, m, k, w_max)).astype(s.dtype)
+        s_eff = s * f
+        c_new = jnp.where(toward_q, c + jnp.abs(s) / h, jnp.maximum(c - jnp.abs(s_eff) / h, 0.0))
+        moved = level_index(w + s_eff, k, w_max) != j
+        c_new = jnp.where(interior & ~moved, c_new, 0.0).astype(c.dtype)
+        return s_eff, c_new
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("metaplastic_depth: update needs the hidden weights (params)")
+        out = jax.tree.map(one, updates, params, state.depth)
+        leaves, treedef = jax.tree.flatten(updates)
+        pairs = treedef.flatten_up_to(out)
+        new = treedef.unflatten([p[0] for p in pairs])
+        depth = treedef.unflatten([p[1] for p in pairs])
+        del leaves
+        return new, MetaplasticDepthState(depth)
+
+    tx = optax.GradientTransformation(init_fn, update_fn)
+    return tx if mask is None else optax.masked(tx, mask)
 
 
 class LevelChangeState(NamedTuple):
