@@ -6,13 +6,15 @@ loop, their mapping onto multi-level RRAM and their memory cost.
     h_0 = x (real, not binarised),   z_l = BN_l(h_{l-1} Q(W_l)),   h_l = sign(z_l)  (l < L),
     logits = z_L
 
-no biases, batch norm after every layer, ``Q`` the weight quantiser (``sign`` for
+no biases, batch norm after every layer (optionally affine, per task), ``Q`` the weight quantiser (``sign`` for
 ``n_levels = 2``, else :func:`~memjax.learning.quantize.quantize_levels` on ``[-w_max,
 w_max]``), sign activations with the hardtanh straight-through gradient. The trained
 parameters are the hidden weights ``W_l`` only.
 
-**Batch norm** has no affine parameters (nothing shared that could drift and forget
-outside metaplasticity's protection). Training uses batch statistics. Inference uses
+**Batch norm**: by default no affine parameters; ``bn_affine=True`` adds a learned gain
+and offset per neuron and per task slot (the authors' ``affine=True`` batch norm, whose
+state their code saves after each task and restores to test it), trained with plain Adam
+on its own task only. Training uses batch statistics. Inference uses
 *per-task* population statistics (``bn="per_task"``, the default): at the end of each
 epoch on task t the mean and variance of every layer's pre-activations over task t's
 training inputs are stored in slot t, and frozen when the next task starts (task t's
