@@ -63,8 +63,8 @@ SETTINGS = {
         # tasks, 3 epochs each, m = 1.35, lr 0.02, 5,000 test images): final (P1, P2,
         # P3) = (94.3, 94.8, 91.4) %. The previous full run without it: see
         # docs/metaplasticity.md.
-        # 3 epochs per task (the reference: 40): 90 BNN epochs at about 25 s on the
-        # shared CPU. Learning rate 0.02 (reference 0.005) so that hidden weights grow
+        # 3 epochs per task (the reference: 40): 90 BNN epochs, 7.2 s each (median) on
+        # the idle 2-core CPU. Learning rate 0.02 (reference 0.005) so that hidden weights grow
         # within 3 epochs; for a BNN trained with Adam only m * lr matters (sign forward,
         # BN, Adam steps ~ lr), so this equals m x 4 at lr 0.005. Probe (784-1024-10 BNN,
         # 3 permuted tasks, 3 epochs each, m = 1.35, full training sets, 2,000 test

@@ -84,6 +84,13 @@ def _check_m(owner: str, m) -> None:
         raise ValueError(f"{owner}: m must be finite and >= 0; got {m!r}")
 
 
+def _phi(x):
+    """``1 - tanh^2(x)`` as ``4 a / (1 + a)^2``, ``a = exp(-2|x|)``: no cancellation for
+    large ``x`` (float32 ``1 - tanh^2`` loses all digits), no overflow, exactly 1 at 0."""
+    a = jnp.exp(-2.0 * jnp.abs(x))
+    return 4.0 * a / ((1.0 + a) * (1.0 + a))
+
+
 def meta_factor(
     w: Float[ArrayLike, "..."],
     step: Float[ArrayLike, "..."],
@@ -115,17 +122,8 @@ def meta_factor(
     toward_lo = (step < 0) & (d_lo <= d_up) & (j > 0)
     has_boundary = toward_up | toward_lo
     d = jnp.where(toward_up, d_up, jnp.where(toward_lo, d_lo, 0.0))
-    # 1 - tanh^2(x) = 4 a / (1 + a)^2 with a = exp(-2|x|): no cancellation for large x
-    # (float32 1 - tanh^2 loses all digits), no overflow, and exactly 1 at x = 0.
-    a = jnp.exp(-2.0 * jnp.abs(jnp.asarray(m, w.dtype) * d / h))
-    f = 4.0 * a / ((1.0 + a) * (1.0 + a))
+    f = _phi(jnp.asarray(m, w.dtype) * d / h)
     return jnp.where(has_boundary, f, jnp.ones_like(f)).astype(w.dtype)
-
-
-def _phi(x):
-    """``1 - tanh^2(x)`` as ``4 a / (1 + a)^2``, ``a = exp(-2|x|)`` (see meta_factor)."""
-    a = jnp.exp(-2.0 * jnp.abs(x))
-    return 4.0 * a / ((1.0 + a) * (1.0 + a))
 
 
 def weight_matrices(params) -> Any:
@@ -271,12 +269,14 @@ def metaplastic_depth(
         j = level_index(w, k, w_max)
         q = level_value(j, k, w_max, w.dtype)
         interior = (j > 0) & (j < k - 1)
+        # Interior: a step not toward q heads for the nearest boundary, h - |w - q| away.
+        # Extreme level (one boundary, at q -+ h): the step heads for it iff it points
+        # inward; the hidden weight may lie past q.
         toward_q = s * (q - w) > 0
-        d = h - jnp.abs(w - q)
-        f_in = _phi(jnp.asarray(m, w.dtype) * (d / h + c))
-        f = jnp.where(interior & ~toward_q & (s != 0), f_in,
-                      meta_factor(w, s, m, k, w_max)).astype(s.dtype)
-        s_eff = s * f
+        to_boundary = jnp.where(interior, ~toward_q & (s != 0), s * q < 0)
+        d = jnp.where(interior, h - jnp.abs(w - q), jnp.abs(w - (q - jnp.sign(q) * h)))
+        f = jnp.where(to_boundary, _phi(jnp.asarray(m, w.dtype) * (d / h + c)), 1.0)
+        s_eff = s * f.astype(s.dtype)
         c_new = jnp.where(toward_q, c + jnp.abs(s) / h, jnp.maximum(c - jnp.abs(s_eff) / h, 0.0))
         moved = level_index(w + s_eff, k, w_max) != j
         c_new = jnp.where(interior & ~moved, c_new, 0.0).astype(c.dtype)
@@ -286,11 +286,8 @@ def metaplastic_depth(
         if params is None:
             raise ValueError("metaplastic_depth: update needs the hidden weights (params)")
         out = jax.tree.map(one, updates, params, state.depth)
-        leaves, treedef = jax.tree.flatten(updates)
-        pairs = treedef.flatten_up_to(out)
-        new = treedef.unflatten([p[0] for p in pairs])
-        depth = treedef.unflatten([p[1] for p in pairs])
-        del leaves
+        new, depth = jax.tree.transpose(jax.tree.structure(updates),
+                                        jax.tree.structure((0, 0)), out)
         return new, MetaplasticDepthState(depth)
 
     tx = optax.GradientTransformation(init_fn, update_fn)

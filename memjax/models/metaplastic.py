@@ -6,10 +6,11 @@ loop, their mapping onto multi-level RRAM and their memory cost.
     h_0 = x (real, not binarised),   z_l = BN_l(h_{l-1} Q(W_l)),   h_l = sign(z_l)  (l < L),
     logits = z_L
 
-no biases, batch norm after every layer (optionally affine, per task), ``Q`` the weight quantiser (``sign`` for
-``n_levels = 2``, else :func:`~memjax.learning.quantize.quantize_levels` on ``[-w_max,
-w_max]``), sign activations with the hardtanh straight-through gradient. The trained
-parameters are the hidden weights ``W_l`` only.
+no biases, batch norm after every layer (optionally affine, per task), ``Q`` the weight
+quantiser (``sign`` for ``n_levels = 2``, else
+:func:`~memjax.learning.quantize.quantize_levels` on ``[-w_max, w_max]``), sign
+activations with the hardtanh straight-through gradient. The trained parameters are the
+hidden weights ``W_l`` (and the affine BN parameters, if any).
 
 **Batch norm**: by default no affine parameters; ``bn_affine=True`` adds a learned gain
 and offset per neuron and per task slot (the authors' ``affine=True`` batch norm, whose
@@ -186,13 +187,14 @@ class MetaplasticMLP(eqx.Module):
     def n_slots(self) -> int:
         return self.bn_mean[0].shape[0]
 
-    def slot(self, task: int) -> int:
-        """BN statistics slot of ``task`` (``task`` for per-task BN, 0 if shared)."""
-        return int(task) if self.bn == "per_task" else 0
-
     def slot_index(self, task: int | Int[Array, ""]) -> int | Int[Array, ""]:
-        """:meth:`slot` for a traced ``task``."""
+        """BN slot of ``task`` (``task`` for per-task BN, 0 if shared); ``task`` may be
+        traced."""
         return task if self.bn == "per_task" else 0
+
+    def slot(self, task: int) -> int:
+        """:meth:`slot_index` of a concrete ``task``, as a Python int."""
+        return int(self.slot_index(task))
 
     def copy_slot(self, src: int, dst: int) -> MetaplasticMLP:
         """Copy the affine BN parameters of slot ``src`` into slot ``dst`` (a new task
@@ -246,8 +248,8 @@ class MetaplasticMLP(eqx.Module):
         weights: Sequence[Float[Array, "n_in n_out"]] | None = None,
     ) -> Float[Array, "batch n_out"]:
         """Logits. ``train``: batch statistics; else the inference statistics of
-        ``task`` (the affine BN parameters, if any, are ``task``'s in both). ``weights``: use these (already quantised, e.g. read from devices)
-        instead of ``Q(W_l)``."""
+        ``task`` (the affine BN parameters, if any, are ``task``'s in both). ``weights``:
+        use these (already quantised, e.g. read from devices) instead of ``Q(W_l)``."""
         ws = self.quantized_weights() if weights is None else tuple(weights)
         h = x
         for l, w in enumerate(ws):
@@ -415,10 +417,12 @@ def train_continual(
 
     Adam with metaplasticity (``metaplastic_adam(learning_rate, m, n_levels, w_max)``,
     or ``optimizer()`` if given), its state reset at each new task (see
-    ``reset_optimizer``). Mini-batches of ``batch_size`` from a permutation that
-    depends only on ``(seed, task, epoch)``; the last partial batch is dropped. One jitted step: forward (batch statistics), gradient, optimizer, optional
-    fixed-point storage of the hidden weights (``hidden_bits``), and the count of
-    quantisation-level changes per weight (the device reprogramming events). After each
+    ``reset_optimizer``); affine BN parameters, if any, with plain Adam. Mini-batches of
+    ``batch_size`` from a permutation that depends only on ``(seed, task, epoch)``; the
+    last partial batch is dropped. One jitted step: forward (batch statistics),
+    gradient, optimizer, optional fixed-point storage of the hidden weights
+    (``hidden_bits``), and the count of quantisation-level changes per weight (the
+    device reprogramming events). After each
     epoch the current task's BN statistics are estimated on ``calib_samples`` of its
     training inputs (all if None) and, if ``eval_every_epoch``, every task's test
     accuracy is measured. ``ewc_lambda > 0`` adds the EWC penalty of every finished task
@@ -451,7 +455,8 @@ def train_continual(
             f"train_continual: the model has {model.n_slots} BN slots for {len(tasks)} tasks "
             "(build it with n_tasks=len(tasks))"
         )
-    make_opt = optimizer or (lambda: metaplastic_adam(learning_rate, m, model.n_levels, model.w_max))
+    make_opt = optimizer or (
+        lambda: metaplastic_adam(learning_rate, m, model.n_levels, model.w_max))
     counts = tuple(jnp.zeros(w.shape, jnp.int32) for w in model.weights)
     hist: dict[str, Any] = {"acc": [], "task": [], "loss": [], "seconds": []}
     anchors, fishers = [], []
