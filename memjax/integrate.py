@@ -33,6 +33,7 @@ __all__ = [
     "odeint_reference",
     "check_finite",
     "checkpointed_scan",
+    "check_checkpoint",
 ]
 
 VectorField = Callable[[Any, PyTree], PyTree]
@@ -193,17 +194,24 @@ def odeint(
     return ts, ys
 
 
+def check_checkpoint(name: str, checkpoint) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``checkpoint`` is a mode of
+    :func:`checkpointed_scan`: ``'none'``, ``'step'``, ``'sqrt'`` or an int >= 1."""
+    if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool):
+        if checkpoint < 1:
+            raise ValueError(f"{name}: segment length must be >= 1; got {checkpoint}")
+        return
+    if not (isinstance(checkpoint, str) and checkpoint in ("none", "step", "sqrt")):
+        raise ValueError(
+            f"{name} must be 'none', 'step', 'sqrt' or a segment length (int >= 1); "
+            f"got {checkpoint!r}"
+        )
+
+
 def _segment_length(checkpoint, length: int) -> int:
     if checkpoint == "sqrt":
         return math.isqrt(length - 1) + 1 if length > 1 else 1  # ceil(sqrt(length))
-    if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool):
-        if checkpoint < 1:
-            raise ValueError(f"checkpointed_scan: segment length must be >= 1; got {checkpoint}")
-        return int(checkpoint)
-    raise ValueError(
-        "checkpointed_scan: checkpoint must be 'none', 'step', 'sqrt' or a segment length "
-        f"(int >= 1); got {checkpoint!r}"
-    )
+    return int(checkpoint)
 
 
 def checkpointed_scan(
@@ -236,6 +244,7 @@ def checkpointed_scan(
     """
     if xs is None and length is None:
         raise ValueError("checkpointed_scan: give xs or length")
+    check_checkpoint("checkpointed_scan: checkpoint", checkpoint)
     leaves = jax.tree.leaves(xs)
     T = leaves[0].shape[0] if leaves else length
     if checkpoint == "none":

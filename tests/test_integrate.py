@@ -1,4 +1,5 @@
-"""Fixed-step solvers against closed forms and the diffrax reference; NaN debug switch."""
+"""Fixed-step solvers against closed forms and the diffrax reference; NaN debug switch;
+checkpointed_scan (values, gradients, memory)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 import memjax as mj
-from memjax.integrate import odeint, odeint_reference
+from memjax.integrate import checkpointed_scan, odeint, odeint_reference
+
+from helpers import rel_err
 
 
 @pytest.mark.parametrize("solver,order", [(mj.Euler(), 1), (mj.Heun(), 2), (mj.RK4(), 4)])
@@ -75,3 +78,80 @@ def test_debug_raises_with_step():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         odeint(lambda t, y: y, 1.0, dt=0.1, **kwargs)
+
+
+# checkpointed_scan
+
+MODES = ["none", "step", "sqrt", 4, 50]
+
+
+def _f(c, x):
+    c = jnp.tanh(c * x[0]) + 0.3 * c * x[1]
+    return c, jnp.sum(c**2)
+
+
+def _numpy_scan(c, xs):
+    ys = []
+    for x in xs:
+        c = np.tanh(c * x[0]) + 0.3 * c * x[1]
+        ys.append(np.sum(c**2))
+    return c, np.asarray(ys)
+
+
+@pytest.mark.parametrize("T", [1, 17])
+def test_checkpointed_scan_values_and_grads(x64, getkey, T):
+    c0 = jax.random.normal(getkey(), (3,))
+    xs = jax.random.uniform(getkey(), (T, 2, 3), minval=0.5, maxval=1.5)
+    c_ref, ys_ref = _numpy_scan(np.asarray(c0), np.asarray(xs))
+
+    def loss(c0, xs, mode):
+        c, ys = checkpointed_scan(_f, c0, xs, checkpoint=mode)
+        return jnp.sum(c) + jnp.sum(jnp.cos(ys))
+
+    @jax.jit
+    def run(c0, xs):
+        out = {}
+        for mode in MODES:
+            c, ys = checkpointed_scan(_f, c0, xs, checkpoint=mode)
+            out[str(mode)] = (c, ys, jax.grad(loss, argnums=(0, 1))(c0, xs, mode))
+        return out
+
+    out = run(c0, xs)
+    g_ref = out["none"][2]
+    for mode, (c, ys, g) in out.items():
+        np.testing.assert_allclose(c, c_ref, rtol=1e-12)
+        np.testing.assert_allclose(ys, ys_ref, rtol=1e-12)
+        assert rel_err(g[0], g_ref[0]) < 1e-12 and rel_err(g[1], g_ref[1]) < 1e-12, mode
+
+
+def test_checkpointed_scan_length_only_and_errors(x64):
+    f = lambda c, _: (0.9 * c + 1.0, c)
+    ref = 10.0 * (1 - 0.9 ** np.arange(23))
+    for mode in MODES:
+        c, ys = checkpointed_scan(f, jnp.float64(0.0), None, 23, checkpoint=mode)
+        np.testing.assert_allclose(ys, ref, rtol=1e-12)
+    with pytest.raises(ValueError, match="checkpoint must be"):
+        checkpointed_scan(f, 0.0, None, 5, checkpoint="everything")
+    with pytest.raises(ValueError, match="segment length"):
+        checkpointed_scan(f, 0.0, None, 5, checkpoint=0)
+
+
+def _temp_bytes(mode, T, n=2048):
+    def loss(c0, w):
+        c, ys = checkpointed_scan(lambda c, _: (jnp.sin(c * w) + 0.5 * jnp.cos(c), None),
+                                  c0, None, T, checkpoint=mode)
+        return jnp.sum(c)
+
+    args = (jnp.ones(n, jnp.float32), jnp.float32(1.1))
+    comp = jax.jit(jax.grad(loss, argnums=1)).lower(*args).compile()
+    return comp.memory_analysis().temp_size_in_bytes
+
+
+def test_sqrt_checkpointing_is_sublinear():
+    # Residuals of a 2048-float state over T steps: "step" keeps T states, "sqrt" about
+    # 2 sqrt(T); growing T 16x grows "step" ~16x and "sqrt" ~4x.
+    t_step = [_temp_bytes("step", T) for T in (64, 1024)]
+    t_sqrt = [_temp_bytes("sqrt", T) for T in (64, 1024)]
+    assert t_step[1] / t_step[0] > 10
+    assert t_sqrt[1] / t_sqrt[0] < 6
+    assert t_sqrt[1] < t_step[1] / 5

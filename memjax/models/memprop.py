@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ..integrate import checkpointed_scan
+from ..integrate import check_checkpoint, checkpointed_scan
 from ..neurons.lif import LIF, lif_step
 from ..neurons.mif import MIF, mif_step
 
@@ -156,12 +156,7 @@ class MEMprop(eqx.Module):
             raise ValueError(
                 f"MEMprop.readout must be 'mean', 'max' or 'final'; got {self.readout!r}"
             )
-        c = self.checkpoint
-        is_len = isinstance(c, int) and not isinstance(c, bool) and c >= 1
-        if not (is_len or c in ("none", "step", "sqrt")):
-            raise ValueError(
-                f"MEMprop.checkpoint must be 'none', 'step', 'sqrt' or an int >= 1; got {c!r}"
-            )
+        check_checkpoint("MEMprop.checkpoint", self.checkpoint)
 
     def __call__(
         self,

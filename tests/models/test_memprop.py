@@ -1,6 +1,6 @@
 """MEMprop network: shapes, hoisted input projection vs a step-by-step reference,
 crossbar vs dense equivalence, gradients vs finite differences, projection, noise, the
-LIF baseline."""
+LIF baseline, the checkpointing modes."""
 
 import dataclasses
 
@@ -169,3 +169,28 @@ def test_lif_baseline(getkey):
 def test_bad_settings(getkey, kwargs, field):
     with pytest.raises(ValueError, match=field):
         _tiny(getkey(), **kwargs)
+
+
+def test_memprop_checkpoint_modes_same_gradient(x64, getkey):
+    # T = 5 steps in segments of ceil(sqrt(5)) = 3: one segment and a remainder of 2.
+    m0 = MEMprop.init(getkey(), 12, 8, 3, n_steps=5, w_std=0.3, g1=3.0, g2=3.0,
+                      synapse="dense")
+    x = jax.random.uniform(getkey(), (4, 12), jnp.float64)
+    y = jnp.array([0, 1, 2, 0])
+
+    @eqx.filter_jit
+    def grads(m0):
+        out = {}
+        for mode in ["none", "sqrt"]:
+            m = MEMprop(**{**{f: getattr(m0, f) for f in m0.__dataclass_fields__},
+                           "checkpoint": mode})
+            g = eqx.filter_grad(lambda m: memprop_loss(m, x, y, None)[0])(m)
+            out[mode] = (g.syn1.weight, g.syn2.weight, g.log_k_out)
+        return out
+
+    g = grads(m0)
+    for a, b in zip(g["sqrt"], g["none"]):
+        assert float(jnp.max(jnp.abs(b))) > 0
+        assert rel_err(a, b) < 1e-12
+    with pytest.raises(ValueError, match="MEMprop.checkpoint"):
+        MEMprop.init(getkey(), 12, 8, 3, checkpoint="all")
