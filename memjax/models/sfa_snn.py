@@ -273,7 +273,7 @@ def gated_predict(
     """Final class: the spiking layer's where it names a new class and the head's
     confidence is below ``gate``, else the head's. Returns (prediction, routed mask)."""
     routed = np.isin(snn_pred, np.asarray(new_classes)) & (confidence < gate)
-    return np.where(routed, snn_pred, head_pred), routed
+    return route(head_pred, snn_pred, routed), routed
 
 
 class NoveltyGate(eqx.Module):
