@@ -4,6 +4,7 @@ from .ewc import ewc_penalty as ewc_penalty
 from .ewc import fisher_diagonal as fisher_diagonal
 from .metaplastic import LevelChangeState as LevelChangeState
 from .metaplastic import MetaplasticDepthState as MetaplasticDepthState
+from .metaplastic import MetaplasticScheduleState as MetaplasticScheduleState
 from .metaplastic import MetaplasticState as MetaplasticState
 from .metaplastic import count_level_changes as count_level_changes
 from .metaplastic import meta_factor as meta_factor
@@ -31,6 +32,7 @@ __all__ = [
     "metaplastic_depth",
     "MetaplasticDepthState",
     "meta_factor",
+    "MetaplasticScheduleState",
     "MetaplasticState",
     "weight_matrices",
     "count_level_changes",

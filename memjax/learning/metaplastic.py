@@ -60,6 +60,7 @@ from .quantize import check_levels, level_index, level_value
 
 __all__ = [
     "MetaplasticState",
+    "MetaplasticScheduleState",
     "meta_factor",
     "metaplastic",
     "metaplastic_adam",
@@ -72,7 +73,14 @@ __all__ = [
 
 
 class MetaplasticState(NamedTuple):
-    """:func:`metaplastic` keeps no state of its own (its memory is the hidden weights)."""
+    """:func:`metaplastic` with a constant ``m`` keeps no state of its own (its memory is
+    the hidden weights)."""
+
+
+class MetaplasticScheduleState(NamedTuple):
+    """:func:`metaplastic` with ``m`` a schedule: the number of updates so far."""
+
+    count: Any
 
 
 def _check_m(owner: str, m) -> None:
@@ -132,7 +140,7 @@ def weight_matrices(params) -> Any:
 
 
 def metaplastic(
-    m: float,
+    m: float | optax.Schedule,
     n_levels: int = 2,
     w_max: float = 1.0,
     *,
@@ -142,7 +150,11 @@ def metaplastic(
     of its binary sign / quantisation level.
 
     Args:
-        m: metaplasticity strength (>= 0; 0 leaves updates bit-for-bit unchanged).
+        m: metaplasticity strength (>= 0; 0 leaves updates bit-for-bit unchanged), or a
+            schedule (as optax's learning-rate schedules) giving ``m`` as a function of
+            the number of updates so far, e.g. a consolidation warm-up
+            ``optax.join_schedules([optax.constant_schedule(0.), optax.constant_schedule(
+            2.5)], [600])``; a schedule must return values >= 0 (``-m`` acts as ``m``).
         n_levels: quantisation levels of the weights (2: binarized, ``sign``).
         w_max: the levels span ``[-w_max, w_max]``.
         mask: pytree of bools or a function of the params (as in `optax.masked`); only
@@ -159,21 +171,28 @@ def metaplastic(
     Reference: Laborieux et al., Nat. Commun. 12, 2549 (2021) (BNN form); the QNN form
     is this project's (module docstring).
     """
-    _check_m("metaplastic", m)
+    scheduled = callable(m)
+    if not scheduled:
+        _check_m("metaplastic", m)
     check_levels("metaplastic", n_levels, w_max)
 
     def init_fn(params):
         del params
+        if scheduled:
+            return MetaplasticScheduleState(jnp.zeros([], jnp.int32))
         return MetaplasticState()
 
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError("metaplastic: update needs the hidden weights (params)")
+        m_now = m(state.count) if scheduled else m
         new = jax.tree.map(
-            lambda u, w: u * meta_factor(w, -u, m, n_levels, w_max).astype(u.dtype),
+            lambda u, w: u * meta_factor(w, -u, m_now, n_levels, w_max).astype(u.dtype),
             updates,
             params,
         )
+        if scheduled:
+            state = MetaplasticScheduleState(optax.safe_increment(state.count))
         return new, state
 
     tx = optax.GradientTransformation(init_fn, update_fn)
@@ -182,7 +201,7 @@ def metaplastic(
 
 def metaplastic_adam(
     learning_rate: float | optax.Schedule,
-    m: float,
+    m: float | optax.Schedule,
     n_levels: int = 2,
     w_max: float = 1.0,
     *,
@@ -203,6 +222,9 @@ def metaplastic_adam(
     MNIST) or 1.5 (MNIST then Fashion-MNIST). Reset its state at each new task.
     """
     if depth:
+        if callable(m):
+            raise ValueError("metaplastic_adam: m must be a number with depth=True "
+                             "(schedules are for the level form)")
         return optax.chain(
             optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
             optax.scale_by_learning_rate(learning_rate),

@@ -395,7 +395,7 @@ def train_continual(
     model: MetaplasticMLP,
     tasks: Sequence[Task],
     *,
-    m: float = 1.35,
+    m: float | optax.Schedule | Sequence[float | optax.Schedule] = 1.35,
     epochs: int | Sequence[int] = 20,
     batch_size: int = 100,
     learning_rate: float = 0.005,
@@ -416,7 +416,9 @@ def train_continual(
     """Train on ``tasks`` one after the other (no replay), Adam + metaplasticity.
 
     Adam with metaplasticity (``metaplastic_adam(learning_rate, m, n_levels, w_max)``,
-    or ``optimizer()`` if given), its state reset at each new task (see
+    or ``optimizer()`` if given; ``m`` a number, a schedule of the metaplastic
+    transformation's update count (e.g. a consolidation warm-up; the count restarts at
+    each task with ``reset_optimizer``), or one of those per task), its state reset at each new task (see
     ``reset_optimizer``); affine BN parameters, if any, with plain Adam. Mini-batches of
     ``batch_size`` from a permutation that depends only on ``(seed, task, epoch)``; the
     last partial batch is dropped. One jitted step: forward (batch statistics),
@@ -455,18 +457,34 @@ def train_continual(
             f"train_continual: the model has {model.n_slots} BN slots for {len(tasks)} tasks "
             "(build it with n_tasks=len(tasks))"
         )
-    make_opt = optimizer or (
-        lambda: metaplastic_adam(learning_rate, m, model.n_levels, model.w_max))
+    ms = [m] * len(tasks) if callable(m) or np.ndim(m) == 0 else list(m)
+    if len(ms) != len(tasks):
+        raise ValueError(f"train_continual: m must be a number, a schedule or one of those "
+                         f"per task ({len(tasks)}); got {m!r}")
+    for mi in ms:
+        if not callable(mi) and not (np.isfinite(mi) and mi >= 0):
+            raise ValueError(f"train_continual: m must be finite and >= 0; got {m!r}")
     counts = tuple(jnp.zeros(w.shape, jnp.int32) for w in model.weights)
     hist: dict[str, Any] = {"acc": [], "task": [], "loss": [], "seconds": []}
     anchors, fishers = [], []
-    # One transformation for the whole stream (one compilation); its state is reset
-    # (re-initialised) at each new task.
-    optimizer_t = make_opt()
+    # One transformation per distinct m (one compilation each; the same state
+    # structure for every m, so the state can carry over); reset at each new task
+    # unless reset_optimizer is False.
+    if optimizer is not None:
+        opts = dict.fromkeys(ms, optimizer())
+    else:
+        # With any schedule, every task's m is one (one optimizer-state structure).
+        as_sched = any(callable(mi) for mi in ms)
+        opts = {mi: metaplastic_adam(
+                    learning_rate,
+                    mi if callable(mi) else
+                    optax.constant_schedule(float(mi)) if as_sched else float(mi),
+                    model.n_levels, model.w_max)
+                for mi in dict.fromkeys(ms)}
     affine_t = optax.adam(learning_rate)  # the BN gains and offsets: plain Adam
 
     def init_state(model):
-        return optimizer_t.init(model.weights), affine_t.init(_affine(model))
+        return opts[ms[0]].init(model.weights), affine_t.init(_affine(model))
 
     mngr = None if checkpoint_dir is None else _ckpt_manager(checkpoint_dir)
     start = (0, 0, None)  # (task, epoch, optimizer state) to continue from
@@ -505,7 +523,7 @@ def train_continual(
                 idx = perm[i * batch_size : (i + 1) * batch_size]
                 xb, yb = task.inputs(task.x_train[idx]), jnp.asarray(task.y_train[idx])
                 model, opt_state, counts, loss, _ = _train_step(
-                    model, opt_state, counts, xb, yb, jnp.asarray(t), optimizer_t, affine_t,
+                    model, opt_state, counts, xb, yb, jnp.asarray(t), opts[ms[t]], affine_t,
                     hidden_bits, hidden_range, ewc,
                 )
                 losses.append(loss)

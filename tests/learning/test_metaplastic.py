@@ -141,6 +141,29 @@ def test_adam_metaplastic_step_matches_numpy():
     np.testing.assert_allclose(np.asarray(w + u), ref, rtol=1e-6)
 
 
+def test_m_schedule_follows_the_update_count(getkey):
+    """m as a schedule: update i uses m(i): the same updates as the constant-m
+    transformation of that step (Adam's state shared), under jit."""
+    params = jax.random.uniform(getkey(), (6, 4), minval=-1.2, maxval=1.2)
+    sched = optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(2.5)],
+                                 [2])
+    tx = metaplastic(sched, 5)
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    for i in range(4):
+        u = jax.random.normal(getkey(), params.shape)
+        got, state = update(u, state, params)
+        const = metaplastic(float(sched(i)), 5)
+        want, _ = const.update(u, const.init(params), params)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        if i < 2:
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(u))  # m = 0
+        params = params - 0.1 * u
+    assert int(state.count) == 4
+    with pytest.raises(ValueError, match="depth=True"):
+        metaplastic_adam(0.01, sched, 5, depth=True)
+
+
 def test_mask_leaves_other_leaves_untouched(getkey):
     params = {"w": jax.random.normal(getkey(), (4, 3)), "bn": jax.random.normal(getkey(), (3,))}
     u = jax.tree.map(lambda a: jnp.ones_like(a), params)

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from memjax.devices.rram import MultiLevelRRAM
@@ -283,3 +284,40 @@ def test_affine_bn_slot_per_task(getkey, reset):
             # ... from task a's values: one epoch (3 steps) away from them, while task a
             # moved its slot over 18 steps.
             assert np.abs(a[1] - b[0]).mean() < np.abs(b[0] - a0[0]).mean()
+
+
+def test_train_continual_m_per_task(getkey):
+    """``m`` given per task: task t trains with its own m. [m, m] is the scalar run bit
+    for bit; [0, 2] trains task a as plain Adam (= m = 0) and then task b as m = 2 from
+    that state (the same as m = 2 throughout only if task a's m did not matter)."""
+    tasks = _two_tasks(4)
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
+    kw = dict(epochs=2, batch_size=40, learning_rate=0.05, reset_optimizer=False)
+    seen = {}
+
+    def snap(tag):
+        def on_epoch(m, t, e):
+            seen[tag, t, e] = m
+        return on_epoch
+
+    scalar, _ = train_continual(model, tasks, m=2.0, **kw)
+    listed, _ = train_continual(model, tasks, m=[2.0, 2.0], **kw)
+    for a, b in zip(jax.tree.leaves(scalar), jax.tree.leaves(listed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _, _ = train_continual(model, tasks, m=0.0, on_epoch=snap("adam"), **kw)
+    sched, _ = train_continual(model, tasks, m=[0.0, 2.0], on_epoch=snap("sched"), **kw)
+    np.testing.assert_array_equal(np.asarray(seen["adam", 0, 1].weights[0]),
+                                  np.asarray(seen["sched", 0, 1].weights[0]))
+    assert not np.array_equal(np.asarray(seen["adam", 1, 1].weights[0]),
+                              np.asarray(sched.weights[0]))
+    # The same as a schedule of the update count (task a: 2 epochs x 3 steps), which
+    # carries over with the optimizer state.
+    warmup = optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(2.0)],
+                                  [6])
+    by_count, _ = train_continual(model, tasks, m=warmup, **kw)
+    for a, b in zip(jax.tree.leaves(by_count), jax.tree.leaves(sched)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="per task"):
+        train_continual(model, tasks, m=[1.0, 1.0, 1.0], **kw)
+    with pytest.raises(ValueError, match="m must be finite and >= 0"):
+        train_continual(model, tasks, m=[1.0, -1.0], **kw)
