@@ -55,6 +55,14 @@ QNN = dict(sizes=(784, 2816, 10), n_levels=5, m=2.5, warmup_epochs=1, hidden_bit
            logit_scale=1.0, activation="hardtanh", bn_affine=True, reset_optimizer=False)
 
 
+BATCH_SIZE = 100  # train_continual's default, as the authors'
+
+
+def _warmup_steps(tasks) -> int:
+    """Updates in ``QNN["warmup_epochs"]`` epochs of the stream's first task."""
+    return QNN["warmup_epochs"] * (len(tasks[0].x_train) // BATCH_SIZE)
+
+
 def m_schedule(m: float, warmup_steps: int):
     """``m`` after ``warmup_steps`` updates, 0 before (the consolidation warm-up)."""
     if m == 0 or warmup_steps == 0:
@@ -191,9 +199,9 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
              _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"])]
     key = jax.random.key(ctx.seed)
     device = MultiLevelRRAM(n_levels=QNN["n_levels"])
-    common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log,
+    common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log, batch_size=BATCH_SIZE,
                   reset_optimizer=QNN["reset_optimizer"], hidden_bits=QNN["hidden_bits"])
-    warmup = QNN["warmup_epochs"] * (len(tasks[0].x_train) // 100)  # batch 100
+    warmup = _warmup_steps(tasks)
     runs, trackers, seconds = {}, {}, []
 
     def run(label, m, task_list, track=True, **kw):
@@ -251,7 +259,7 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
     _plot_curves(ctx, {k: runs[k] for k in list(runs)[:3]}, tasks, "curves",
                  f"QNN {'-'.join(map(str, QNN['sizes']))}, {QNN['n_levels']} levels: "
                  "MNIST then Fashion-MNIST")
-    config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=100, learning_rate=0.005,
+    config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005,
                   bn="per_task", device=repr(device))
     return {"metrics": metrics, "config": config}
 
@@ -307,9 +315,10 @@ def run_devices(ctx) -> dict[str, Any]:
     tasks = [_load_task(ctx, "mnist", s["n_train"], s["n_test"]),
              _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"])]
     key = jax.random.key(ctx.seed)
-    common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log, eval_every_epoch=False,
+    common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log, batch_size=BATCH_SIZE,
+                  eval_every_epoch=False,
                   reset_optimizer=QNN["reset_optimizer"], hidden_bits=QNN["hidden_bits"])
-    warmup = QNN["warmup_epochs"] * (len(tasks[0].x_train) // 100)  # batch 100
+    warmup = _warmup_steps(tasks)
     by_levels, endurance, seconds = {}, {}, []
     models = {}
     for k in s["levels"]:
@@ -369,6 +378,6 @@ def run_devices(ctx) -> dict[str, Any]:
     axes[0].set_ylabel("test accuracy after both tasks")
     axes[0].legend(fontsize=8)
     ctx.save_figure(fig, "robustness")
-    config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=100, learning_rate=0.005,
+    config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005,
                   bn="per_task")
     return {"metrics": metrics, "config": config}

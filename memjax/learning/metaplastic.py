@@ -84,10 +84,12 @@ class MetaplasticScheduleState(NamedTuple):
 
 
 def _check_m(owner: str, m) -> None:
+    if isinstance(m, jax.core.Tracer):
+        return  # traced: validated by the caller
     try:
         arr = np.asarray(m, dtype=float)
-    except (TypeError, ValueError, jax.errors.TracerArrayConversionError):
-        return  # traced: validated by the caller
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: m must be a finite number >= 0; got {m!r}") from None
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{owner}: m must be finite and >= 0; got {m!r}")
 

@@ -57,7 +57,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..devices.rram import MultiLevelRRAM, RRAMState
 from ..learning.ewc import ewc_penalty, fisher_diagonal
-from ..learning.metaplastic import metaplastic_adam
+from ..learning.metaplastic import _check_m, metaplastic_adam
 from ..learning.quantize import (
     check_levels,
     fixed_point,
@@ -418,8 +418,9 @@ def train_continual(
     Adam with metaplasticity (``metaplastic_adam(learning_rate, m, n_levels, w_max)``,
     or ``optimizer()`` if given; ``m`` a number, a schedule of the metaplastic
     transformation's update count (e.g. a consolidation warm-up; the count restarts at
-    each task with ``reset_optimizer``), or one of those per task), its state reset at each new task (see
-    ``reset_optimizer``); affine BN parameters, if any, with plain Adam. Mini-batches of
+    each task with ``reset_optimizer``), or one of those per task), its state reset at
+    each new task (see ``reset_optimizer``); affine BN parameters, if any, with plain
+    Adam. Mini-batches of
     ``batch_size`` from a permutation that depends only on ``(seed, task, epoch)``; the
     last partial batch is dropped. One jitted step: forward (batch statistics),
     gradient, optimizer, optional fixed-point storage of the hidden weights
@@ -462,8 +463,8 @@ def train_continual(
         raise ValueError(f"train_continual: m must be a number, a schedule or one of those "
                          f"per task ({len(tasks)}); got {m!r}")
     for mi in ms:
-        if not callable(mi) and not (np.isfinite(mi) and mi >= 0):
-            raise ValueError(f"train_continual: m must be finite and >= 0; got {m!r}")
+        if not callable(mi):
+            _check_m("train_continual", mi)
     counts = tuple(jnp.zeros(w.shape, jnp.int32) for w in model.weights)
     hist: dict[str, Any] = {"acc": [], "task": [], "loss": [], "seconds": []}
     anchors, fishers = [], []
@@ -475,11 +476,11 @@ def train_continual(
     else:
         # With any schedule, every task's m is one (one optimizer-state structure).
         as_sched = any(callable(mi) for mi in ms)
-        opts = {mi: metaplastic_adam(
-                    learning_rate,
-                    mi if callable(mi) else
-                    optax.constant_schedule(float(mi)) if as_sched else float(mi),
-                    model.n_levels, model.w_max)
+
+        def m_arg(mi):
+            return optax.constant_schedule(float(mi)) if as_sched and not callable(mi) else mi
+
+        opts = {mi: metaplastic_adam(learning_rate, m_arg(mi), model.n_levels, model.w_max)
                 for mi in dict.fromkeys(ms)}
     affine_t = optax.adam(learning_rate)  # the BN gains and offsets: plain Adam
 

@@ -256,6 +256,8 @@ def test_bad_parameters():
         metaplastic(-0.1)
     with pytest.raises(ValueError, match="m must be"):
         metaplastic_adam(0.01, float("nan"))
+    with pytest.raises(ValueError, match="metaplastic: m must be a finite number"):
+        metaplastic("strong")
     with pytest.raises(ValueError, match="n_levels"):
         metaplastic(1.0, n_levels=1)
     with pytest.raises(ValueError, match="n_levels"):
