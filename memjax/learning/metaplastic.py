@@ -83,15 +83,15 @@ class MetaplasticScheduleState(NamedTuple):
     count: Any
 
 
-def _check_m(owner: str, m) -> None:
+def _check_m(owner: str, m, name: str = "m") -> None:
     if isinstance(m, jax.core.Tracer):
         return  # traced: validated by the caller
     try:
         arr = np.asarray(m, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"{owner}: m must be a finite number >= 0; got {m!r}") from None
+        raise ValueError(f"{owner}: {name} must be a finite number >= 0; got {m!r}") from None
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"{owner}: m must be finite and >= 0; got {m!r}")
+        raise ValueError(f"{owner}: {name} must be finite and >= 0; got {m!r}")
 
 
 def _phi(x):
@@ -147,6 +147,7 @@ def metaplastic(
     w_max: float = 1.0,
     *,
     mask: Any | Callable[[Any], Any] | None = None,
+    m_scale: Any | Callable[[Any], Any] | None = None,
 ) -> optax.GradientTransformation:
     """Metaplastic attenuation of updates that would move a hidden weight toward a change
     of its binary sign / quantisation level.
@@ -161,6 +162,11 @@ def metaplastic(
         w_max: the levels span ``[-w_max, w_max]``.
         mask: pytree of bools or a function of the params (as in `optax.masked`); only
             the selected leaves are attenuated. Default: every leaf.
+        m_scale: per-leaf factors on ``m`` (a pytree of numbers >= 0 with the structure
+            of the params, or a function of the params returning one): leaf ``i`` uses
+            ``m_scale_i * m``, e.g. ``(1.0, 2.0)`` to protect the readout of a two-layer
+            network twice as strongly (0: that leaf is not attenuated, so it can stand in
+            for ``mask``; give one or the other). Default: 1 for every leaf.
 
     Returns:
         A `GradientTransformation` whose ``update(updates, state, params)`` needs the
@@ -177,6 +183,12 @@ def metaplastic(
     if not scheduled:
         _check_m("metaplastic", m)
     check_levels("metaplastic", n_levels, w_max)
+    if m_scale is not None and mask is not None:
+        raise ValueError("metaplastic: pass mask or m_scale, not both (an m_scale of 0 "
+                         "leaves a leaf unattenuated)")
+    if m_scale is not None and not callable(m_scale):
+        for c in jax.tree.leaves(m_scale):
+            _check_m("metaplastic", c, "m_scale")
 
     def init_fn(params):
         del params
@@ -188,11 +200,23 @@ def metaplastic(
         if params is None:
             raise ValueError("metaplastic: update needs the hidden weights (params)")
         m_now = m(state.count) if scheduled else m
-        new = jax.tree.map(
-            lambda u, w: u * meta_factor(w, -u, m_now, n_levels, w_max).astype(u.dtype),
-            updates,
-            params,
-        )
+        if m_scale is None:
+            new = jax.tree.map(
+                lambda u, w: u * meta_factor(w, -u, m_now, n_levels, w_max).astype(u.dtype),
+                updates,
+                params,
+            )
+        else:
+            scales = m_scale(params) if callable(m_scale) else m_scale
+            try:
+                new = jax.tree.map(
+                    lambda u, w, c: u * meta_factor(w, -u, c * m_now, n_levels,
+                                                    w_max).astype(u.dtype),
+                    updates, params, scales)
+            except ValueError as e:
+                raise ValueError("metaplastic: m_scale must have the structure of the "
+                                 f"params ({jax.tree.structure(params)}); got "
+                                 f"{jax.tree.structure(scales)}") from e
         if scheduled:
             state = MetaplasticScheduleState(optax.safe_increment(state.count))
         return new, state
@@ -212,9 +236,11 @@ def metaplastic_adam(
     eps: float = 1e-8,
     mask: Any | Callable[[Any], Any] | None = None,
     depth: bool = False,
+    m_scale: Any | Callable[[Any], Any] | None = None,
 ) -> optax.GradientTransformation:
     """Adam with metaplasticity: ``chain(scale_by_adam(b1, b2, eps), metaplastic(m,
-    n_levels, w_max, mask=mask), scale_by_learning_rate(learning_rate))``, or with
+    n_levels, w_max, mask=mask, m_scale=m_scale),
+    scale_by_learning_rate(learning_rate))``, or with
     ``depth=True`` ``chain(scale_by_adam(b1, b2, eps),
     scale_by_learning_rate(learning_rate), metaplastic_depth(m, n_levels, w_max,
     mask=mask))``.
@@ -227,6 +253,9 @@ def metaplastic_adam(
         if callable(m):
             raise ValueError("metaplastic_adam: m must be a number with depth=True "
                              "(schedules are for the level form)")
+        if m_scale is not None:
+            raise ValueError("metaplastic_adam: m_scale is for the level form "
+                             "(depth=False)")
         return optax.chain(
             optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
             optax.scale_by_learning_rate(learning_rate),
@@ -234,7 +263,7 @@ def metaplastic_adam(
         )
     return optax.chain(
         optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
-        metaplastic(m, n_levels, w_max, mask=mask),
+        metaplastic(m, n_levels, w_max, mask=mask, m_scale=m_scale),
         optax.scale_by_learning_rate(learning_rate),
     )
 

@@ -396,6 +396,7 @@ def train_continual(
     tasks: Sequence[Task],
     *,
     m: float | optax.Schedule | Sequence[float | optax.Schedule] = 1.35,
+    m_scale: Sequence[float] | None = None,
     epochs: int | Sequence[int] = 20,
     batch_size: int = 100,
     learning_rate: float = 0.005,
@@ -419,7 +420,8 @@ def train_continual(
     or ``optimizer()`` if given; ``m`` a number, a schedule of the metaplastic
     transformation's update count (e.g. a consolidation warm-up; the count restarts at
     each task with ``reset_optimizer``), or one of those per task), its state reset at
-    each new task (see ``reset_optimizer``); affine BN parameters, if any, with plain
+    each new task (see ``reset_optimizer``); ``m_scale`` one factor on ``m`` per layer
+    (``metaplastic(m_scale=...)``; default 1); affine BN parameters, if any, with plain
     Adam. Mini-batches of
     ``batch_size`` from a permutation that depends only on ``(seed, task, epoch)``; the
     last partial batch is dropped. One jitted step: forward (batch statistics),
@@ -465,6 +467,16 @@ def train_continual(
     for mi in ms:
         if not callable(mi):
             _check_m("train_continual", mi)
+    if m_scale is not None:
+        if optimizer is not None:
+            raise ValueError("train_continual: m_scale is for the default optimizer; "
+                             "pass it to your own optimizer instead")
+        m_scale = tuple(m_scale)
+        if len(m_scale) != len(model.weights):
+            raise ValueError(f"train_continual: m_scale must give one factor per layer "
+                             f"({len(model.weights)}); got {m_scale!r}")
+        for c in m_scale:
+            _check_m("train_continual", c, "m_scale")
     counts = tuple(jnp.zeros(w.shape, jnp.int32) for w in model.weights)
     hist: dict[str, Any] = {"acc": [], "task": [], "loss": [], "seconds": []}
     anchors, fishers = [], []
@@ -480,7 +492,8 @@ def train_continual(
         def m_arg(mi):
             return optax.constant_schedule(float(mi)) if as_sched and not callable(mi) else mi
 
-        opts = {mi: metaplastic_adam(learning_rate, m_arg(mi), model.n_levels, model.w_max)
+        opts = {mi: metaplastic_adam(learning_rate, m_arg(mi), model.n_levels, model.w_max,
+                                     m_scale=m_scale)
                 for mi in dict.fromkeys(ms)}
     affine_t = optax.adam(learning_rate)  # the BN gains and offsets: plain Adam
 

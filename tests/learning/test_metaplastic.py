@@ -173,6 +173,41 @@ def test_mask_leaves_other_leaves_untouched(getkey):
     assert not np.array_equal(out["w"], u["w"])
 
 
+def test_m_scale_gives_each_leaf_its_own_m(getkey):
+    """m_scale (c_i per leaf): leaf i gets exactly the updates of metaplastic(c_i m);
+    c = 0 leaves a leaf untouched; a function of the params works as a pytree does."""
+    params = (jax.random.uniform(getkey(), (6, 4), minval=-1.2, maxval=1.2),
+              jax.random.uniform(getkey(), (4, 3), minval=-1.2, maxval=1.2),
+              jax.random.uniform(getkey(), (3, 2), minval=-1.2, maxval=1.2))
+    u = tuple(jax.random.normal(getkey(), p.shape) for p in params)
+    for scale in ((1.0, 2.0, 0.0), lambda ps: (1.0, 2.0, 0.0)):
+        tx = metaplastic(1.5, 5, m_scale=scale)
+        got, _ = jax.jit(tx.update)(u, tx.init(params), params)
+        for c, g, ui, p in zip((1.0, 2.0, 0.0), got, u, params):
+            one = metaplastic(1.5 * c, 5)
+            want, _ = one.update(ui, one.init(p), p)
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(want))
+        np.testing.assert_array_equal(np.asarray(got[2]), np.asarray(u[2]))
+    assert not np.array_equal(np.asarray(got[0]), np.asarray(got[1]))
+    # With a schedule and inside metaplastic_adam.
+    sched = optax.constant_schedule(1.5)
+    a = metaplastic_adam(0.01, sched, 5, m_scale=(1.0, 2.0, 0.0))
+    b = metaplastic_adam(0.01, 1.5, 5, m_scale=(1.0, 2.0, 0.0))
+    ga, _ = a.update(u, a.init(params), params)
+    gb, _ = b.update(u, b.init(params), params)
+    for x, y in zip(ga, gb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match="m_scale must be finite and >= 0"):
+        metaplastic(1.0, 5, m_scale=(1.0, -2.0))
+    with pytest.raises(ValueError, match="mask or m_scale"):
+        metaplastic(1.0, 5, m_scale=(1.0, 2.0), mask=(True, True))
+    with pytest.raises(ValueError, match="m_scale must have the structure"):
+        tx = metaplastic(1.0, 5, m_scale=(1.0, 2.0))
+        tx.update(u, tx.init(params), params)
+    with pytest.raises(ValueError, match="level form"):
+        metaplastic_adam(0.01, 1.0, 5, depth=True, m_scale=(1.0, 2.0, 1.0))
+
+
 def _phi(x):
     return 1.0 - np.tanh(x) ** 2
 

@@ -321,3 +321,30 @@ def test_train_continual_m_per_task(getkey):
         train_continual(model, tasks, m=[1.0, 1.0, 1.0], **kw)
     with pytest.raises(ValueError, match="m must be finite and >= 0"):
         train_continual(model, tasks, m=[1.0, -1.0], **kw)
+
+
+def test_train_continual_m_scale_per_layer(getkey):
+    """``m_scale`` (one factor per layer): (1, 1) is the plain run bit for bit; (0, 0)
+    is plain Adam (m = 0); (1, 3) differs; bad lengths, values or a custom optimizer
+    get a named error."""
+    tasks = _two_tasks(4)
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
+    kw = dict(epochs=2, batch_size=40, learning_rate=0.05, reset_optimizer=False,
+              eval_every_epoch=False)
+    plain, _ = train_continual(model, tasks, m=2.0, **kw)
+    ones, _ = train_continual(model, tasks, m=2.0, m_scale=(1.0, 1.0), **kw)
+    zeros, _ = train_continual(model, tasks, m=2.0, m_scale=(0.0, 0.0), **kw)
+    adam, _ = train_continual(model, tasks, m=0.0, **kw)
+    scaled, _ = train_continual(model, tasks, m=2.0, m_scale=(1.0, 3.0), **kw)
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(ones)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree.leaves(adam), jax.tree.leaves(zeros)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(plain.weights[1]), np.asarray(scaled.weights[1]))
+    with pytest.raises(ValueError, match="one factor per layer"):
+        train_continual(model, tasks, m=1.0, m_scale=(1.0,), **kw)
+    with pytest.raises(ValueError, match="m_scale must be finite and >= 0"):
+        train_continual(model, tasks, m=1.0, m_scale=(1.0, -1.0), **kw)
+    with pytest.raises(ValueError, match="default optimizer"):
+        train_continual(model, tasks, m=1.0, m_scale=(1.0, 1.0),
+                        optimizer=lambda: optax.adam(0.01), **kw)
