@@ -201,22 +201,16 @@ def metaplastic(
             raise ValueError("metaplastic: update needs the hidden weights (params)")
         m_now = m(state.count) if scheduled else m
         if m_scale is None:
-            new = jax.tree.map(
-                lambda u, w: u * meta_factor(w, -u, m_now, n_levels, w_max).astype(u.dtype),
-                updates,
-                params,
-            )
+            scales = jax.tree.map(lambda _: 1.0, params)  # 1.0 * m is m exactly
         else:
             scales = m_scale(params) if callable(m_scale) else m_scale
-            try:
-                new = jax.tree.map(
-                    lambda u, w, c: u * meta_factor(w, -u, c * m_now, n_levels,
-                                                    w_max).astype(u.dtype),
-                    updates, params, scales)
-            except ValueError as e:
+            if jax.tree.structure(scales) != jax.tree.structure(params):
                 raise ValueError("metaplastic: m_scale must have the structure of the "
                                  f"params ({jax.tree.structure(params)}); got "
-                                 f"{jax.tree.structure(scales)}") from e
+                                 f"{jax.tree.structure(scales)}")
+        new = jax.tree.map(
+            lambda u, w, c: u * meta_factor(w, -u, c * m_now, n_levels, w_max).astype(u.dtype),
+            updates, params, scales)
         if scheduled:
             state = MetaplasticScheduleState(optax.safe_increment(state.count))
         return new, state

@@ -475,8 +475,7 @@ def train_continual(
         if len(m_scale) != len(model.weights):
             raise ValueError(f"train_continual: m_scale must give one factor per layer "
                              f"({len(model.weights)}); got {m_scale!r}")
-        for c in m_scale:
-            _check_m("train_continual", c, "m_scale")
+        # Its values are checked by metaplastic() when the optimizer is built below.
     counts = tuple(jnp.zeros(w.shape, jnp.int32) for w in model.weights)
     hist: dict[str, Any] = {"acc": [], "task": [], "loss": [], "seconds": []}
     anchors, fishers = [], []
