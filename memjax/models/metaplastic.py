@@ -86,6 +86,7 @@ __all__ = [
 REFERENCE_BNN_SIZES = (784, 4096, 4096, 10)
 _BN_MODES = ("per_task", "shared")
 _ACTIVATIONS = ("sign", "hardtanh")
+_INITS = ("uniform", "boundary")
 
 
 def _check_int(owner, name, value, lo):
@@ -133,6 +134,7 @@ class MetaplasticMLP(eqx.Module):
         *,
         n_tasks: int = 1,
         bn: str = "per_task",
+        init: str = "uniform",
         init_scale: float | None = None,
         bn_eps: float = 1e-5,
         bn_affine: bool = False,
@@ -140,9 +142,18 @@ class MetaplasticMLP(eqx.Module):
         activation: str = "sign",
         key: PRNGKeyArray,
     ):
-        """Hidden weights ``U(-a, a)``: ``a = init_scale``, default ``1 / sqrt(n_in)``
-        for a BNN (PyTorch's Linear default, as the authors) and ``w_max`` for a QNN (so
-        every level is populated at the start)."""
+        """Initial hidden weights, by ``init``:
+
+        - ``"uniform"``: ``U(-a, a)``, ``a = init_scale``, default ``1 / sqrt(n_in)`` for a
+          BNN (PyTorch's Linear default, as the authors) and ``w_max`` for a QNN (every
+          level populated, each weight anywhere in its interval);
+        - ``"boundary"``: each weight next to one of the ``n_levels - 1`` level
+          boundaries ``b_j = -w_max + (2 j - 1) h`` (``h = w_max / (n_levels - 1)``, ``j``
+          uniform), ``W = b_j + U(-a, a)``, ``a = init_scale``, default ``0.05 h``: every
+          synapse starts unconsolidated (the meta factor is about 1 in both directions),
+          as a BNN's small hidden weights start next to its one boundary, 0 (for
+          ``n_levels = 2`` both draw ``U(-a, a)``).
+        """
         n = "MetaplasticMLP"
         sizes = tuple(sizes)
         if len(sizes) < 2:
@@ -155,14 +166,24 @@ class MetaplasticMLP(eqx.Module):
             raise ValueError(f"{n}.bn must be one of {_BN_MODES}; got {bn!r}")
         if init_scale is not None and not (np.isfinite(init_scale) and init_scale > 0):
             raise ValueError(f"{n}.init_scale must be finite and > 0; got {init_scale!r}")
+        if init not in _INITS:
+            raise ValueError(f"{n}.init must be one of {_INITS}; got {init!r}")
         slots = n_tasks if bn == "per_task" else 1
         keys = jax.random.split(key, len(sizes) - 1)
+        h = w_max / (n_levels - 1)
         ws = []
         for k, a, b in zip(keys, sizes[:-1], sizes[1:]):
-            s = init_scale if init_scale is not None else (
-                1.0 / math.sqrt(a) if n_levels == 2 else float(w_max)
-            )
-            ws.append(jax.random.uniform(k, (a, b), minval=-s, maxval=s))
+            if init == "boundary":
+                s = init_scale if init_scale is not None else 0.05 * h
+                kb, ko = jax.random.split(k)
+                j = jax.random.randint(kb, (a, b), 1, n_levels)
+                w = -w_max + (2 * j - 1) * h + jax.random.uniform(ko, (a, b), minval=-s, maxval=s)
+            else:
+                s = init_scale if init_scale is not None else (
+                    1.0 / math.sqrt(a) if n_levels == 2 else float(w_max)
+                )
+                w = jax.random.uniform(k, (a, b), minval=-s, maxval=s)
+            ws.append(w)
         self.weights = tuple(ws)
         self.bn_mean = tuple(jnp.zeros((slots, b)) for b in sizes[1:])
         self.bn_var = tuple(jnp.ones((slots, b)) for b in sizes[1:])
@@ -400,6 +421,7 @@ def train_continual(
     epochs: int | Sequence[int] = 20,
     batch_size: int = 100,
     learning_rate: float = 0.005,
+    adam_eps: float | None = None,
     seed: int = 0,
     optimizer: Callable[[], optax.GradientTransformation] | None = None,
     hidden_bits: int | None = None,
@@ -416,8 +438,8 @@ def train_continual(
 ) -> tuple[MetaplasticMLP, dict[str, Any]]:
     """Train on ``tasks`` one after the other (no replay), Adam + metaplasticity.
 
-    Adam with metaplasticity (``metaplastic_adam(learning_rate, m, n_levels, w_max)``,
-    or ``optimizer()`` if given; ``m`` a number, a schedule of the metaplastic
+    Adam with metaplasticity (``metaplastic_adam(learning_rate, m, n_levels, w_max,
+    eps=adam_eps)``, or ``optimizer()`` if given; ``m`` a number, a schedule of the metaplastic
     transformation's update count (e.g. a consolidation warm-up; the count restarts at
     each task with ``reset_optimizer``), or one of those per task), its state reset at
     each new task (see ``reset_optimizer``); ``m_scale`` one factor on ``m`` per layer
@@ -436,6 +458,13 @@ def train_continual(
 
     ``reset_optimizer``: re-initialise the optimizer state (Adam's moments) at each new
     task, as Laborieux et al. do (default); ``False`` carries it over.
+
+    ``adam_eps``: Adam's ``eps`` for the hidden weights (the step is ``lr m_t /
+    (sqrt(v_t) + eps)``; None: optax's 1e-8). At 1e-8 every weight with any gradient takes
+    steps of about ``lr``, so each one settles (consolidates) at the same rate,
+    however little it matters; an ``eps`` of the order of the gradient rms of the
+    weights that matter slows the rest, which then stay plastic for later tasks
+    (docs/metaplasticity.md). The affine BN parameters keep optax's default.
 
     ``checkpoint_dir``: after every epoch an orbax checkpoint (the last two kept) holds
     the model arrays (hidden weights, BN slots), the optimizer state, the level-change
@@ -467,6 +496,15 @@ def train_continual(
     for mi in ms:
         if not callable(mi):
             _check_m("train_continual", mi)
+    if adam_eps is not None:
+        if optimizer is not None:
+            raise ValueError("train_continual: adam_eps is for the default optimizer; "
+                             "pass it to your own optimizer instead")
+        if isinstance(adam_eps, bool) or not (
+                isinstance(adam_eps, (int, float, np.floating)) and np.isfinite(adam_eps)
+                and adam_eps >= 0):
+            raise ValueError(f"train_continual: adam_eps must be a finite number >= 0; "
+                             f"got {adam_eps!r}")
     if m_scale is not None:
         if optimizer is not None:
             raise ValueError("train_continual: m_scale is for the default optimizer; "
@@ -492,6 +530,7 @@ def train_continual(
             return optax.constant_schedule(float(mi)) if as_sched and not callable(mi) else mi
 
         opts = {mi: metaplastic_adam(learning_rate, m_arg(mi), model.n_levels, model.w_max,
+                                     eps=1e-8 if adam_eps is None else float(adam_eps),
                                      m_scale=m_scale)
                 for mi in dict.fromkeys(ms)}
     affine_t = optax.adam(learning_rate)  # the BN gains and offsets: plain Adam

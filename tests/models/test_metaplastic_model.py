@@ -348,3 +348,65 @@ def test_train_continual_m_scale_per_layer(getkey):
     with pytest.raises(ValueError, match="default optimizer"):
         train_continual(model, tasks, m=1.0, m_scale=(1.0, 1.0),
                         optimizer=lambda: optax.adam(0.01), **kw)
+
+
+@pytest.mark.parametrize("k", [2, 4, 5])
+def test_boundary_init_starts_every_weight_unconsolidated(getkey, k):
+    """``init="boundary"``: every hidden weight lies within ``a`` of a level boundary
+    ``-w_max + (2 j - 1) h``, the boundaries are drawn uniformly (so every level is
+    populated), and the meta factor is near 1 both ways (unconsolidated)."""
+    from memjax.learning.metaplastic import meta_factor
+
+    w_max, h = 1.5, 1.5 / (k - 1)
+    model = MetaplasticMLP((300, 200, 10), k, w_max=w_max, init="boundary", key=getkey())
+    for w in model.weights:
+        w = np.asarray(w, np.float64)
+        j = np.round((w + w_max + h) / (2 * h))
+        assert np.all((j >= 1) & (j <= k - 1))
+        np.testing.assert_array_less(np.abs(w - (-w_max + (2 * j - 1) * h)), 0.05 * h + 1e-6)
+    w = np.asarray(model.weights[0], np.float64)
+    j = np.round((w + w_max + h) / (2 * h))
+    freq = np.bincount(j.astype(int).ravel(), minlength=k)[1:] / w.size
+    np.testing.assert_allclose(freq, 1.0 / (k - 1), atol=0.01)  # 60,000 draws
+    levels = np.bincount(np.asarray(model.levels()[0]).ravel(), minlength=k)
+    assert np.all(levels > 0)
+    for step in (1.0, -1.0):
+        f = meta_factor(model.weights[0], jnp.full_like(model.weights[0], step), 3.0, k, w_max)
+        assert float(jnp.min(f)) >= 1 - np.tanh(3.0 * 0.05) ** 2 - 1e-6
+    wide = np.asarray(MetaplasticMLP((300, 20), k, w_max=w_max, init="boundary",
+                                     init_scale=0.2 * h, key=getkey()).weights[0], np.float64)
+    jw = np.round((wide + w_max + h) / (2 * h))
+    off = np.abs(wide - (-w_max + (2 * jw - 1) * h))
+    assert 0.19 * h < off.max() <= 0.2 * h + 1e-6  # init_scale sets the spread
+    with pytest.raises(ValueError, match="MetaplasticMLP.init must be one of"):
+        MetaplasticMLP((4, 2), k, init="zeros", key=getkey())
+
+
+def test_train_continual_adam_eps(getkey):
+    """``adam_eps`` is Adam's eps of the hidden weights: the run equals one with
+    ``optimizer=metaplastic_adam(lr, m, k, eps=adam_eps)`` bit for bit, and a large eps
+    slows weights whose gradients are small against it (they move less)."""
+    tasks = _two_tasks(5)
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, init="boundary", key=getkey())
+    kw = dict(epochs=2, batch_size=40, learning_rate=0.05, eval_every_epoch=False)
+    got, _ = train_continual(model, tasks, m=2.0, adam_eps=1e-3, **kw)
+    ref, _ = train_continual(model, tasks, m=2.0, **kw,
+                             optimizer=lambda: metaplastic_adam(0.05, 2.0, 3, eps=1e-3))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    default, _ = train_continual(model, tasks, m=2.0, **kw)
+    explicit, _ = train_continual(model, tasks, m=2.0, adam_eps=1e-8, **kw)
+    for a, b in zip(jax.tree.leaves(default), jax.tree.leaves(explicit)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    slow, _ = train_continual(model, tasks, m=2.0, adam_eps=10.0, **kw)
+
+    def moved(m):
+        return sum(float(jnp.abs(a - b).sum()) for a, b in zip(m.weights, model.weights))
+
+    assert moved(slow) < 0.1 * moved(default)
+    for bad in (-1e-3, float("nan"), "1e-5", True):
+        with pytest.raises(ValueError, match="adam_eps must be a finite number >= 0"):
+            train_continual(model, tasks, m=1.0, adam_eps=bad, **kw)
+    with pytest.raises(ValueError, match="default optimizer"):
+        train_continual(model, tasks, m=1.0, adam_eps=1e-5,
+                        optimizer=lambda: optax.adam(0.01), **kw)
