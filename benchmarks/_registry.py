@@ -31,6 +31,11 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "run_mnist_fmnist",
         "metaplastic QNN on multi-level RRAM: MNIST then Fashion-MNIST (+ m = 0, EWC, non-sequential)",
     ),
+    "metaplastic-validation": (
+        "benchmarks.metaplastic",
+        "run_validation",
+        "metaplastic QNN: m chosen on a validation split of the training sets (test sets unread)",
+    ),
     "metaplastic-pmnist": (
         "benchmarks.metaplastic",
         "run_pmnist",
