@@ -1,0 +1,69 @@
+"""The metaplastic benchmarks' bookkeeping on a tiny network: the validation benchmark
+never reads a test set and selects the m with the largest smallest margin; the two-task
+benchmark's seed statistics are those of its runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import metaplastic as mb
+from benchmarks.__main__ import _jsonable
+from benchmarks._context import Context
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    for cfg in (mb.QNN, mb.PREVIOUS_QNN):
+        monkeypatch.setitem(cfg, "sizes", (784, 32, 10))
+    monkeypatch.setitem(mb.SETTINGS["validation"], "quick",
+                        dict(n_train=300, n_val=100, epochs=(1, 1), ms=(4.0, 5.0)))
+    monkeypatch.setitem(mb.SETTINGS["mnist_fmnist"], "quick",
+                        dict(n_train=300, n_test=100, epochs=(1, 1), ewc_lambda=10.0,
+                             extra_seeds=(1,)))
+    splits = []
+    real_load = mb.load
+
+    def load(name, split, **kw):
+        splits.append((name, split))
+        return real_load(name, split, **kw)
+
+    monkeypatch.setattr(mb, "load", load)
+    return splits
+
+
+def test_validation_reads_no_test_set_and_selects_max_min_margin(tiny, tmp_path):
+    ctx = Context(name="metaplastic-validation", quick=True, out=tmp_path)
+    result = mb.run_validation(ctx)
+    assert {s for _, s in tiny} == {"train"}
+    m = result["metrics"]
+    alone = m["val_acc_alone"]
+    for key, acc in m["val_acc_vs_m"].items():
+        mg = m["val_margins_vs_m"][key]
+        np.testing.assert_allclose(
+            [mg["mnist_ge_0.97"], mg["fmnist_ge_0.86"], mg["mnist_within_1pt"],
+             mg["fmnist_within_1pt"]],
+            [acc[0] - 0.97, acc[1] - 0.86, acc[0] - alone[0] + 0.01, acc[1] - alone[1] + 0.01],
+            atol=1e-12)
+    best = max(m["val_margins_vs_m"], key=lambda k: min(m["val_margins_vs_m"][k].values()))
+    assert m["selected_m"] == float(best)
+    assert set(m["val_acc_vs_m"]) == {"4", "5"}
+    json.dumps(_jsonable(result))
+    assert (tmp_path / "metaplastic-validation_scan.png").stat().st_size > 0
+
+
+def test_mnist_fmnist_seed_statistics(tiny, tmp_path):
+    ctx = Context(name="metaplastic-mnist-fmnist", quick=True, out=tmp_path)
+    m = mb.run_mnist_fmnist(ctx)["metrics"]
+    seeds = m["over_seeds"]
+    assert seeds["seeds"] == [0, 1]
+    assert seeds["mnist_acc_after_task2"][0] == m["mnist_acc_after_task2"]
+    assert seeds["fmnist_acc_nonsequential"][0] == m["fmnist_acc_nonsequential"]
+    for k, v in seeds["mean"].items():
+        np.testing.assert_allclose(v, np.mean(seeds[k]))
+        np.testing.assert_allclose(seeds["std"][k], np.std(seeds[k], ddof=1))
+    # The seeds differ in init and batch order, so their results differ.
+    assert seeds["mnist_acc_after_task2"][0] != seeds["mnist_acc_after_task2"][1] or \
+        seeds["fmnist_acc"][0] != seeds["fmnist_acc"][1]
+    for layer in ("layer0", "layer1"):
+        assert 0.0 <= m["settled_fraction_after_task1"]["metaplastic"][layer] <= 1.0
