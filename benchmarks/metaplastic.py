@@ -278,8 +278,13 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
     meta = run(f"metaplastic m={QNN['m']:g}", QNN["m"], tasks)
     plain = run("m=0 (Adam)", 0.0, tasks)
     ewc = run(f"EWC lambda={s['ewc_lambda']:g}", 0.0, tasks, ewc_lambda=s["ewc_lambda"])
-    alone = [run(f"{t.name} alone", 0.0, [t], track=False, epochs=[e])
-             for t, e in zip(tasks, s["epochs"])]
+
+    def alone_runs(suffix="", **kw):
+        """Each task trained alone (the non-sequential baselines)."""
+        return [run(f"{t.name} alone{suffix}", 0.0, [t], track=False, epochs=[e], **kw)
+                for t, e in zip(tasks, s["epochs"])]
+
+    alone = alone_runs()
     # The metaplastic run and the non-sequential baselines again with other seeds (model
     # init and batch order): the targets compare two noisy numbers.
     per_seed = {ctx.seed: (meta["final_acc"], [a["final_acc"][0] for a in alone])}
@@ -287,9 +292,7 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
         sd = ctx.seed + sd
         mt = run(f"metaplastic m={QNN['m']:g}, seed {sd}", QNN["m"], tasks, track=False,
                  seed=sd, eval_every_epoch=False)
-        al = [run(f"{t.name} alone, seed {sd}", 0.0, [t], track=False, epochs=[e], seed=sd,
-                  eval_every_epoch=False)
-              for t, e in zip(tasks, s["epochs"])]
+        al = alone_runs(f", seed {sd}", seed=sd, eval_every_epoch=False)
         per_seed[sd] = (mt["final_acc"], [a["final_acc"][0] for a in al])
     seq = np.array([v[0] for v in per_seed.values()])
     non = np.array([v[1] for v in per_seed.values()])
