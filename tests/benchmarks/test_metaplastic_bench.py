@@ -17,7 +17,7 @@ def tiny(monkeypatch):
     for cfg in (mb.QNN, mb.PREVIOUS_QNN):
         monkeypatch.setitem(cfg, "sizes", (784, 32, 10))
     monkeypatch.setitem(mb.SETTINGS["validation"], "quick",
-                        dict(n_train=300, n_val=100, epochs=(1, 1), ms=(4.0, 5.0)))
+                        dict(n_train=300, n_val=100, epochs=(1, 2), ms=(4.0, 5.0), tail=2))
     monkeypatch.setitem(mb.SETTINGS["mnist_fmnist"], "quick",
                         dict(n_train=300, n_test=100, epochs=(1, 1), ewc_lambda=10.0,
                              extra_seeds=(1,)))
@@ -48,6 +48,12 @@ def test_validation_reads_no_test_set_and_selects_max_min_margin(tiny, tmp_path)
     best = max(m["val_margins_vs_m"], key=lambda k: min(m["val_margins_vs_m"][k].values()))
     assert m["selected_m"] == float(best)
     assert set(m["val_acc_vs_m"]) == {"4", "5"}
+    # The accuracies are means over the last `tail` (2) epochs of each run's curve.
+    for key, acc in m["val_acc_vs_m"].items():
+        np.testing.assert_allclose(acc, np.mean(m["val_curves"]["m"][key][-2:], axis=0))
+        assert m["val_final_epoch_acc_vs_m"][key] == m["val_curves"]["m"][key][-1]
+    for j, curve in enumerate(m["val_curves"]["alone"]):
+        np.testing.assert_allclose(alone[j], np.mean(np.asarray(curve)[-2:, 0]))
     json.dumps(_jsonable(result))
     assert (tmp_path / "metaplastic-validation_scan.png").stat().st_size > 0
 
