@@ -54,12 +54,12 @@ from memjax.models.metaplastic import (
 # neither move nor settle into their level, and stay free for Fashion-MNIST.
 # m is chosen by metaplastic-validation (the last 5,000 training images of each set held
 # out, models trained on the other 55,000; the test sets are not read), 6 + 10 epochs,
-# seed 0: validation accuracy (MNIST after Fashion-MNIST / Fashion-MNIST) m = 4 / 5 / 6:
-# 97.4 / 88.0, 97.8 / 87.4, 97.9 / 87.1 %; each task alone 97.8 / 88.3 %; the previous
-# settings (uniform init, eps 1e-8, m = 2.2) 97.4 / 87.0 %; m = 4 has the largest
-# smallest margin to the targets. Scratch probes on the same split chose eps, the init
-# and the range of m (docs/metaplasticity.md, probe table).
-QNN = dict(sizes=(784, 3840, 10), n_levels=4, m=4.0, m_scale=(1.0, 2.0), warmup_epochs=1,
+# seed 0, accuracies averaged over the last 3 epochs: validation accuracy (MNIST after
+# Fashion-MNIST / Fashion-MNIST) m = 3 / 3.5 / 4 / 5: 96.4 / 88.5, 97.5 / 88.5, 97.4 /
+# 88.0, 97.8 / 87.4 %; each task alone 97.9 / 89.1 %; m = 3.5 has the largest smallest
+# margin to the targets (0.42 points). Scratch probes on the same split chose eps, the
+# init and the range of m (docs/metaplasticity.md, probe table).
+QNN = dict(sizes=(784, 3840, 10), n_levels=4, m=3.5, m_scale=(1.0, 2.0), warmup_epochs=1,
            hidden_bits=12, hidden_range=2.0, logit_scale=1.0, activation="hardtanh",
            bn_affine=True, reset_optimizer=False, init="boundary", adam_eps=1e-5)
 
@@ -327,6 +327,10 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
         "fmnist_acc_nonsequential": alone[1]["final_acc"][0],
         "target_margins": _margins(meta["final_acc"], [a["final_acc"][0] for a in alone]),
         "over_seeds": seeds,
+        # Seed 0's accuracies averaged over the last 3 epochs (the estimator
+        # metaplastic-validation selects m with; diagnostics, not the targets).
+        "last3_epochs_mean": {"metaplastic": _tail_mean(meta, 3),
+                              "alone": [_tail_mean(a, 3)[0] for a in alone]},
         "mnist_acc_after_task1": meta["acc"][s["epochs"][0] - 1][0],
         # Hidden weights settled into their level after MNIST (meta factor toward the
         # nearest boundary < 1/2 at the benchmark's m), per layer.
