@@ -402,21 +402,22 @@ def run_validation(ctx) -> dict[str, Any]:
     prev = run(PREVIOUS_QNN, PREVIOUS_QNN["m"], tasks)
     alone_hist = [run(QNN, 0.0, [t], epochs=[e]) for t, e in zip(tasks, s["epochs"])]
     alone = [_tail_mean(h, tail)[0] for h in alone_hist]
+    alone_final = [h["final_acc"][0] for h in alone_hist]
+    prev_acc = _tail_mean(prev, tail)
     margins = {m: _margins(acc, alone) for m, acc in scan.items()}
     selected = max(margins, key=lambda m: min(margins[m].values()))
     metrics = {
         # Means over the last `tail` epochs (the selection uses these).
         "val_acc_vs_m": scan,
         "val_acc_alone": alone,
-        "val_acc_previous_settings": _tail_mean(prev, tail),
+        "val_acc_previous_settings": prev_acc,
         "val_margins_vs_m": margins,
-        "val_margins_previous_settings": _margins(_tail_mean(prev, tail), alone),
+        "val_margins_previous_settings": _margins(prev_acc, alone),
         # The last epoch's accuracies alone (not used for the selection).
         "val_final_epoch_acc_vs_m": final,
-        "val_final_epoch_acc_alone": [h["final_acc"][0] for h in alone_hist],
-        "val_final_epoch_margins_vs_m": {
-            m: _margins(acc, [h["final_acc"][0] for h in alone_hist])
-            for m, acc in final.items()},
+        "val_final_epoch_acc_alone": alone_final,
+        "val_final_epoch_margins_vs_m": {m: _margins(acc, alone_final)
+                                         for m, acc in final.items()},
         "val_mnist_acc_after_task1_vs_m": after1,
         "level_changes_per_weight_vs_m": counts,
         "val_curves": {"m": curves, "alone": [h["acc"] for h in alone_hist]},
@@ -435,8 +436,7 @@ def run_validation(ctx) -> dict[str, Any]:
     for j, (t, c) in enumerate(zip(tasks, ("C0", "C1"))):
         ax.plot(ms, acc[:, j], marker="o", color=c, label=f"{t.name} after both tasks")
         ax.axhline(alone[j] - 0.01, color=c, ls=":", label=f"{t.name} alone - 1 point")
-        ax.plot([PREVIOUS_QNN["m"]], [metrics["val_acc_previous_settings"][j]], marker="x",
-                color=c, ls="none")
+        ax.plot([PREVIOUS_QNN["m"]], [prev_acc[j]], marker="x", color=c, ls="none")
     ax.axvline(float(selected), color="grey", ls="--", lw=0.8)
     ax.set_xlabel("m (x marks: previous settings, uniform init, eps 1e-8)")
     ax.set_ylabel(f"validation accuracy (mean of the last {tail} epochs)")
