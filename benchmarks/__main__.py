@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 from ._context import Context, environment
+from ._json import dumps, to_json, write_atomic
 from ._registry import REGISTRY
 
 
-def _jsonable(obj):
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    if hasattr(obj, "tolist") and hasattr(obj, "shape"):
-        return np.asarray(obj).tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+def check_names(names) -> None:
+    """Raise `SystemExit` naming every unknown benchmark in ``names`` and the known ones
+    (before anything runs)."""
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise SystemExit(
+            f"unknown benchmark{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; available: {', '.join(sorted(REGISTRY))}"
+        )
 
 
 def run_benchmark(
@@ -35,10 +30,7 @@ def run_benchmark(
     data_dir: str | None = None, seed: int = 0,
 ) -> dict:
     """Run one benchmark and write ``out/NAME.json``; returns the record."""
-    if name not in REGISTRY:
-        raise SystemExit(
-            f"unknown benchmark {name!r}; available: {', '.join(sorted(REGISTRY))}"
-        )
+    check_names([name])
     module, func, _ = REGISTRY[name]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,11 +47,15 @@ def run_benchmark(
         "seconds": seconds,
         "figures": ctx.figures,
     }
-    record = _jsonable(record)
-    path = out / f"{name}.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    nulls: dict[str, str] = {}
+    record = to_json(record, nulls)
+    if nulls:  # each null of the record and why (strict JSON has no NaN or infinity)
+        record["nulls"] = nulls
+    # stdout first: the metrics survive a failure to write the file
+    print(dumps({"name": name, "metrics": record["metrics"],
+                 **({"nulls": nulls} if nulls else {})}, indent=2), flush=True)
+    path = write_atomic(out / f"{name}.json", record)
     print(f"wrote {path} ({seconds:.1f} s)", file=sys.stderr)
-    print(json.dumps({"name": name, "metrics": record["metrics"]}, indent=2))
     return record
 
 
@@ -84,6 +80,7 @@ def main(argv=None) -> int:
         for n, (_, _, desc) in REGISTRY.items():
             print(f"{n:<{width}}  {desc}")
         return 0
+    check_names(args.names)
     data_dir = args.data_dir or os.environ.get("MEMJAX_DATA_DIR")
     for n in args.names:
         run_benchmark(n, quick=args.quick, out=args.out, data_dir=data_dir, seed=args.seed)

@@ -22,7 +22,7 @@ def test_list_names_the_benchmarks():
 
 def test_devices_tiny(tmp_path):
     from benchmarks import devices
-    from benchmarks.__main__ import _jsonable
+    from benchmarks._json import to_json
     from benchmarks._context import Context
 
     ctx = Context(name="devices", quick=True, out=tmp_path)
@@ -46,7 +46,7 @@ def test_devices_tiny(tmp_path):
         assert math.isfinite(rate) and rate > 0
         assert m["throughput_details"][name]["100"]["finite"]
     # The record is JSON-serialisable, and the figures were written.
-    json.dumps(_jsonable(result))
+    json.dumps(to_json(result))
     for fig in ctx.figures:
         assert (tmp_path / fig).stat().st_size > 0
     assert {"devices_iv_loops.png", "devices_scaling.png"} <= set(ctx.figures)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import metaplastic as mb
-from benchmarks.__main__ import _jsonable
+from benchmarks._json import to_json
 from benchmarks._context import Context
 
 
@@ -54,7 +54,7 @@ def test_validation_reads_no_test_set_and_selects_max_min_margin(tiny, tmp_path)
         assert m["val_final_epoch_acc_vs_m"][key] == m["val_curves"]["m"][key][-1]
     for j, curve in enumerate(m["val_curves"]["alone"]):
         np.testing.assert_allclose(alone[j], np.mean(np.asarray(curve)[-2:, 0]))
-    json.dumps(_jsonable(result))
+    json.dumps(to_json(result))
     assert (tmp_path / "metaplastic-validation_scan.png").stat().st_size > 0
 
 
