@@ -17,25 +17,41 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_mnist", "run_fmnist", "run_robustness", "SETTINGS"]
+__all__ = ["run_mnist", "run_fmnist", "run_robustness", "Settings", "FULL", "QUICK",
+           "build_model", "optimizer"]
 
-#: Settings per mode. ``train_size``/``test_size`` None: the full sets.
-SETTINGS = {
-    "full": dict(
-        n_hidden=512, n_steps=10, dt=1e-3, epochs=10, batch_size=128, lr=4e-3,
-        g1=2.0, g2=2.0, w_std=0.125, k_out=200.0, train_size=None, test_size=None,
-        lif_epochs=8, lif_lr=1e-3, ann_epochs=10, n_programs=3,
-    ),
-    "quick": dict(
-        n_hidden=128, n_steps=8, dt=1e-3, epochs=2, batch_size=128, lr=4e-3,
-        g1=2.0, g2=2.0, w_std=0.125, k_out=200.0, train_size=10000, test_size=2000,
-        lif_epochs=2, lif_lr=2e-3, ann_epochs=2, n_programs=1,
-    ),
-}
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """One MEMprop benchmark run. ``train_size``/``test_size`` None: the full sets;
+    ``n_steps`` None: `MEMprop`'s own (the network's other settings are its defaults)."""
+
+    n_hidden: int = 512
+    n_steps: int | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 4e-3
+    train_size: int | None = None
+    test_size: int | None = None
+    lif_epochs: int = 8
+    lif_lr: float = 1e-3
+    ann_epochs: int = 10
+    n_programs: int = 3
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, n_hidden=128, n_steps=8, epochs=2, train_size=10000,
+                            test_size=2000, lif_epochs=2, lif_lr=2e-3, ann_epochs=2,
+                            n_programs=1)
 
 
 def _settings(ctx):
-    return dict(SETTINGS["quick" if ctx.quick else "full"])
+    return dataclasses.asdict(QUICK if ctx.quick else FULL)
+
+
+def _model_kwargs(s) -> dict:
+    """``n_steps`` where the settings set one (else `MEMprop`'s default)."""
+    n_steps = s["n_steps"] if isinstance(s, dict) else s.n_steps
+    return {} if n_steps is None else {"n_steps": n_steps}
 
 
 def _load(name, ctx, s):
@@ -49,20 +65,19 @@ def _load(name, ctx, s):
     )
 
 
-def _build(s, seed, synapse="crossbar"):
+def build_model(s, seed, synapse="crossbar"):
+    """The benchmark's MEMprop network for settings ``s`` (`Settings` or its dict)."""
     import jax
 
-    from memjax.crossbar import CrossbarConfig
     from memjax.models.memprop import MEMprop
 
-    return MEMprop.init(
-        jax.random.key(seed), 784, s["n_hidden"], 10, synapse=synapse,
-        crossbar_config=CrossbarConfig(), w_std=s["w_std"], k_out=s["k_out"],
-        g1=s["g1"], g2=s["g2"], dt=s["dt"], n_steps=s["n_steps"],
-    )
+    n_hidden = s["n_hidden"] if isinstance(s, dict) else s.n_hidden
+    return MEMprop.init(jax.random.key(seed), 784, n_hidden, 10, synapse=synapse,
+                        **_model_kwargs(s))
 
 
-def _optimizer(lr, steps):
+def optimizer(lr, steps):
+    """Adam with a cosine decay to 1 % of ``lr`` over ``steps`` updates."""
     import optax
 
     return optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.01))
@@ -72,11 +87,11 @@ def _train_mif(ctx, tag, train, test, s):
     from memjax.models.memprop import memprop_eval, memprop_loss, project
     from memjax.train import fit
 
-    model = _build(s, ctx.seed)
+    model = build_model(s, ctx.seed)
     steps = s["epochs"] * (len(train[0]) // s["batch_size"])
     t0 = time.perf_counter()
     model, hist = fit(
-        model, memprop_loss, _optimizer(s["lr"], steps), train,
+        model, memprop_loss, optimizer(s["lr"], steps), train,
         epochs=s["epochs"], batch_size=s["batch_size"], seed=ctx.seed,
         eval_fn=memprop_eval, eval_data=test, project=project,
         checkpoint_dir=_ckpt(ctx, tag), progress=True, log=ctx.log,
@@ -94,11 +109,11 @@ def _train_lif(ctx, tag, train, test, s):
     from memjax.models.memprop import LIFNet, memprop_eval, memprop_loss
     from memjax.train import fit
 
-    model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, n_steps=s["n_steps"])
+    model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, **_model_kwargs(s))
     steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
     t0 = time.perf_counter()
     model, hist = fit(
-        model, memprop_loss, _optimizer(s["lif_lr"], steps), train,
+        model, memprop_loss, optimizer(s["lif_lr"], steps), train,
         epochs=s["lif_epochs"], batch_size=s["batch_size"], seed=ctx.seed,
         eval_fn=memprop_eval, eval_data=test, checkpoint_dir=_ckpt(ctx, tag),
         progress=True, log=ctx.log,
@@ -259,7 +274,7 @@ def _run(ctx, dataset: str, label: str):
         "train_size": len(train[0]),
         "test_size": len(test[0]),
         "epochs": s["epochs"],
-        "time_steps": s["n_steps"],
+        "time_steps": model.n_steps,
         "seconds": time.perf_counter() - t_start,
         "seconds_mif_train": t_mif,
         "seconds_lif_train": t_lif,
@@ -273,11 +288,13 @@ def _run(ctx, dataset: str, label: str):
         "dataset": dataset,
         "data_dir": ctx.data_dir,
         **s,
+        "n_steps": model.n_steps,
+        "dt": model.dt,
         "topology": f"784-{s['n_hidden']}-10",
         "neuron": "MIF defaults (memjax.neurons.mif.MIF())",
         "crossbar_device": "MultiLevelRRAM defaults (0.476-10 uS, 32 levels, write 0.5 %, verify 1 %, read 1 %)",
         "programmed_eval": "program_noise + quantize_levels (32) + read_noise, mean of n_programs programmings",
-        "window_ms": s["n_steps"] * s["dt"] * 1e3,
+        "window_ms": model.n_steps * model.dt * 1e3,
         "readout": "mean over time of the output membrane voltage x k_out (trained)",
         "optimizer": "Adam, cosine decay to 1 % over all steps",
         "lif": "LIF beta 0.9, theta 1, fast-sigmoid surrogate slope 25, dense weights + bias",
@@ -317,7 +334,7 @@ def run_robustness(ctx):
     t_start = time.perf_counter()
     train, test = _load("mnist", ctx, s)
     ckpt = _ckpt(ctx, ("memprop-mnist-mif"))
-    restored = restore_checkpoint(ckpt, _build(s, ctx.seed), _optimizer(s["lr"], 1))
+    restored = restore_checkpoint(ckpt, build_model(s, ctx.seed), optimizer(s["lr"], 1))
     if restored is not None and restored.epoch >= s["epochs"]:
         model, source = restored.model, f"checkpoint {ckpt} (epoch {restored.epoch})"
     else:

@@ -18,6 +18,7 @@ Four benchmarks (see docs/metaplasticity.md):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -40,33 +41,26 @@ from memjax.models.metaplastic import (
     train_continual,
 )
 
-# The quantized perceptron of the MNIST -> Fashion-MNIST stream (this project's choice:
-# the paper's size and number of levels could not be read). 3,840 hidden units with
-# 4-level (2-bit) cells and hidden weights stored at 12 bits (fixed point on [-2, 2)): a
-# 15.5x memory reduction against the reference BNN, the paper's 15x
-# (docs/metaplasticity.md, "Memory"). Real-valued hardtanh hidden activations, per-task
-# affine BN, Adam's state carried across the task boundary, a consolidation warm-up (m =
-# 0 for the first epoch of the stream), the readout layer protected twice as strongly as
-# the hidden layer (m_scale = (1, 2)). What makes consolidation depend on how much a
-# weight matters: hidden weights start next to a level boundary (init="boundary": every
-# synapse unconsolidated) and Adam's eps is 1e-5, about the median gradient rms of the
-# first layer's weights, so weights with little gradient (pixels MNIST hardly uses)
-# neither move nor settle into their level, and stay free for Fashion-MNIST.
-# m is chosen by metaplastic-validation (the last 5,000 training images of each set held
-# out, models trained on the other 55,000; the test sets are not read), 6 + 10 epochs,
-# seed 0, accuracies averaged over the last 3 epochs: validation accuracy (MNIST after
-# Fashion-MNIST / Fashion-MNIST) m = 3 / 3.5 / 4 / 5: 96.4 / 88.5, 97.5 / 88.5, 97.4 /
-# 88.0, 97.8 / 87.4 %; each task alone 97.9 / 89.1 %; m = 3.5 has the largest smallest
-# margin to the targets (0.42 points). Scratch probes on the same split chose eps, the
-# init and the range of m (docs/metaplasticity.md, probe table).
+# The quantized perceptron of the MNIST -> Fashion-MNIST stream: 3,840 hidden units with
+# 4-level (2-bit) cells and hidden weights stored at 12 bits (fixed point on [-2, 2)), the
+# memory reduction against the reference BNN of docs/metaplasticity.md ("Memory").
+# Real-valued hardtanh hidden activations, per-task affine BN, Adam's state carried across
+# the task boundary, a consolidation warm-up (m = 0 for the first epoch of the stream),
+# the readout layer protected twice as strongly as the hidden layer (m_scale = (1, 2)).
+# Consolidation depends on how much a weight matters: hidden weights start next to a
+# level boundary (init="boundary": every synapse unconsolidated) and Adam's eps (1e-5) is
+# of the order of the first layer's gradient rms, so weights with little gradient
+# (pixels MNIST hardly uses) neither move nor settle into their level, and stay free for
+# Fashion-MNIST. m is the value metaplastic-validation selects (validation split of the
+# training sets; the test sets are not read).
 QNN = dict(sizes=(784, 3840, 10), n_levels=4, m=3.5, m_scale=(1.0, 2.0), warmup_epochs=1,
            hidden_bits=12, hidden_range=2.0, logit_scale=1.0, activation="hardtanh",
            bn_affine=True, reset_optimizer=False, init="boundary", adam_eps=1e-5)
 
 
-# The benchmark's previous settings (uniform init, Adam eps 1e-8, m = 2.2), compared on
-# the validation split by metaplastic-validation.
-PREVIOUS_QNN = dict(QNN, m=2.2, init="uniform", adam_eps=None)
+#: Published mean final accuracy over 6 permuted-MNIST tasks against m (Laborieux et al.,
+#: "Synaptic metaplasticity in binarized neural networks", Nat. Commun. 12, 2549, 2021).
+REFERENCE_PMNIST = {"0": 0.255, "0.5": 0.591, "1": 0.926, "1.35": 0.920, "2": 0.913}
 
 BATCH_SIZE = 100  # train_continual's default, as the authors'
 
@@ -92,62 +86,80 @@ def m_schedule(m: float, warmup_steps: int):
                                 [warmup_steps])
 
 
+@dataclasses.dataclass(frozen=True)
+class TwoTasks:
+    """metaplastic-mnist-fmnist. ``n_train``/``n_test`` None: every image. ``epochs``:
+    on MNIST, then on Fashion-MNIST. ``extra_seeds``: offsets from ``--seed`` of the
+    repeated metaplastic and non-sequential runs."""
+
+    n_train: int | None = None
+    n_test: int | None = None
+    epochs: tuple[int, int] = (6, 10)
+    ewc_lambda: float = 1000.0
+    extra_seeds: tuple[int, ...] = (1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """metaplastic-validation: the last ``n_val`` training images of each set held out,
+    the same epochs as metaplastic-mnist-fmnist, the scan over ``ms``. Accuracies are
+    averaged over the last ``tail`` epochs of each run: one epoch's accuracy of a network
+    trained on one task alone varies from epoch to epoch by more than the margins
+    compared."""
+
+    n_train: int | None = None
+    n_val: int = 5000
+    epochs: tuple[int, int] = (6, 10)
+    ms: tuple[float, ...] = (3.0, 3.5, 4.0, 5.0)
+    tail: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class PermutedMNIST:
+    """metaplastic-pmnist. Per-task affine BN (a learned gain and offset per task, as the
+    authors' affine batch norm saved per task). ``learning_rate`` 0.02 (the reference's
+    0.005) lets hidden weights grow within 3 epochs per task; for a BNN trained with Adam
+    only ``m * lr`` matters (sign forward, BN, Adam steps ~ lr)."""
+
+    n_train: int | None = None
+    n_test: int | None = None
+    epochs: int = 3
+    n_tasks: int = 6
+    hidden: tuple[int, ...] = (1024, 1024)
+    ms: tuple[float, ...] = (0.0, 0.5, 1.0, 1.35, 2.0)
+    learning_rate: float = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class Devices:
+    """metaplastic-devices: the scans over levels, write noise and stuck fractions."""
+
+    n_train: int | None = None
+    n_test: int | None = None
+    epochs: int = 6
+    levels: tuple[int, ...] = (2, 3, 4, 5, 8, 16)
+    write_sigmas: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1)
+    p_stuck: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.05)
+
+
+def _modes(full, **quick) -> dict:
+    return {"full": full, "quick": dataclasses.replace(full, **quick)}
+
+
+#: Per benchmark, the full settings and the quick ones (--quick: fewer images and epochs).
 SETTINGS = {
-    # full: every training image, the whole test sets.
-    "mnist_fmnist": {
-        # epochs: 6 on MNIST, 10 on Fashion-MNIST (the papers train 20 to 50 per task).
-        # extra_seeds: offsets from --seed of the repeated metaplastic and non-sequential
-        # runs. m is chosen by metaplastic-validation; no scan on the test sets.
-        "full": dict(n_train=None, n_test=None, epochs=(6, 10), ewc_lambda=1000.0,
-                     extra_seeds=(1, 2)),
-        "quick": dict(n_train=4000, n_test=1000, epochs=(2, 2), ewc_lambda=1000.0,
-                      extra_seeds=()),
-    },
-    "validation": {
-        # The last 5,000 training images of each set held out; the same epochs as
-        # mnist_fmnist. The m of QNN is the one this selects.
-        # tail: accuracies are averaged over the last `tail` epochs of the stream (each
-        # run's validation accuracy after every epoch): the Fashion-MNIST-alone network's
-        # validation accuracy jumps by up to 2.2 points from one epoch to the next (87.50
-        # to 89.70 % over its epochs 5 to 10, seed 0, val_curves in
-        # results/metaplastic-validation.json), the metaplastic network's (m = 4) by at
-        # most 0.36, so one epoch's value is too noisy a baseline for
-        # margins of a few tenths. ms: both sides of the m = 4 the scan over 4 / 5 / 6
-        # selected at its edge.
-        "full": dict(n_train=None, n_val=5000, epochs=(6, 10), ms=(3.0, 3.5, 4.0, 5.0),
-                     tail=3),
-        "quick": dict(n_train=4000, n_val=1000, epochs=(2, 2), ms=(3.5, 4.0), tail=2),
-    },
-    "pmnist": {
-        # Per-task affine BN (learned gain and offset per task, as the authors'
-        # affine=True batch norm saved per task): probe with this network (3 permuted
-        # tasks, 3 epochs each, m = 1.35, lr 0.02, 5,000 test images): final (P1, P2,
-        # P3) = (94.3, 94.8, 91.4) %. The previous full run without it: see
-        # docs/metaplasticity.md.
-        # 3 epochs per task (the reference: 40): 90 BNN epochs, 7.2 s each (median) on
-        # the idle 2-core CPU. Learning rate 0.02 (reference 0.005) so that hidden weights grow
-        # within 3 epochs; for a BNN trained with Adam only m * lr matters (sign forward,
-        # BN, Adam steps ~ lr), so this equals m x 4 at lr 0.005. Probe (784-1024-10 BNN,
-        # 3 permuted tasks, 3 epochs each, m = 1.35, full training sets, 2,000 test
-        # images): final (P1, P2, P3) = 80.2 / 90.9 / 81.9 % at lr 0.02; 95.2 / 73.4 /
-        # 24.1 % (too rigid) at lr 0.0667.
-        "full": dict(n_train=None, n_test=None, epochs=3, n_tasks=6, hidden=(1024, 1024),
-                     ms=(0.0, 0.5, 1.0, 1.35, 2.0), learning_rate=0.02),
-        "quick": dict(n_train=2000, n_test=500, epochs=1, n_tasks=6, hidden=(256, 256),
-                      ms=(0.0, 0.5, 1.0, 1.35, 2.0), learning_rate=0.02),
-    },
-    "devices": {
-        "full": dict(n_train=None, n_test=None, epochs=6, levels=(2, 3, 4, 5, 8, 16),
-                     write_sigmas=(0.0, 0.01, 0.02, 0.05, 0.1),
-                     p_stuck=(0.0, 0.005, 0.01, 0.02, 0.05)),
-        "quick": dict(n_train=3000, n_test=500, epochs=1, levels=(2, 3, 5, 16),
+    "mnist_fmnist": _modes(TwoTasks(), n_train=4000, n_test=1000, epochs=(2, 2),
+                           extra_seeds=()),
+    "validation": _modes(Validation(), n_train=4000, n_val=1000, epochs=(2, 2),
+                         ms=(3.5, 4.0), tail=2),
+    "pmnist": _modes(PermutedMNIST(), n_train=2000, n_test=500, epochs=1, hidden=(256, 256)),
+    "devices": _modes(Devices(), n_train=3000, n_test=500, epochs=1, levels=(2, 3, 5, 16),
                       write_sigmas=(0.0, 0.02, 0.1), p_stuck=(0.0, 0.01, 0.05)),
-    },
 }
 
 
 def _settings(ctx, name):
-    return dict(SETTINGS[name]["quick" if ctx.quick else "full"])
+    return dataclasses.asdict(SETTINGS[name]["quick" if ctx.quick else "full"])
 
 
 def _load_task(ctx, name, n_train, n_test, perm=None, label=None, n_val=None):
@@ -377,9 +389,8 @@ def _tail_mean(hist, tail: int) -> list[float]:
 
 def run_validation(ctx) -> dict[str, Any]:
     """Choose m of the MNIST -> Fashion-MNIST network on a validation split (never the
-    test sets): a scan over m, the previous settings, each task alone; accuracies
-    averaged over the last ``tail`` epochs; the m whose smallest margin to the targets
-    is largest is selected."""
+    test sets): a scan over m and each task alone; accuracies averaged over the last
+    ``tail`` epochs; the m whose smallest margin to the targets is largest is selected."""
     s = _settings(ctx, "validation")
     tasks = [_load_task(ctx, n, s["n_train"], None, n_val=s["n_val"])
              for n in ("mnist", "fashion-mnist")]
@@ -400,20 +411,16 @@ def run_validation(ctx) -> dict[str, Any]:
         scan[k], final[k] = _tail_mean(hist, tail), hist["final_acc"]
         after1[k] = hist["acc"][s["epochs"][0] - 1][0]
         counts[k], curves[k] = _count_stats(hist["counts"]), hist["acc"]
-    prev = run(PREVIOUS_QNN, PREVIOUS_QNN["m"], tasks)
     alone_hist = [run(QNN, 0.0, [t], epochs=[e]) for t, e in zip(tasks, s["epochs"])]
     alone = [_tail_mean(h, tail)[0] for h in alone_hist]
     alone_final = [h["final_acc"][0] for h in alone_hist]
-    prev_acc = _tail_mean(prev, tail)
     margins = {m: _margins(acc, alone) for m, acc in scan.items()}
     selected = max(margins, key=lambda m: min(margins[m].values()))
     metrics = {
         # Means over the last `tail` epochs (the selection uses these).
         "val_acc_vs_m": scan,
         "val_acc_alone": alone,
-        "val_acc_previous_settings": prev_acc,
         "val_margins_vs_m": margins,
-        "val_margins_previous_settings": _margins(prev_acc, alone),
         # The last epoch's accuracies alone (not used for the selection).
         "val_final_epoch_acc_vs_m": final,
         "val_final_epoch_acc_alone": alone_final,
@@ -437,14 +444,13 @@ def run_validation(ctx) -> dict[str, Any]:
     for j, (t, c) in enumerate(zip(tasks, ("C0", "C1"))):
         ax.plot(ms, acc[:, j], marker="o", color=c, label=f"{t.name} after both tasks")
         ax.axhline(alone[j] - 0.01, color=c, ls=":", label=f"{t.name} alone - 1 point")
-        ax.plot([PREVIOUS_QNN["m"]], [prev_acc[j]], marker="x", color=c, ls="none")
     ax.axvline(float(selected), color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("m (x marks: previous settings, uniform init, eps 1e-8)")
+    ax.set_xlabel("m")
     ax.set_ylabel(f"validation accuracy (mean of the last {tail} epochs)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     ctx.save_figure(fig, "scan")
-    config = dict(s, qnn=QNN, previous=PREVIOUS_QNN, warmup_steps=warmup,
+    config = dict(s, qnn=QNN, warmup_steps=warmup,
                   batch_size=BATCH_SIZE, learning_rate=0.005)
     return {"metrics": metrics, "config": config}
 
@@ -472,8 +478,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
         results[f"{m:g}"] = float(mat[-1].mean())
     metrics = {
         "mean_final_acc": results,
-        "reference_mean_final_acc": {"0": 0.255, "0.5": 0.591, "1": 0.926, "1.35": 0.920,
-                                     "2": 0.913},
+        "reference_mean_final_acc": REFERENCE_PMNIST,
         "acc_matrix": {f"{m:g}": v.tolist() for m, v in mats.items()},
         "seconds_per_epoch_median": float(np.median(seconds)),
     }

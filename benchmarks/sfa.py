@@ -34,25 +34,39 @@ Protocol (one experiment, :func:`experiment`; details and choices in docs/sfa.md
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from ._context import Context
 
-__all__ = ["experiment", "run_mnist", "run_fmnist", "run_noisy_mnist", "run_sweep", "CONFIG"]
+__all__ = ["experiment", "run_mnist", "run_fmnist", "run_noisy_mnist", "run_sweep", "Settings",
+           "FULL", "QUICK"]
 
-CONFIG = {
-    "full": dict(n_train=50000, n_stream=50000, n_test=10000, n_val=10000, cnn_epochs=3,
-                 neurons_per_class=20, label_per_class=50, n_steps=30, supervised=True,
-                 gate_steps=300),
-    "quick": dict(n_train=8000, n_stream=3000, n_test=2000, n_val=2000, cnn_epochs=1,
-                  neurons_per_class=10, label_per_class=20, n_steps=20, supervised=False,
-                  gate_steps=150),
-}
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Data sizes and training lengths of one SFA experiment."""
+
+    n_train: int = 50000
+    n_stream: int = 50000
+    n_test: int = 10000
+    n_val: int = 10000
+    cnn_epochs: int = 3
+    neurons_per_class: int = 20
+    label_per_class: int = 50
+    n_steps: int = 30
+    supervised: bool = True
+    gate_steps: int = 300
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, n_train=8000, n_stream=3000, n_test=2000, n_val=2000,
+                            cnn_epochs=1, neurons_per_class=10, label_per_class=20,
+                            n_steps=20, supervised=False, gate_steps=150)
 #: WTA-layer settings (relative to the mean input intensity ``d0 = mean(x) p_in``).
-#: ``beta_factor``: 200 since the first full runs (at 100 the Fashion-MNIST spike cut was
-#: 1.96x; their SFA curves, on the test sets, gave 2.6x / 2.5x at 200 for < 1 point).
+#: ``beta_factor``: the SFA strength (beta / theta0) of the main runs; the spikes-vs-accuracy
+#: curve (:data:`BETAS`) shows the trade-off around it.
 LAYER = dict(feature_norm="scale", gain=4.0, p_in=1.0, window=1, p_pot=0.05, p_dep=0.1, n_levels=16,
              theta_factor=4.0, beta_factor=200.0, theta_plus_factor=0.05, homeo_decay=0.002,
              max_false_route=0.005, filter_stream=True)
@@ -62,7 +76,7 @@ NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, 
 
 
 def _config(ctx: Context, **over) -> dict:
-    cfg = dict(CONFIG["quick" if ctx.quick else "full"])
+    cfg = dataclasses.asdict(QUICK if ctx.quick else FULL)
     cfg.update(LAYER)
     cfg.update(over)
     return cfg

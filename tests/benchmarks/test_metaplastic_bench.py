@@ -14,13 +14,13 @@ from benchmarks._context import Context
 
 @pytest.fixture
 def tiny(monkeypatch):
-    for cfg in (mb.QNN, mb.PREVIOUS_QNN):
-        monkeypatch.setitem(cfg, "sizes", (784, 32, 10))
+    monkeypatch.setitem(mb.QNN, "sizes", (784, 32, 10))
     monkeypatch.setitem(mb.SETTINGS["validation"], "quick",
-                        dict(n_train=300, n_val=100, epochs=(1, 2), ms=(4.0, 5.0), tail=2))
+                        mb.Validation(n_train=300, n_val=100, epochs=(1, 2), ms=(4.0, 5.0),
+                                      tail=2))
     monkeypatch.setitem(mb.SETTINGS["mnist_fmnist"], "quick",
-                        dict(n_train=300, n_test=100, epochs=(1, 1), ewc_lambda=10.0,
-                             extra_seeds=(1,)))
+                        mb.TwoTasks(n_train=300, n_test=100, epochs=(1, 1), ewc_lambda=10.0,
+                                    extra_seeds=(1,)))
     splits = []
     real_load = mb.load
 
