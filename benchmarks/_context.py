@@ -7,11 +7,10 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Context", "environment", "timeit"]
+__all__ = ["Context", "environment"]
 
 
 @dataclasses.dataclass
@@ -43,27 +42,6 @@ class Context:
 
     def log(self, msg: str) -> None:
         print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
-
-
-def timeit(fn, *args, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
-    """Median wall time of ``fn(*args)`` (outputs blocked on), warm-up excluded.
-
-    Returns ``{"first_s": first call incl. compile, "median_s": ..., "min_s": ...}``.
-    """
-    import jax
-
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t0
-    for _ in range(max(warmup - 1, 0)):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return {"first_s": first, "median_s": times[len(times) // 2], "min_s": times[0]}
 
 
 def _git_commit() -> str | None:

@@ -77,23 +77,23 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "one MEMprop MIF training step vs an eager PyTorch loop over time steps",
     ),
     "speed-devices": (
-        "benchmarks.perf",
-        "run_devices",
+        "benchmarks.speed_devices",
+        "run",
         "MIF neuron-steps/s for 1e3-1e6 neurons; memjax vs ngspice on N independent MIF neurons",
     ),
     "memory-bptt": (
-        "benchmarks.perf",
-        "run_memory",
+        "benchmarks.memory_bptt",
+        "run",
         "peak memory and time of MEMprop BPTT against T, with and without checkpointing",
     ),
     "scale-out": (
-        "benchmarks.perf",
-        "run_scale_out",
+        "benchmarks.scale_out",
+        "run",
         "data-parallel MEMprop training on 4 host devices (jax.sharding) vs one device",
     ),
     "precision": (
-        "benchmarks.perf",
-        "run_precision",
+        "benchmarks.precision",
+        "run",
         "MEMprop step in float64 / float32 / bfloat16: time, error, accuracy; step profile",
     ),
 }

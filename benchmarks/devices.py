@@ -28,7 +28,7 @@ log line) the benchmark measures:
 4. **Throughput** (float32). A population of ``n`` devices from ``sample_population``
    with the table's D2D spread, 1,000 RK4 steps (``1000 / substeps`` stored samples) in one
    jitted call; compile time measured separately (AOT ``lower().compile()``), run time
-   the median of repeats (:func:`benchmarks._context.timeit`).
+   the median of repeats (:func:`benchmarks._timing.timeit`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from ._context import Context, timeit
+from ._context import Context
+from ._timing import timeit
 
 __all__ = ["CASES", "Case", "run"]
 

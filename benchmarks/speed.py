@@ -59,12 +59,24 @@ machine's capability when the other tenants let it run).
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import time
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
+import memjax.data as D
+from memjax.models.memprop import LIFNet, MEMprop, cross_entropy, project
+
+from . import _handjax as HJ
 from ._context import Context
+from ._plot import plt
+from ._timing import interleaved
 
 __all__ = ["run_lif", "run_mif", "TARGETS"]
 
@@ -105,7 +117,6 @@ def _n_threads() -> int:
 def _images(ctx: Context):
     """A batch of MNIST test images in [0, 1] (random images where no data is found)."""
     try:
-        import memjax.data as D
 
         x, y = D.load("mnist", "test", data_dir=ctx.data_dir, limit=BATCH)
         return D.normalize(x, flatten=True).astype(np.float32), y.astype(np.int32), "mnist"
@@ -119,61 +130,26 @@ def _images(ctx: Context):
 def _spikes(ctx: Context, x, T: int):
     """The Poisson case's input: rate-coded spikes ``(T, batch, 784)`` of the images
     ``x`` (the same tensor in speed-lif and speed-mif)."""
-    import jax
-
-    import memjax.data as D
-
     return D.rate(jax.random.key(ctx.seed + 7), x, T, max_rate=MAX_RATE, dt=DT)
 
 
 def _have(mod: str) -> bool:
-    import importlib.util
-
+    """Whether the optional peer ``mod`` (torch, snntorch, spyx: the ``[peers]`` extra) is
+    installed. The peers are imported inside the functions that run them, only then."""
     return importlib.util.find_spec(mod) is not None
 
 
 def _interleaved(
     fns: dict, repeats: int, ctx: Context, desc: str, warmup: int = WARMUP
 ) -> dict:
-    """First-call time, warm-up, then ``repeats`` rounds timing every fn once each.
-
-    In each round the order is shuffled and every sample is preceded by a short idle
-    gap (:data:`GAP_S`), so that one library's worker threads still spinning after its
-    call (PyTorch's OpenMP pool) do not slow down whichever call comes next, and by one
-    untimed call: on this machine the first two or three calls after any idle pause run
-    up to 1.8x slower (measured for memjax's 12 ms MIF step, with or without PyTorch in
-    the process: CPU and thread-pool wake-up), which a training loop calling step after
-    step never sees. A sample is the mean of ``n_inner`` back-to-back calls,
-    ``n_inner`` chosen from the warm-up so that a sample lasts at least
-    :data:`MIN_SAMPLE_S`.
-    """
-    import jax
-
-    first, times, inner = {}, {k: [] for k in fns}, {}
-    for k, f in fns.items():
-        t0 = time.perf_counter()
-        jax.block_until_ready(f())
-        first[k] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(warmup):
-            jax.block_until_ready(f())
-        per = (time.perf_counter() - t0) / max(warmup, 1)
-        inner[k] = max(1, min(50, int(np.ceil(MIN_SAMPLE_S / max(per, 1e-6)))))
-    rng = np.random.default_rng(0)
-    keys = list(fns)
-    for _ in ctx.progress(range(repeats), desc=desc, leave=False):
-        for i in rng.permutation(len(keys)):
-            k = keys[i]
-            time.sleep(GAP_S)
-            jax.block_until_ready(fns[k]())  # per-sample warm-up, untimed
-            t0 = time.perf_counter()
-            for _ in range(inner[k]):
-                jax.block_until_ready(fns[k]())
-            times[k].append((time.perf_counter() - t0) / inner[k])
-    return {k: dict(first_s=first[k], median_s=float(np.median(times[k])),
-                    min_s=float(np.min(times[k])), n_inner=inner[k],
-                    times_s=[float(t) for t in times[k]])
-            for k in fns}
+    """:func:`benchmarks._timing.interleaved` with this benchmark's protocol: an idle gap
+    (:data:`GAP_S`) and one untimed call before each sample (so that one library's worker
+    threads still spinning after its call, PyTorch's OpenMP pool, do not slow down the
+    next call, and the CPU and thread pools are awake after the gap, as in a training
+    loop calling step after step), samples of at least :data:`MIN_SAMPLE_S`."""
+    return interleaved(fns, repeats, warmup=warmup, gap_s=GAP_S, untimed_call=True,
+                       min_sample_s=MIN_SAMPLE_S, seed=0,
+                       progress=lambda it: ctx.progress(it, desc=desc, leave=False))
 
 
 def _one_thread(fn, n_threads: int):
@@ -197,9 +173,6 @@ def _best_torch(t: dict, name: str):
 
 
 def _peak_fn():
-    import jax
-    import jax.numpy as jnp
-
     a = jax.random.normal(jax.random.key(0), (PEAK_N, PEAK_N), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (PEAK_N, PEAK_N), jnp.float32)
     mm = jax.jit(lambda a, b: a @ b)
@@ -225,12 +198,6 @@ def _memjax_lif(T, H, x, y, opt):
     """memjax's step, two ways a user writes it: ``eqx.partition`` + ``jax.jit`` (the
     headline; what equinox recommends where dispatch overhead matters) and
     ``eqx.filter_jit`` (convenient; ~0.1-0.3 ms more Python work per call)."""
-    import equinox as eqx
-    import jax
-    import optax
-
-    from memjax.models.memprop import LIFNet, cross_entropy
-
     model = LIFNet.init(jax.random.key(1), N_IN, H, N_OUT, n_steps=T)
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
@@ -259,9 +226,6 @@ def _memjax_lif(T, H, x, y, opt):
 
 
 def _hand_lif(T, H, x, y, opt):
-    import jax
-
-    from . import _handjax as HJ
 
     params = HJ.init_params(jax.random.key(1), N_IN, H, N_OUT)
     step = HJ.make_train_step(opt, n_steps=T)
@@ -276,10 +240,6 @@ def _step_flops(params, x, y, T, opt) -> float:
     """FLOPs of one hand-JAX training step: XLA's cost analysis of the compiled step,
     which counts each scan body once (the forward and the backward loop), plus ``T - 1``
     times the cost analysis of one time step's forward and VJP compiled alone."""
-    import jax
-    import jax.numpy as jnp
-
-    from . import _handjax as HJ
 
     step = HJ.make_train_step(opt, n_steps=T)
     c_step = _cost_flops(step.lower(params, opt.init(params), x, y).compile())
@@ -316,9 +276,6 @@ def _snntorch_lif(T, params, x, y):
 
 
 def _spyx_lif(T, H, x, y):
-    import jax
-    import jax.numpy as jnp
-    import optax
     import spyx
     from flax import nnx
 
@@ -342,9 +299,6 @@ def _spyx_lif(T, H, x, y):
 
 
 def run_lif(ctx: Context) -> dict:
-    import jax.numpy as jnp
-    import optax
-
     s = _settings(ctx)
     n_threads = _n_threads()
     have_torch = _have("torch") and _have("snntorch")
@@ -454,23 +408,16 @@ def _lif_summary(metrics: dict) -> dict:
 
 
 def _peer_versions() -> dict:
-    import importlib.metadata as md
-
     out = {}
     for p in ("torch", "snntorch", "spyx", "flax", "equinox", "optax"):
         try:
-            out[p] = md.version(p)
-        except md.PackageNotFoundError:
+            out[p] = importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError:
             out[p] = None
     return out
 
 
 def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     impls = []
     for _, t in rows:
         impls += [k for k in t if k not in impls]
@@ -500,12 +447,6 @@ def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
 
 
 def _memjax_mif(T, H, x, y, encoding, seed, spikes=None):
-    import equinox as eqx
-    import jax
-    import optax
-
-    from memjax.models.memprop import MEMprop, cross_entropy, project
-
     model = MEMprop.init(jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, dt=DT,
                          encoding=encoding, rate_max=MAX_RATE)
     opt = optax.adam(LR)
@@ -543,8 +484,6 @@ def _torch_mif(model, x, y, spikes=None):
 
 
 def run_mif(ctx: Context) -> dict:
-    import jax.numpy as jnp
-
     s = _settings(ctx)
     n_threads = _n_threads()
     have_torch = _have("torch")

@@ -43,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from ._context import Context, timeit
+from ._context import Context
+from ._timing import timeit
 
 __all__ = ["SPICE_CASES", "SpiceCase", "run"]
 

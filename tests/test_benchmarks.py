@@ -22,8 +22,8 @@ def test_list_names_the_benchmarks():
 
 def test_devices_tiny(tmp_path):
     from benchmarks import devices
-    from benchmarks._json import to_json
     from benchmarks._context import Context
+    from benchmarks._json import to_json
 
     ctx = Context(name="devices", quick=True, out=tmp_path)
     result = devices.run(ctx, tiny=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from benchmarks import metaplastic as mb
-from benchmarks._json import to_json
 from benchmarks._context import Context
+from benchmarks._json import to_json
 
 
 @pytest.fixture

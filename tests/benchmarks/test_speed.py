@@ -62,8 +62,9 @@ def test_lif_sequence_shape_error():
 
 def test_step_flops_count_the_loop_body_per_step():
     """XLA's cost analysis counts a scan body once; the benchmark adds T - 1 bodies."""
-    from benchmarks.speed import _step_flops
     import optax
+
+    from benchmarks.speed import _step_flops
 
     params = HJ.init_params(jax.random.key(1), N_IN, H, N_OUT)
     x, spikes, y = _data(jax.random.key(3))

@@ -1,4 +1,4 @@
-"""benchmarks.perf: the MIF SPICE netlist against memjax (tiny settings)."""
+"""benchmarks.speed_devices: the MIF SPICE netlist against memjax (tiny settings)."""
 
 import shutil
 import tempfile
@@ -14,18 +14,18 @@ import pytest
 def test_mif_netlist_matches_memjax(x64):
     # Two neurons of a D2D population through the behavioural netlist (mif.sub) and
     # through memjax: membrane waveforms agree to < 1 % of their peak.
-    from benchmarks import perf
+    from benchmarks import speed_devices as sd
 
     n = 2
-    pop, amps = perf._population(n, 0), perf._amplitudes(n)
-    f, arrays = perf._mif_transient_fn(pop, jnp.float64)
+    pop, amps = sd._population(n, 0), sd._amplitudes(n)
+    f, arrays = sd._mif_transient_fn(pop, jnp.float64)
     st = jax.jit(f)(arrays, jnp.asarray(amps))
     s0 = pop.init_state((n,), jnp.float64)
     with tempfile.TemporaryDirectory() as tmp:
-        net = perf._mif_netlist(pop, amps, (s0.v, s0.x1, s0.x2), [0, 1], Path(tmp) / "o.txt")
-        sp = perf.run_ngspice(net, Path(tmp), "o")
+        net = sd._mif_netlist(pop, amps, (s0.v, s0.x1, s0.x2), [0, 1], Path(tmp) / "o.txt")
+        sp = sd.run_ngspice(net, Path(tmp), "o")
     d = sp["data"]
-    t = perf.DT_OUT * np.arange(1, st.v.shape[0] + 1)
+    t = sd.DT_OUT * np.arange(1, st.v.shape[0] + 1)
     for k in range(n):
         v_sp = np.interp(t, d[:, 0], d[:, 1 + 3 * k])
         v = np.asarray(st.v[:, k])
