@@ -164,13 +164,28 @@ CASES: tuple[Case, ...] = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """``settle`` periods before the measured one, samples per period scaled by
+    ``spp_scale``, throughput at ``sizes`` devices (median of ``repeats``), the models
+    named in ``only`` (None: all)."""
+
+    settle: int = 3
+    spp_scale: float = 1.0
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    repeats: int = 5
+    only: tuple[str, ...] | None = None
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, settle=1, sizes=(1_000, 4_000), repeats=2)
+#: A seconds-long smoke setting for the tests.
+TINY = dataclasses.replace(QUICK, spp_scale=0.25, sizes=(100,), repeats=1,
+                           only=("HP (Joglekar)",))
+
+
 def _settings(ctx: Context, tiny: bool) -> dict:
-    if tiny:
-        return dict(settle=1, spp_scale=0.25, sizes=(100,), repeats=1,
-                    only=("HP (Joglekar)",))
-    if ctx.quick:
-        return dict(settle=1, spp_scale=1.0, sizes=(1_000, 4_000), repeats=2, only=None)
-    return dict(settle=3, spp_scale=1.0, sizes=(1_000, 10_000, 100_000), repeats=5, only=None)
+    return dataclasses.asdict(TINY if tiny else QUICK if ctx.quick else FULL)
 
 
 def _load(case: Case, ctx: Context):
@@ -426,6 +441,26 @@ def _max_of(recs: dict) -> float | None:
 
 
 # --------------------------------------------------------------------------------- run
+def _pinched(recs, mults, volatile) -> dict:
+    """The pinched-hysteresis summary of one model's loops at ``m f0`` for ``m`` in
+    ``mults``: zero crossings at the origin, lobe areas shrinking with frequency, a loop
+    not thinner than :data:`MIN_FATNESS` (not judged for a volatile model)."""
+    areas = [recs[m]["lobe_area"] for m in mults]
+    resid = max(recs[m]["zero_crossing_residual"] for m in mults)
+    fat = recs[1]["fatness"]
+    ok = bool(resid < ZERO_TOL and areas[0] > areas[1] > areas[2] and fat >= MIN_FATNESS)
+    return {
+        "volatile": volatile,
+        "passes": None if volatile else ok,
+        "zero_crossing_residual_max": resid,
+        "lobe_area": {f"{m}f0": a for m, a in zip(mults, areas)},
+        "lobe_area_pos": {f"{m}f0": recs[m]["lobe_area_pos"] for m in mults},
+        "lobe_area_neg": {f"{m}f0": recs[m]["lobe_area_neg"] for m in mults},
+        "fatness_f0": fat,
+        "state_drift_per_period": {f"{m}f0": recs[m]["state_drift"] for m in mults},
+    }
+
+
 def run(ctx: Context, *, tiny: bool = False) -> dict:
     """Run the benchmark; ``tiny=True`` is a seconds-long smoke setting for the tests."""
     import jax
@@ -459,21 +494,7 @@ def run(ctx: Context, *, tiny: bool = False) -> dict:
             volatile = bool(getattr(type(dev), "volatile", False))
             if all(r is not None for r in recs.values()):
                 loops[name] = recs
-                areas = [recs[m]["lobe_area"] for m in mults]
-                resid = max(recs[m]["zero_crossing_residual"] for m in mults)
-                fat = recs[1]["fatness"]
-                ok = bool(resid < ZERO_TOL and areas[0] > areas[1] > areas[2]
-                          and fat >= MIN_FATNESS)
-                pinched[name] = {
-                    "volatile": volatile,
-                    "passes": None if volatile else ok,
-                    "zero_crossing_residual_max": resid,
-                    "lobe_area": {f"{m}f0": a for m, a in zip(mults, areas)},
-                    "lobe_area_pos": {f"{m}f0": recs[m]["lobe_area_pos"] for m in mults},
-                    "lobe_area_neg": {f"{m}f0": recs[m]["lobe_area_neg"] for m in mults},
-                    "fatness_f0": fat,
-                    "state_drift_per_period": {f"{m}f0": recs[m]["state_drift"] for m in mults},
-                }
+                pinched[name] = _pinched(recs, mults, volatile)
             else:
                 pinched[name] = {"volatile": volatile, "passes": None if volatile else False,
                                  "error": errors[name]["hysteresis"]}
@@ -538,7 +559,12 @@ def run(ctx: Context, *, tiny: bool = False) -> dict:
             "grad_fd_max_rel_err": TARGET_GRAD_FD,
         },
     }
-    config = {
+    return {"metrics": metrics, "config": _config(st, tiny, cases, loaded)}
+
+
+def _config(st, tiny, cases, loaded) -> dict:
+    """The record's ``config``: the settings and every model's case."""
+    return {
         "tiny": tiny,
         "settle_periods": st["settle"],
         "frequencies": "f0, 2 f0, 4 f0",
@@ -566,4 +592,3 @@ def run(ctx: Context, *, tiny: bool = False) -> dict:
         },
         "skipped": [c.name for c in cases if c.name not in loaded],
     }
-    return {"metrics": metrics, "config": config}

@@ -9,6 +9,7 @@ one ``T`` in interleaved rounds (one process). ``--quick`` measures in this proc
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import resource
 import time
@@ -28,9 +29,27 @@ from ._memprop import CHECKPOINT_MODES, make_train_step, random_batch
 from ._plot import plt
 from ._timing import interleaved, load_avg, round_ratio
 
-__all__ = ["run", "MODES"]
+__all__ = ["run", "MODES", "Settings", "FULL", "QUICK"]
 
 MODES = CHECKPOINT_MODES
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Windows ``Ts``, 784-``n_hidden``-10 MEMprop, ``batch`` images, median of
+    ``repeats`` steps; the interleaved timing at ``T_interleaved`` over ``rounds``."""
+
+    Ts: tuple[int, ...] = (100, 200, 500, 1000, 2000)
+    n_hidden: int = 128
+    batch: int = 32
+    repeats: int = 3
+    T_interleaved: int = 1000
+    rounds: int = 7
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, Ts=(50, 200), n_hidden=32, batch=8, repeats=2,
+                            T_interleaved=200, rounds=3)
 
 
 def _slope(xs, ys) -> float:
@@ -99,10 +118,8 @@ def _child_memory_time(a: dict) -> dict:
 def run(ctx: Context) -> dict:
     """Peak memory and time of a MEMprop training step against T, per checkpoint mode."""
     load0 = load_avg()
-    if ctx.quick:
-        Ts, H, B, reps = (50, 200), 32, 8, 2
-    else:
-        Ts, H, B, reps = (100, 200, 500, 1000, 2000), 128, 32, 3
+    s = QUICK if ctx.quick else FULL
+    Ts, H, B, reps = s.Ts, s.n_hidden, s.batch, s.repeats
     rec: dict[str, dict[str, dict]] = {m: {} for m in MODES}
     for T in ctx.progress(Ts, desc="T"):
         for mode in MODES:
@@ -135,8 +152,8 @@ def run(ctx: Context) -> dict:
     metrics["time_ratio_sqrt_over_step_Tmax"] = rec["sqrt"][Tm]["step_ms"] / rec["step"][Tm]["step_ms"]
     metrics["time_ratio_sqrt_over_none_Tmax"] = rec["sqrt"][Tm]["step_ms"] / rec["none"][Tm]["step_ms"]
     metrics["sublinear"] = bool(metrics["temp_bytes_exponent_sqrt"] < 0.75)
-    T_int = 200 if ctx.quick else 1000
-    targs = {"T": T_int, "n_hidden": H, "batch": B, "rounds": 3 if ctx.quick else 7}
+    T_int = s.T_interleaved
+    targs = {"T": T_int, "n_hidden": H, "batch": B, "rounds": s.rounds}
     it = _child_memory_time(targs) if ctx.quick else run_child(__name__, "memory_time", targs)
     metrics["interleaved_time"] = it
     ctx.log(f"interleaved at T={T_int}: {it['median_ms']}, sqrt/step {it['sqrt_over_step']:.2f}")

@@ -10,6 +10,7 @@ op counts).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -32,7 +33,26 @@ from ._context import Context
 from ._memprop import CHECKPOINT_MODES, make_train_step, random_batch
 from ._timing import interleaved, load_avg, round_ratio, timeit
 
-__all__ = ["run"]
+__all__ = ["run", "Settings", "FULL", "QUICK"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """784-``n_hidden``-10 MEMprop (its default window), ``batch`` images per step,
+    ``train_steps`` steps on the first ``n_train`` MNIST images, tested on ``n_test``;
+    medians of ``repeats`` timed calls."""
+
+    n_hidden: int = 512
+    batch: int = 128
+    n_train: int = 12800
+    n_test: int = 10000
+    train_steps: int = 100
+    repeats: int = 5
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, n_hidden=128, n_train=1280, n_test=1000, train_steps=10,
+                            repeats=2)
 
 
 def _cast(tree, dtype):
@@ -205,16 +225,16 @@ def run(ctx: Context) -> dict:
     """float64 / float32 / bfloat16 MEMprop steps: time, error vs float64, accuracy; and a
     profile of the float32 training step."""
     load0 = load_avg()
-    quick = ctx.quick
-    H, T, B = (128, 10, 128) if quick else (512, 10, 128)
-    n_train, n_test, steps = (1280, 1000, 10) if quick else (12800, 10000, 100)
-    repeats = 2 if quick else 5
+    s = QUICK if ctx.quick else FULL
+    H, B, n_train, n_test = s.n_hidden, s.batch, s.n_train, s.n_test
+    steps, repeats = s.train_steps, s.repeats
     xtr, ytr = D.load("mnist", "train", data_dir=ctx.data_dir, limit=n_train)
     xte, yte = D.load("mnist", "test", data_dir=ctx.data_dir, limit=n_test)
     train = (D.normalize(xtr, flatten=True), ytr.astype(np.int32))
     test = (D.normalize(xte, flatten=True), yte.astype(np.int32))
     names = ("float64", "float32", "bfloat16")
-    model0 = MEMprop.init(jax.random.key(ctx.seed), 784, H, 10, n_steps=T)
+    model0 = MEMprop.init(jax.random.key(ctx.seed), 784, H, 10)
+    T = model0.n_steps
     res = {}
     for name in names:
         with jax.enable_x64(name == "float64"):

@@ -9,6 +9,7 @@ gloo).
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import time
@@ -31,7 +32,25 @@ from ._memprop import make_train_step
 from ._plot import plt
 from ._timing import load_avg
 
-__all__ = ["run"]
+__all__ = ["run", "Settings", "FULL", "QUICK"]
+
+#: Host devices of the data-parallel run.
+N_DEVICES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """``steps`` training steps of ``batch`` MNIST images on 784-``n_hidden``-10 MEMprop;
+    ``full_checks``: also ``fit(mesh=)`` and the multi-process run."""
+
+    steps: int = 20
+    batch: int = 128
+    n_hidden: int = 256
+    full_checks: bool = True
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, steps=6, n_hidden=32, full_checks=False)
 
 
 def _dp_setup(a: dict):
@@ -121,15 +140,16 @@ def _child_scale_out(a: dict) -> dict:
 def run(ctx: Context) -> dict:
     """Data-parallel MEMprop training on 4 host devices vs one device (subprocess)."""
     load0 = load_avg()
-    n_dev = 4
-    a = {"steps": 6 if ctx.quick else 20, "batch": 128, "n_hidden": 32 if ctx.quick else 256,
-         "seed": ctx.seed, "data_dir": ctx.data_dir, "skip_fit": ctx.quick}
+    n_dev = N_DEVICES
+    s = QUICK if ctx.quick else FULL
+    a = {"steps": s.steps, "batch": s.batch, "n_hidden": s.n_hidden,
+         "seed": ctx.seed, "data_dir": ctx.data_dir, "skip_fit": not s.full_checks}
     r = run_child(__name__, "scale_out", a, env={
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_dev}"})
     many = f"{n_dev}_devices"
     # --quick: the 4-device mesh only (fit(mesh=) and the multi-process path are covered
     # by tests/test_distributed.py)
-    mp = None if ctx.quick else _multiprocess(ctx, a, processes=2, devices_per_process=2)
+    mp = None if not s.full_checks else _multiprocess(ctx, a, processes=2, devices_per_process=2)
     metrics = {
         "devices": r["devices"],
         "loss_max_abs_diff": r["loss_max_abs_diff"],

@@ -59,6 +59,7 @@ machine's capability when the other tenants let it run).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import os
@@ -101,10 +102,23 @@ MIN_SAMPLE_S = 0.25  # a timed sample averages enough back-to-back calls to last
 PEAK_N = 1024
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """``cases``: ``(T, H)`` pairs timed; ``repeats`` interleaved rounds after ``warmup``
+    calls."""
+
+    cases: tuple[tuple[int, int], ...] = ((25, 128), (100, 256))
+    repeats: int = 15
+    warmup: int = WARMUP
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, cases=((25, 128),), repeats=3, warmup=1)
+
+
 def _settings(ctx: Context) -> dict:
-    if ctx.quick:
-        return dict(cases=[(25, 128)], repeats=3, warmup=1)
-    return dict(cases=[(25, 128), (100, 256)], repeats=15, warmup=WARMUP)
+    s = dataclasses.asdict(QUICK if ctx.quick else FULL)
+    return dict(s, cases=[tuple(c) for c in s["cases"]])
 
 
 def _n_threads() -> int:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ from ._plot import plt
 from ._timing import load_avg, timeit
 from .spice import run_ngspice
 
-__all__ = ["run"]
+__all__ = ["run", "Settings", "FULL", "QUICK"]
 
 NETLISTS = Path(__file__).resolve().parent / "netlists"
 
@@ -46,6 +47,23 @@ PULSE_S, T_STOP, DT_OUT = 2e-3, 4e-3, 1e-5
 #: memjax inner step DT_OUT / SUBSTEPS = 2 us (the splitting is first order; 1e-3 error).
 SUBSTEPS = 5
 N_PROBES = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Throughput at ``throughput_sizes`` neurons (``total_steps`` neuron steps per size,
+    median of ``repeats``); the SPICE comparison at ``spice_sizes`` neurons."""
+
+    throughput_sizes: tuple[int, ...] = (10**3, 10**4, 10**5, 10**6)
+    total_steps: int = 2 * 10**7
+    repeats: int = 5
+    spice_sizes: tuple[int, ...] = (1, 10, 100, 1000)
+
+
+FULL = Settings()
+QUICK = dataclasses.replace(FULL, throughput_sizes=(10**3, 10**4, 10**5), total_steps=2 * 10**6,
+                            repeats=3, spice_sizes=(1, 10, 100))
+
 SUBCKT_PARAMS = {
     "c": "C", "e1": "E1", "e2": "E2", "taua": "tau_a",
     "ron1": "m1.R_on", "roff1": "m1.R_off", "von1": "m1.V_on", "voff1": "m1.V_off",
@@ -247,15 +265,15 @@ def _spice_comparison(ctx, sizes) -> tuple[dict, dict]:
 def run(ctx: Context) -> dict:
     """MIF throughput against N, and memjax vs ngspice on N independent MIF neurons."""
     load0 = load_avg()
-    quick = ctx.quick
-    tp_sizes = (10**3, 10**4, 10**5) if quick else (10**3, 10**4, 10**5, 10**6)
-    tp = _throughput(ctx, tp_sizes, 2 * 10**6 if quick else 2 * 10**7, 3 if quick else 5)
+    s = QUICK if ctx.quick else FULL
+    tp_sizes = s.throughput_sizes
+    tp = _throughput(ctx, tp_sizes, s.total_steps, s.repeats)
     metrics: dict[str, Any] = {"throughput": tp}
-    metrics["neuron_steps_per_second_1e6" if not quick else "neuron_steps_per_second_1e5"] = (
+    metrics[f"neuron_steps_per_second_1e{round(np.log10(tp_sizes[-1]))}"] = (
         tp["neuron_steps_per_second"][str(tp_sizes[-1])])
 
     exe = shutil.which("ngspice")
-    sp_sizes = (1, 10, 100) if quick else (1, 10, 100, 1000)
+    sp_sizes = s.spice_sizes
     waves = None
     if exe is None:
         ctx.log("ngspice not found on PATH: skipping the SPICE comparison")
