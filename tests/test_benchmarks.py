@@ -20,6 +20,17 @@ def test_list_names_the_benchmarks():
     assert "devices" in names and "spice" in names
 
 
+def test_registry_entries_resolve():
+    """Every registered benchmark names an importable module and a function in it."""
+    import importlib
+
+    from benchmarks._registry import REGISTRY
+
+    for name, (module, func, desc) in REGISTRY.items():
+        assert callable(getattr(importlib.import_module(module), func)), name
+        assert desc
+
+
 def test_devices_tiny(tmp_path):
     from benchmarks import devices
     from benchmarks._context import Context
