@@ -315,16 +315,7 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
                  seed=sd, eval_every_epoch=False)
         al = alone_runs(f", seed {sd}", seed=sd, eval_every_epoch=False)
         per_seed[sd] = (mt["final_acc"], [a["final_acc"][0] for a in al])
-    seq = np.array([v[0] for v in per_seed.values()])
-    non = np.array([v[1] for v in per_seed.values()])
-    cols = {"mnist_acc_after_task2": seq[:, 0], "fmnist_acc": seq[:, 1],
-            "mnist_acc_nonsequential": non[:, 0], "fmnist_acc_nonsequential": non[:, 1]}
-    seeds = {"seeds": list(per_seed), **{k: v.tolist() for k, v in cols.items()},
-             "mean": {k: float(v.mean()) for k, v in cols.items()},
-             "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in cols.items()}}
-    seeds["target_margins_of_means"] = _margins(
-        [seeds["mean"]["mnist_acc_after_task2"], seeds["mean"]["fmnist_acc"]],
-        [seeds["mean"]["mnist_acc_nonsequential"], seeds["mean"]["fmnist_acc_nonsequential"]])
+    seeds = _over_seeds(per_seed)
 
     dev_acc = {}
     for label, (tr, model, tl) in trackers.items():
@@ -371,6 +362,22 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
     config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005,
                   bn="per_task", device=repr(device))
     return {"metrics": metrics, "config": config}
+
+
+def _over_seeds(per_seed) -> dict[str, Any]:
+    """Per-seed final accuracies (``{seed: (two-task accuracies, each task alone)}``),
+    their means and standard deviations, and the targets' margins of the means."""
+    seq = np.array([v[0] for v in per_seed.values()])
+    non = np.array([v[1] for v in per_seed.values()])
+    cols = {"mnist_acc_after_task2": seq[:, 0], "fmnist_acc": seq[:, 1],
+            "mnist_acc_nonsequential": non[:, 0], "fmnist_acc_nonsequential": non[:, 1]}
+    seeds = {"seeds": list(per_seed), **{k: v.tolist() for k, v in cols.items()},
+             "mean": {k: float(v.mean()) for k, v in cols.items()},
+             "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in cols.items()}}
+    seeds["target_margins_of_means"] = _margins(
+        [seeds["mean"]["mnist_acc_after_task2"], seeds["mean"]["fmnist_acc"]],
+        [seeds["mean"]["mnist_acc_nonsequential"], seeds["mean"]["fmnist_acc_nonsequential"]])
+    return seeds
 
 
 def _margins(acc, alone):
