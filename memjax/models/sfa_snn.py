@@ -1,6 +1,8 @@
 """CNN + memristive spiking layer that learns classes it was never trained on
-(Muñoz-Martín et al., VLSI 2020; PAPERS.md section 3). Layer sizes, coding and the
-gate are the project's choices (the paper gives none); see docs/sfa.md.
+(Muñoz-Martín et al., "A SiOx RRAM-based hardware with spike frequency adaptation for
+power-saving continual learning in convolutional neural networks", VLSI Technology 2020).
+Layer sizes, coding and the gate are the project's choices (the paper gives none); see
+docs/sfa.md.
 
 Pipeline:
 
@@ -9,7 +11,7 @@ Pipeline:
    (:func:`train_cnn`), then frozen.
 2. Its penultimate ReLU features, divided per feature by a scale fixed on the trained
    classes' training features (the 99th percentile) and clipped to [0, 1]
-   (:func:`encode_features`), are rate coded into a :class:`~memjax.learning.stdp.WTALayer`
+   (:func:`encode_features`), are rate coded into a :class:`~memjax.models.wta.WTALayer`
    of adaptive LIF neurons with STDP RRAM synapses, several redundant neurons per class,
    which learns from an *unlabelled* stream of images of all classes
    (:func:`learn_unsupervised`).
@@ -31,10 +33,6 @@ Pipeline:
    frozen head. With ``filter_stream`` the spiking layer learns only the stream
    images the gate routes (:func:`learn_unsupervised` on them).
 
-   The older gate (:func:`gated_predict`, :func:`calibrate_gate`): the head answers
-   unless the spiking layer names a new class *and* the head's softmax confidence is
-   below ``c``; it is a weak novelty signal (docs/sfa.md) and kept for comparison.
-
    The trained-class pathway (CNN, head) is never changed by unsupervised learning,
    so a trained-class image is answered exactly as before unless the gate routes it
    (bounded by ``max_false_route`` on the calibration set).
@@ -53,7 +51,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ..learning.stdp import WTALayer, WTAState, wta_learn, wta_respond
+from .wta import WTALayer, WTAState, wta_learn, wta_respond
 from ..train import fit
 from .ann import cross_entropy_loss
 
@@ -68,8 +66,6 @@ __all__ = [
     "respond",
     "label_neurons",
     "snn_classify",
-    "calibrate_gate",
-    "gated_predict",
     "select_classes",
     "accuracy_report",
     "NoveltyGate",
@@ -250,30 +246,6 @@ def snn_classify(counts: np.ndarray, drive: np.ndarray, neuron_labels: np.ndarra
     score = np.asarray(counts, np.float64) + 1e-3 * drive / (np.max(drive, -1, keepdims=True) + 1e-12)
     score = np.where(np.asarray(neuron_labels)[None] >= 0, score, -np.inf)
     return np.asarray(neuron_labels)[score.argmax(-1)]
-
-
-def calibrate_gate(
-    snn_pred: np.ndarray, confidence: np.ndarray, new_classes: Sequence[int],
-    max_false_route: float = 0.005,
-) -> float:
-    """Largest gate ``c`` such that at most ``max_false_route`` of these *trained-class*
-    samples are routed away from the head (spiking layer says new and confidence < c)."""
-    new = np.isin(snn_pred, np.asarray(new_classes))
-    conf = np.sort(confidence[new])
-    k = int(np.floor(max_false_route * len(snn_pred)))
-    if k >= len(conf):
-        return 1.0 + 1e-6
-    return float(conf[k])
-
-
-def gated_predict(
-    head_pred: np.ndarray, confidence: np.ndarray, snn_pred: np.ndarray,
-    new_classes: Sequence[int], gate: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Final class: the spiking layer's where it names a new class and the head's
-    confidence is below ``gate``, else the head's. Returns (prediction, routed mask)."""
-    routed = np.isin(snn_pred, np.asarray(new_classes)) & (confidence < gate)
-    return route(head_pred, snn_pred, routed), routed
 
 
 class NoveltyGate(eqx.Module):
