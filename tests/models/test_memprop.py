@@ -111,8 +111,8 @@ def test_neurons_frozen_unless_asked(getkey):
     m2 = dataclasses.replace(m, train_neurons=True)
     g2 = grad(m2, x)
     assert float(jnp.abs(g2.neuron1.C)) > 0
-    # 10x full-scale input: finite gradients (the MIF update cannot blow up)
-    g3 = grad(m, 10.0 * jnp.ones_like(x))
+    # 10x the full-scale input current: finite gradients (the MIF update cannot blow up)
+    g3 = grad(dataclasses.replace(m, g1=10.0 * m.g1), jnp.ones_like(x))
     assert np.all(np.isfinite(np.asarray(g3.syn1.u_pos)))
 
 
