@@ -118,9 +118,20 @@ class CNN(eqx.Module):
 
 
 def _images(x: np.ndarray) -> Array:
+    """Images ``(N, 28, 28)`` or ``(N, 784)`` as float32 in [0, 1]: uint8 (0..255) are
+    divided by 255; floating images must already lie in [0, 1] (``ValueError``
+    otherwise, e.g. for float images in 0..255); other dtypes raise ``TypeError``."""
     x = np.asarray(x)
-    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
-    return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32) * scale
+    if x.dtype == np.uint8:
+        return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32) * (1.0 / 255.0)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"CNN images must be uint8 (0..255) or floats in [0, 1]; got {x.dtype}")
+    if x.size and not (np.min(x) >= 0.0 and np.max(x) <= 1.0):
+        raise ValueError(
+            "CNN images must be uint8 (0..255) or floats scaled to [0, 1]; got floats in "
+            f"[{float(np.min(x))}, {float(np.max(x))}] (divide 0..255 images by 255)"
+        )
+    return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32)
 
 
 def select_classes(
@@ -166,7 +177,9 @@ def cnn_features(
     cnn: CNN, x: np.ndarray, which: str = "conv", batch_size: int = 1000
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (``which="conv"``: the 512 pooled conv features; ``"fc"``: the
-    penultimate layer) and head logits of images ``x`` (uint8 or [0, 1]), in batches."""
+    penultimate layer) and head logits of images ``x``, in batches. ``x``: uint8
+    (0..255, divided by 255) or floats in [0, 1]; float images outside [0, 1] raise
+    ``ValueError``."""
     if which not in ("conv", "fc"):
         raise ValueError(f"cnn_features: which must be 'conv' or 'fc'; got {which!r}")
     fs, ls = [], []

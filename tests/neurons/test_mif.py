@@ -216,3 +216,46 @@ def test_rest_state_is_fixed_point(x64):
 def test_bad_parameters(kwargs, field):
     with pytest.raises(ValueError, match=field):
         MIF(**kwargs)
+
+
+@pytest.mark.parametrize("dt", [-1e-3, 0.0, float("nan"), float("inf")])
+def test_bad_dt_is_a_named_error(dt):
+    n = MIF()
+    with pytest.raises(ValueError, match="mif_simulate: dt must be a finite number > 0"):
+        mif_simulate(n, jnp.zeros((3, 2)), dt)
+    with pytest.raises(ValueError, match="mif_step: dt must be a finite number > 0"):
+        mif_step(n, n.init_state((2,)), jnp.zeros(2), dt)
+
+
+def test_bad_dt_under_jit_is_an_error():
+    n = MIF()
+    f = jax.jit(lambda dt: mif_step(n, n.init_state((2,)), jnp.zeros(2), dt).v)
+    assert np.all(np.isfinite(f(1e-3)))
+    with pytest.raises(Exception, match="dt must be finite and > 0"):
+        jax.block_until_ready(f(-1e-3))
+
+
+@pytest.mark.parametrize("substeps", [-1, 0, 1.5, True])
+def test_bad_substeps_is_a_named_error(substeps):
+    with pytest.raises(ValueError, match="mif_simulate: substeps must be an integer >= 1"):
+        mif_simulate(MIF(), jnp.zeros((3, 2)), 1e-4, substeps=substeps)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_input_is_promoted(dtype):
+    n = MIF()
+    u = jnp.full((50, 2), 5e-6)
+    final, st = mif_simulate(n, u.astype(dtype), 1e-5)
+    assert st.v.dtype == jnp.float32 and np.all(np.isfinite(np.asarray(st.v)))
+    _, ref = mif_simulate(n, u.astype(dtype).astype(jnp.float32), 1e-5)
+    np.testing.assert_allclose(st.v, ref.v, rtol=1e-6)
+    assert n.init_state((2,), dtype).v.dtype == jnp.float32
+
+
+def test_schottky_branch_is_rejected():
+    m = MMSSMemristor(R_on=1e3, R_off=1e5, V_on=0.110, V_off=-0.005, tau=1e-3, v_t=0.015,
+                      x0=0.0238, phi=0.5)
+    with pytest.raises(ValueError, match=r"MIF.m1.phi must be 1.*Schottky branch"):
+        MIF(m1=m)
+    with pytest.raises(ValueError, match=r"MIF.m2.phi must be 1"):
+        MIF(m2=m)
