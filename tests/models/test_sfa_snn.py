@@ -149,3 +149,15 @@ def test_bad_parameters():
         CNN(5, 0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="which"):
         cnn_features(CNN(5, 4, key=jax.random.key(0)), np.zeros((1, 28, 28)), "pixels")
+
+
+def test_cnn_features_image_scaling_is_consistent():
+    cnn = CNN(3, 8, key=jax.random.key(0))
+    u8 = np.asarray(jax.random.randint(jax.random.key(1), (5, 28, 28), 0, 256), np.uint8)
+    f_u8, _ = cnn_features(cnn, u8)
+    f_f, _ = cnn_features(cnn, u8.astype(np.float32) / 255.0)
+    np.testing.assert_allclose(f_u8, f_f, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"scaled to \[0, 1\]"):
+        cnn_features(cnn, u8.astype(np.float32))  # floats in 0..255
+    with pytest.raises(TypeError, match="uint8"):
+        cnn_features(cnn, u8.astype(np.int32))
