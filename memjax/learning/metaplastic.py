@@ -55,7 +55,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float
 
-from .quantize import check_levels, level_index, level_value
+from .quantize import check_levels, level_index
 
 __all__ = [
     "MetaplasticState",

@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .wta import WTALayer, WTAState, wta_learn, wta_respond
 from ..train import fit
