@@ -101,8 +101,7 @@ def check_images(owner: str, x, n_in: int, max_ndim: int = 2):
 
     Accepts intensities in [0, 1] of shape ``(n_in,)`` (one unbatched image: a batch
     axis is added; the caller removes it from the result) or ``(batch, n_in)`` (with
-    ``max_ndim = 3`` also ``(T, batch, n_in)``). float16 / bfloat16 are promoted to
-    float32. Raises ``TypeError`` for integer or bool images (scale uint8 images to
+    ``max_ndim = 3`` also ``(T, batch, n_in)``). float16 is promoted to float32. Raises ``TypeError`` for integer or bool images (scale uint8 images to
     [0, 1] first) and ``ValueError`` for another shape or for values outside [0, 1]
     (under `jit` an `eqx.error_if` error).
     """
@@ -112,7 +111,7 @@ def check_images(owner: str, x, n_in: int, max_ndim: int = 2):
             f"{owner}: x must be floating intensities in [0, 1]; got dtype {x.dtype} "
             f"(scale uint8 images by 1/255 first)"
         )
-    if x.dtype.itemsize < 4:
+    if x.dtype == jnp.float16:
         x = x.astype(jnp.float32)
     if x.ndim < 1 or x.ndim > max_ndim or x.shape[-1] != n_in:
         shapes = "(n_in,) or (batch, n_in)" + (" or (T, batch, n_in)" if max_ndim == 3 else "")
@@ -241,7 +240,8 @@ class MEMprop(eqx.Module):
     ):
         """Logits ``[batch, n_out]`` for intensities ``x`` in [0, 1] of shape ``[batch,
         n_in]``; one unbatched image ``[n_in]`` gives ``[n_out]`` (and traces without the
-        batch axis). float16 / bfloat16 images are promoted to float32; integer images
+        batch axis). Images are computed in the wider of their dtype and the synapses'
+        (float16 is promoted to float32); integer images
         (e.g. uint8) raise ``TypeError`` and values outside [0, 1] ``ValueError`` (under
         `jit` an `eqx.error_if` error): scale 0..255 images to [0, 1] first.
 
@@ -253,6 +253,8 @@ class MEMprop(eqx.Module):
         voltages ``[T, batch, n]`` (V).
         """
         x, unbatched = check_images("MEMprop", x, self.syn1.n_in)
+        weights = jax.tree.leaves(eqx.filter(self.syn1, eqx.is_inexact_array))
+        x = x.astype(jnp.result_type(x.dtype, *(w.dtype for w in weights)))
         if unbatched and spikes is not None:
             spikes = jnp.asarray(spikes)[:, None]
         n1 = _freeze(self.neuron1, self.train_neurons)

@@ -148,8 +148,8 @@ def simulate(
     **Arguments:**
 
     - `state0`: initial state, or None for ``neuron.init_state(inputs.shape[1:], dtype)``
-      (``dtype``: that of ``inputs`` when floating and at least 32-bit, else float32 or
-      the default float).
+      (``dtype``: that of ``inputs``, float16 promoted to float32, integers to the
+      default float).
     - `dt`: the step (s): required for a continuous-time neuron; for a discrete-time one
       None or its own ``dt``.
     - `key`: split into one key per step for stochastic neurons.
@@ -187,10 +187,13 @@ def simulate(
 
 
 def _state_dtype(dtype) -> Any:
-    """Floating dtype of a simulation driven by inputs of ``dtype``: the input's own if
-    it is a float of at least 32 bits; float32 for float16 / bfloat16 (too narrow for
-    SI-unit device states); the default float for integer and bool inputs."""
+    """Floating dtype of a simulation driven by inputs of ``dtype``: the input's own
+    float, except float16, promoted to float32 (its exponent range underflows for
+    SI-unit device constants such as ``C = 1e-9``; bfloat16 has float32's range and is
+    kept); the default float for integer and bool inputs."""
     dtype = jnp.dtype(dtype)
+    if dtype == jnp.float16:
+        return jnp.dtype(jnp.float32)
     if jnp.issubdtype(dtype, jnp.floating):
-        return dtype if dtype.itemsize >= 4 else jnp.dtype(jnp.float32)
+        return dtype
     return jnp.dtype(jnp.result_type(float))

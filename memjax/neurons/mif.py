@@ -91,8 +91,8 @@ gives the same equations to `memjax.integrate.odeint` and the diffrax
 
 **Inputs.** ``dt`` must be finite and > 0 (a ``ValueError`` for a concrete value, an
 `eqx.error_if` error under `jit`); ``substeps`` an integer >= 1. Inputs and states in
-float16 / bfloat16 are promoted to float32 (the constants, e.g. ``C = 1e-9``, and the
-currents in uA underflow in half precision); integer inputs to the default float.
+float16 are promoted to float32 (the constants, e.g. ``C = 1e-9``, and the currents
+in uA underflow in float16's exponent range; bfloat16, with float32's range, is kept); integer inputs to the default float.
 The memristors' Schottky branch (``MMSSMemristor.phi < 1``) is not implemented in the
 neuron: :class:`MIF` rejects such memristors.
 """
@@ -242,7 +242,7 @@ class MIF(AbstractNeuron):
         The rest point solves ``v = (G1 E1 + G2 E2) / (G1 + G2)`` with each ``x_k`` at
         its own equilibrium ``P_on / (P_on + P_off)``; found by 100 fixed-point
         iterations from ``x0``. ``at_rest=False`` starts from ``v = 0``, ``x = x0``.
-        ``dtype`` float16 / bfloat16 is promoted to float32 (module docstring).
+        ``dtype`` float16 is promoted to float32 (module docstring).
         """
         dtype = jnp.result_type(float) if dtype is None else _state_dtype(dtype)
         z = jnp.zeros(shape, dtype)
@@ -286,8 +286,8 @@ def mif_step(params: MIF, state: MIFState, i_in: Float[ArrayLike, "..."], dt: fl
     Exponential Lie splitting (module docstring): exact synaptic filter, then exact ``v``
     for frozen conductances, then exact ``x_k`` for frozen ``V_k``. Stable for any
     ``dt > 0`` and input; differentiable everywhere. ``dt`` must be finite and > 0
-    (``ValueError``; under `jit` an `eqx.error_if` error); a float16 / bfloat16 input
-    is promoted to float32.
+    (``ValueError``; under `jit` an `eqx.error_if` error); a float16 input is
+    promoted to float32.
     """
     check_dt("mif_step", dt)
     p = params
@@ -349,7 +349,7 @@ def mif_simulate(
     state, at rest by default), ``final_state`` the state at ``T dt`` (the time base of
     :func:`memjax.integrate.odeint`). ``substeps`` (an integer >= 1) splits each step
     into that many equal sub-steps with the same held input. ``dt`` must be finite and
-    > 0. Float16 / bfloat16 inputs are promoted to float32.
+    > 0. Float16 inputs are promoted to float32.
     """
     check_dt("mif_simulate", dt)
     check_substeps("mif_simulate", substeps)
