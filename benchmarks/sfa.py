@@ -102,14 +102,16 @@ def _load(ctx, dataset, cfg, noise):
 
 def _layer(cfg, n_in, n_out, d0, sfa=True):
     from memjax.devices.rram import MultiLevelRRAM
-    from memjax.learning.stdp import STDP, WTALayer
+    from memjax.learning.stdp import STDP
+    from memjax.models.wta import WTALayer
     from memjax.neurons.alif import ALIF
 
     th0 = cfg["theta_factor"] * d0
     neuron = ALIF(leak=1.0, theta0=th0, beta=cfg["beta_factor"] * th0 if sfa else 0.0)
-    rule = STDP(device=MultiLevelRRAM(n_levels=cfg["n_levels"], write_sigma=0.0),
-                window=cfg["window"], p_pot=cfg["p_pot"], p_dep=cfg["p_dep"])
-    return WTALayer(n_in=n_in, n_out=n_out, neuron=neuron, rule=rule, n_steps=cfg["n_steps"],
+    rule = STDP(window=cfg["window"], p_pot=cfg["p_pot"], p_dep=cfg["p_dep"])
+    synapse = MultiLevelRRAM(n_levels=cfg["n_levels"], write_sigma=0.0)
+    return WTALayer(n_in=n_in, n_out=n_out, neuron=neuron, rule=rule, synapse=synapse,
+                    n_steps=cfg["n_steps"],
                     p_in=cfg["p_in"], theta_plus=cfg["theta_plus_factor"] * th0,
                     homeo_decay=cfg["homeo_decay"])
 
@@ -274,10 +276,10 @@ def _figures(ctx, keep, e_te, y_te, per_class, trained, curve=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from memjax.learning.stdp import wta_respond
+    from memjax.models.wta import wta_respond
 
     layer, st, nl = keep["sfa"]
-    dev = layer.rule.device
+    dev = layer.synapse
     G = (np.asarray(st.syn.G) - dev.G_min) / (dev.G_max - dev.G_min)
     order = np.argsort(nl, kind="stable")
     fig, ax = plt.subplots(figsize=(10, 4))

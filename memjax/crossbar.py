@@ -47,6 +47,7 @@ sources are in ``docs/crossbar.md``.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 
@@ -59,7 +60,78 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._validation import check_positive
 from .devices.rram import MultiLevelRRAM, RRAMState
 
-__all__ = ["CrossbarConfig", "Crossbar", "project_crossbars", "quantize_ste"]
+__all__ = [
+    "AbstractSynapse",
+    "CrossbarConfig",
+    "Crossbar",
+    "init_weight",
+    "project_crossbars",
+    "quantize_ste",
+]
+
+
+class AbstractSynapse(eqx.Module):
+    """Base class of the synapse layers a network reads (`Crossbar`, the software
+    `memjax.models.memprop.DenseSynapse`): row voltages in, column currents out.
+
+    Subclasses implement :meth:`__call__`, :meth:`effective_weight` and the properties
+    :attr:`n_in`, :attr:`n_out`, :attr:`v_read`.
+    """
+
+    @abc.abstractmethod
+    def __call__(
+        self, v: Float[ArrayLike, "... n_in"], key: PRNGKeyArray | None = None
+    ) -> Float[Array, "... n_out"]:
+        """Column currents (A) for row voltages ``v`` (V); ``key``: fresh read noise
+        where the synapse has any (else unused)."""
+
+    @abc.abstractmethod
+    def effective_weight(self) -> Float[Array, "n_in n_out"]:
+        """The weight matrix (S) the ideal read ``v @ W`` would use."""
+
+    @property
+    @abc.abstractmethod
+    def n_in(self) -> int:
+        """Number of rows (inputs)."""
+
+    @property
+    @abc.abstractmethod
+    def n_out(self) -> int:
+        """Number of columns (outputs)."""
+
+    @property
+    @abc.abstractmethod
+    def v_read(self) -> float:
+        """Full-scale input voltage (V): the read voltage of an input of intensity 1."""
+
+
+def init_weight(
+    key: PRNGKeyArray,
+    shape: tuple[int, int],
+    distribution: str = "uniform",
+    scale: float | None = None,
+) -> Float[Array, "n_in n_out"]:
+    """Normalised initial weights ``w`` in [-1, 1] (units of ``G_max - G_min``).
+
+    - ``"uniform"``: ``w ~ U(-a, a)``, ``a = scale`` or the Glorot bound ``sqrt(6 /
+      (n_in + n_out))`` (at most 1); ``scale`` in (0, 1].
+    - ``"normal"``: ``w = clip(s z, -1, 1)``, ``z ~ N(0, 1)``, ``s = scale`` or the
+      Glorot ``sqrt(2 / (n_in + n_out))``; ``scale`` > 0.
+    """
+    n_in, n_out = shape
+    if distribution == "uniform":
+        a = min(math.sqrt(6.0 / (n_in + n_out)), 1.0) if scale is None else scale
+        if not (0.0 < a <= 1.0):
+            raise ValueError(f"Crossbar.init: scale must lie in (0, 1]; got {scale!r}")
+        return jax.random.uniform(key, shape, minval=-a, maxval=a)
+    if distribution == "normal":
+        std = math.sqrt(2.0 / (n_in + n_out)) if scale is None else scale
+        if not (math.isfinite(std) and std > 0):
+            raise ValueError(f"Crossbar.init: scale (the std) must be finite and > 0; got {scale!r}")
+        return jnp.clip(std * jax.random.normal(key, shape), -1.0, 1.0)
+    raise ValueError(
+        f"Crossbar.init: distribution must be 'uniform' or 'normal'; got {distribution!r}"
+    )
 
 
 def quantize_ste(
@@ -126,7 +198,7 @@ class CrossbarConfig(eqx.Module):
             check_positive(n, "adc_range", self.adc_range, "A")
 
 
-class Crossbar(eqx.Module):
+class Crossbar(AbstractSynapse):
     """An ``n_in x n_out`` RRAM crossbar of differential conductance pairs.
 
     - `u_pos`, `u_neg`: trainable normalised conductances in [0, 1],
@@ -161,20 +233,31 @@ class Crossbar(eqx.Module):
         config: CrossbarConfig | None = None,
         *,
         scale: float | None = None,
+        distribution: str = "uniform",
+        pairing: str = "symmetric",
     ) -> "Crossbar":
-        """Glorot-uniform initialisation in effective weight: ``w = u_pos - u_neg ~
-        U(-a, a)`` in units of ``G_max - G_min`` with ``a = scale`` or ``sqrt(6 / (n_in +
-        n_out))`` (at most 1), both cells of a pair symmetric about mid-range,
-        ``u_pm = (1 +- w) / 2``, so training can move either cell either way."""
+        """Random initial conductance pairs from normalised weights ``w = u_pos - u_neg``
+        (:func:`init_weight`: ``distribution`` ``"uniform"``, the default, Glorot-uniform
+        ``U(-a, a)`` with ``a = scale`` or ``sqrt(6 / (n_in + n_out))``; ``"normal"``,
+        ``clip(scale z, -1, 1)``), in units of ``G_max - G_min``, split into a pair by
+
+        - ``pairing="symmetric"`` (default): both cells symmetric about mid-range,
+          ``u_pm = (1 +- w) / 2``, so training can move either cell either way;
+        - ``pairing="one-sided"``: one cell at ``G_min``, ``u_pos = max(w, 0)``,
+          ``u_neg = max(-w, 0)`` (the MEMprop networks' initialisation).
+        """
         for name, val in (("n_in", n_in), ("n_out", n_out)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
                 raise ValueError(f"Crossbar.init: {name} must be a positive integer; got {val!r}")
+        if pairing not in ("symmetric", "one-sided"):
+            raise ValueError(
+                f"Crossbar.init: pairing must be 'symmetric' or 'one-sided'; got {pairing!r}"
+            )
         config = CrossbarConfig() if config is None else config
-        a = min(math.sqrt(6.0 / (n_in + n_out)), 1.0) if scale is None else scale
-        if not (0.0 < a <= 1.0):
-            raise ValueError(f"Crossbar.init: scale must lie in (0, 1]; got {scale!r}")
-        w = jax.random.uniform(key, (n_in, n_out), minval=-a, maxval=a)
-        return cls(u_pos=0.5 + 0.5 * w, u_neg=0.5 - 0.5 * w, config=config)
+        w = init_weight(key, (n_in, n_out), distribution, scale)
+        if pairing == "symmetric":
+            return cls(u_pos=0.5 + 0.5 * w, u_neg=0.5 - 0.5 * w, config=config)
+        return cls(u_pos=jnp.maximum(w, 0.0), u_neg=jnp.maximum(-w, 0.0), config=config)
 
     @property
     def n_in(self) -> int:
@@ -183,6 +266,11 @@ class Crossbar(eqx.Module):
     @property
     def n_out(self) -> int:
         return self.u_pos.shape[1]
+
+    @property
+    def v_read(self) -> float:
+        """DAC full-scale input voltage (V): ``config.v_read``."""
+        return self.config.v_read
 
     @property
     def g_range(self) -> float:
@@ -239,7 +327,7 @@ class Crossbar(eqx.Module):
         return quantize_ste(i, -half * step, step, 2 * half)
 
     def __call__(
-        self, v: Float[ArrayLike, "... n_in"], *, key: PRNGKeyArray | None = None
+        self, v: Float[ArrayLike, "... n_in"], key: PRNGKeyArray | None = None
     ) -> Float[Array, "... n_out"]:
         """Column currents ``I_j = sum_i v_i (G_pos_ij - G_neg_ij)`` (A) for row
         voltages ``v`` (V): DAC, conductance non-idealities, fresh read noise (when

@@ -1,10 +1,16 @@
 """Fixed-step ODE integration through `jax.lax.scan`, and an adaptive diffrax reference.
 
-Every simulation in memjax goes through :func:`odeint`: a vector field
-``f(t, y) -> dy/dt`` over any pytree state ``y``, integrated with a fixed-step solver
-(:class:`Euler`, :class:`Heun`, :class:`RK4`) at ``substeps`` steps per output sample,
-with an optional projection (state bounds) after every step. It is a single `lax.scan`,
-so it `jit`s, `vmap`s over populations and is reverse-mode differentiable.
+The device simulations (:func:`memjax.devices.simulate`) go through :func:`odeint`: a
+vector field ``f(t, y) -> dy/dt`` over any pytree state ``y``, integrated with a
+fixed-step solver (:class:`Euler`, :class:`Heun`, :class:`RK4`) at ``substeps`` steps per
+output sample, with an optional projection (state bounds) after every step. It is a
+single `lax.scan`, so it `jit`s, `vmap`s over populations and is reverse-mode
+differentiable. The neurons step themselves (:func:`memjax.neurons.simulate`: the MIF
+neuron by its own exact exponential splitting, LIF / adaptive LIF as discrete maps);
+the MIF equations are also available as a vector field for :func:`odeint`.
+
+**Time base**, shared with :func:`memjax.neurons.simulate`: sample ``k`` is the state at
+``t0 + k dt``, the initial state first.
 
 :func:`odeint_reference` solves the same problem with diffrax's adaptive Tsit5 /
 Kvaerno5 at tight tolerances: the yardstick the tests and the ``devices`` benchmark
@@ -136,7 +142,9 @@ def odeint(
     """Integrate ``dy/dt = f(t, y)`` on the uniform grid ``t_k = t0 + k dt``.
 
     Returns ``(ts, ys)`` with ``ts.shape == (n_steps,)`` and every leaf of ``ys`` stacked
-    on a leading axis of length ``n_steps``; ``ys[0]`` is ``y0`` (or ``output(t0, y0)``).
+    on a leading axis of length ``n_steps``; ``ys[k]`` is the state at ``ts[k] = t0 + k
+    dt``, so ``ys[0]`` is ``y0`` (or ``output(t0, y0)``): the time base of every
+    simulation function in memjax (also :func:`memjax.neurons.simulate`).
 
     **Arguments:**
 

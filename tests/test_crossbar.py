@@ -283,3 +283,31 @@ def test_bad_shapes_and_settings_raise(getkey):
         CrossbarConfig(drift_time=0.0)
     with pytest.raises(ValueError, match="CrossbarConfig.device"):
         CrossbarConfig(device="rram")
+
+
+def test_init_normal_one_sided_pairs_and_synapse_interface(getkey):
+    from memjax.crossbar import AbstractSynapse, init_weight
+    from memjax.models.memprop import DenseSynapse
+
+    k = getkey()
+    xb = Crossbar.init(k, 50, 40, scale=0.3, distribution="normal", pairing="one-sided")
+    w = np.asarray(init_weight(k, (50, 40), "normal", 0.3))
+    np.testing.assert_array_equal(w, np.clip(0.3 * np.asarray(jax.random.normal(k, (50, 40))), -1, 1))
+    np.testing.assert_allclose(xb.u_pos - xb.u_neg, w, atol=1e-7)
+    assert np.all((np.asarray(xb.u_pos) == 0) | (np.asarray(xb.u_neg) == 0))  # one cell at G_min
+    sym = Crossbar.init(k, 50, 40)
+    np.testing.assert_allclose(sym.u_pos + sym.u_neg, 1.0, atol=1e-6)  # default: symmetric
+    with pytest.raises(ValueError, match="pairing"):
+        Crossbar.init(k, 5, 4, pairing="both")
+    with pytest.raises(ValueError, match="distribution"):
+        Crossbar.init(k, 5, 4, distribution="laplace")
+    with pytest.raises(ValueError, match="scale"):
+        Crossbar.init(k, 5, 4, distribution="normal", scale=-1.0)
+    dense = DenseSynapse(jnp.ones((5, 4)))
+    for syn in (xb, dense):
+        assert isinstance(syn, AbstractSynapse)
+    assert (xb.n_in, xb.n_out, dense.n_in, dense.n_out) == (50, 40, 5, 4)
+    assert xb.v_read == xb.config.v_read and dense.v_read == 0.2
+    v = jax.random.uniform(getkey(), (3, 50))
+    np.testing.assert_allclose(xb(v), v @ xb.effective_weight(), rtol=1e-5)
+    np.testing.assert_allclose(xb(v, None), xb(v), rtol=0)  # key positional, as the base

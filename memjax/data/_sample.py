@@ -1,7 +1,7 @@
 """The bundled sample: a small, class-stratified real subset shipped with the package.
 
 Per dataset: 2,000 train images (200 per class) and 1,000 test images (100 per class),
-drawn without replacement from the official IDX files by `memjax/data/_make_sample.py`
+drawn without replacement from the official IDX files by `tools/make_sample.py`
 (NumPy ``default_rng(0)``), kept in their original order. Stored as
 ``_sample/<name>.npz`` with ``x_train, y_train, index_train, x_test, y_test,
 index_test`` (``index_*`` = position in the full official split).

@@ -35,8 +35,8 @@ otherwise (:func:`threshold_rate`). The cap applies to the whole rate in m/s (or
 voltage-defined state), ``exp(60) ~ 1e26``, never to the drive factor alone: a 1 kV drive
 gives ``(1e3/50/115e-6)^10 ~ 1e52``, which would overflow float32, while the rate of any
 physical operating point is exact (with the Pickett fit below, ``k_on = -4.68e-22 m/s``,
-the cap is reached only above ``|i| ~ 0.5 A``). An earlier version capped the drive factor
-alone at ``exp(60)``, which silently limited the rate from 3.6 mA (0.18 V across R_on).
+the cap is reached only above ``|i| ~ 0.5 A``). Capping the drive factor alone would
+limit the rate of ordinary operating points.
 
 **Defaults.**
 

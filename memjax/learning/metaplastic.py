@@ -32,9 +32,8 @@ at 0) this *is* the BNN form: ``b* = 0``, ``d = |W_h|``, ``h = w_max``.
 Why not "distance to the boundary in the direction of motion": a weight that has just
 crossed into an interior interval would then be slowed moving on toward its new level
 (the far boundary is a whole ``Delta`` away) but free to cross back, so weights pile up
-and chatter at boundaries; measured on MNIST -> Fashion-MNIST (5 levels, m = 2, 10,000
-images, 3 epochs per task) that variant reprogrammed each device 8.7 times on average
-against 0.9 for plain Adam.
+and chatter at boundaries, reprogramming the devices far more often than plain Adam
+(docs/metaplasticity.md).
 
 Use it between Adam's scaling and the learning rate (it needs the hidden weights):
 
@@ -56,7 +55,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float
 
-from .quantize import check_levels, level_index, level_value
+from .quantize import check_levels, level_index
 
 __all__ = [
     "MetaplasticState",
@@ -64,8 +63,6 @@ __all__ = [
     "meta_factor",
     "metaplastic",
     "metaplastic_adam",
-    "metaplastic_depth",
-    "MetaplasticDepthState",
     "weight_matrices",
     "LevelChangeState",
     "count_level_changes",
@@ -229,116 +226,21 @@ def metaplastic_adam(
     b2: float = 0.999,
     eps: float = 1e-8,
     mask: Any | Callable[[Any], Any] | None = None,
-    depth: bool = False,
     m_scale: Any | Callable[[Any], Any] | None = None,
 ) -> optax.GradientTransformation:
     """Adam with metaplasticity: ``chain(scale_by_adam(b1, b2, eps), metaplastic(m,
     n_levels, w_max, mask=mask, m_scale=m_scale),
-    scale_by_learning_rate(learning_rate))``, or with
-    ``depth=True`` ``chain(scale_by_adam(b1, b2, eps),
-    scale_by_learning_rate(learning_rate), metaplastic_depth(m, n_levels, w_max,
-    mask=mask))``.
+    scale_by_learning_rate(learning_rate))``.
 
     With ``m = 0`` its updates equal ``optax.adam(learning_rate, b1, b2, eps)``'s bit for
     bit. Laborieux et al. used ``learning_rate = 0.005`` and ``m`` about 1.35 (permuted
     MNIST) or 1.5 (MNIST then Fashion-MNIST). Reset its state at each new task.
     """
-    if depth:
-        if callable(m):
-            raise ValueError("metaplastic_adam: m must be a number with depth=True "
-                             "(schedules are for the level form)")
-        if m_scale is not None:
-            raise ValueError("metaplastic_adam: m_scale is for the level form "
-                             "(depth=False)")
-        return optax.chain(
-            optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
-            optax.scale_by_learning_rate(learning_rate),
-            metaplastic_depth(m, n_levels, w_max, mask=mask),
-        )
     return optax.chain(
         optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
         metaplastic(m, n_levels, w_max, mask=mask, m_scale=m_scale),
         optax.scale_by_learning_rate(learning_rate),
     )
-
-
-class MetaplasticDepthState(NamedTuple):
-    """Per-weight consolidation depth ``c >= 0`` (units of ``h``) of
-    :func:`metaplastic_depth`; 0 for weights in the extreme intervals."""
-
-    depth: Any
-
-
-def metaplastic_depth(
-    m: float,
-    n_levels: int,
-    w_max: float = 1.0,
-    *,
-    mask: Any | Callable[[Any], Any] | None = None,
-) -> optax.GradientTransformation:
-    """QNN metaplasticity whose interior levels consolidate with use (two variables per
-    weight: the hidden weight ``W_h`` and a depth ``c``).
-
-    The level form (:func:`metaplastic`) protects an interior level by at most
-    ``1 - tanh^2(m)`` (a hidden weight cannot get further than ``h`` from the
-    boundaries of its interval), so there consolidation cannot grow with a weight's
-    importance the way ``|W_h|`` grows in a BNN. Here each weight in an interior
-    interval also carries a depth ``c`` that plays the part of the BNN's unbounded
-    ``|W_h|``. With the actual step ``s`` (this transformation goes *after* the learning
-    rate), ``q`` the weight's level, ``d`` its distance to the nearest boundary of its
-    interval and ``h = w_max / (k - 1)``:
-
-    - a step toward ``q`` is applied as is and deepens the level: ``c += |s| / h``
-      (the gradient pulls the weight back to its level, as a BNN weight grows while the
-      gradient agrees with its sign);
-    - a step away from ``q`` is scaled by ``f = 1 - tanh^2(m (d / h + c))`` and uses
-      the depth up: ``c -= |f s| / h`` (not below 0);
-    - a weight whose level changes starts its new level with ``c = 0``.
-
-    In the two extreme intervals ``c = 0`` and the level form applies (the hidden weight
-    grows past ``+-w_max``, unbounded, as in a BNN); for ``k = 2`` this is the BNN rule.
-    ``m = 0`` leaves steps unchanged (Adam bit for bit). This project's design: the
-    meta-function of D'Agostino et al. (AICAS 2023) could not be read.
-
-    Use it after the learning rate: ``chain(scale_by_adam(), scale_by_learning_rate(lr),
-    metaplastic_depth(m, k))`` = ``metaplastic_adam(lr, m, k, depth=True)``. Its state
-    (one float per weight) is memory the hardware must hold next to the hidden weights.
-    """
-    _check_m("metaplastic_depth", m)
-    check_levels("metaplastic_depth", n_levels, w_max)
-    k = n_levels
-    h = w_max / (k - 1)
-
-    def init_fn(params):
-        return MetaplasticDepthState(jax.tree.map(jnp.zeros_like, params))
-
-    def one(s, w, c):
-        j = level_index(w, k, w_max)
-        q = level_value(j, k, w_max, w.dtype)
-        interior = (j > 0) & (j < k - 1)
-        # Interior: a step not toward q heads for the nearest boundary, h - |w - q| away.
-        # Extreme level (one boundary, at q -+ h): the step heads for it iff it points
-        # inward; the hidden weight may lie past q.
-        toward_q = s * (q - w) > 0
-        to_boundary = jnp.where(interior, ~toward_q & (s != 0), s * q < 0)
-        d = jnp.where(interior, h - jnp.abs(w - q), jnp.abs(w - (q - jnp.sign(q) * h)))
-        f = jnp.where(to_boundary, _phi(jnp.asarray(m, w.dtype) * (d / h + c)), 1.0)
-        s_eff = s * f.astype(s.dtype)
-        c_new = jnp.where(toward_q, c + jnp.abs(s) / h, jnp.maximum(c - jnp.abs(s_eff) / h, 0.0))
-        moved = level_index(w + s_eff, k, w_max) != j
-        c_new = jnp.where(interior & ~moved, c_new, 0.0).astype(c.dtype)
-        return s_eff, c_new
-
-    def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError("metaplastic_depth: update needs the hidden weights (params)")
-        out = jax.tree.map(one, updates, params, state.depth)
-        new, depth = jax.tree.transpose(jax.tree.structure(updates),
-                                        jax.tree.structure((0, 0)), out)
-        return new, MetaplasticDepthState(depth)
-
-    tx = optax.GradientTransformation(init_fn, update_fn)
-    return tx if mask is None else optax.masked(tx, mask)
 
 
 class LevelChangeState(NamedTuple):

@@ -29,7 +29,6 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 __all__ = [
     "check_levels",
-    "level_step",
     "level_index",
     "level_value",
     "quantize_levels",
@@ -53,12 +52,6 @@ def check_levels(owner: str, n_levels, w_max=1.0) -> None:
         ok = False
     if not ok:
         raise ValueError(f"{owner}.w_max must be finite and > 0; got {w_max!r}")
-
-
-def level_step(n_levels: int, w_max: float = 1.0) -> float:
-    """Level spacing ``Delta = 2 w_max / (n_levels - 1)``."""
-    check_levels("level_step", n_levels, w_max)
-    return 2.0 * w_max / (n_levels - 1)
 
 
 def level_index(

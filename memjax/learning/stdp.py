@@ -1,79 +1,40 @@
-"""Stochastic STDP on multi-level RRAM synapses and a winner-take-all spiking layer that
-learns without labels (Muñoz-Martín et al., VLSI 2020; PAPERS.md section 3).
+"""Stochastic window STDP: pre/post spike activity in, signed level pulses out.
 
-**Rule** (:func:`stdp_update`; 1T1R synapses, one pulse per update, the form of the
-group's earlier stochastic-STDP work; windows and probabilities are the project's
-choices, the paper gives none). At a post-synaptic spike of neuron ``j``, every synapse
+Muñoz-Martín, Bianchi, Pedretti, Melnic, Ambrogio, Ielmini, "Unsupervised learning to
+overcome catastrophic forgetting in neural networks", IEEE J. Explor. Solid-State
+Comput. Devices Circuits 5, 58 (2019), and Muñoz-Martín et al., "A SiOx RRAM-based
+hardware with spike frequency adaptation for power-saving continual learning in
+convolutional neural networks", VLSI Technology 2020. One pulse per update on 1T1R
+synapses; the window and the probabilities are the project's choices (the papers give
+none).
+
+**Rule** (:func:`stdp_pulses`). At a post-synaptic spike of neuron ``j``, every synapse
 ``(i, j)``
 
 - whose input ``i`` spiked within the last ``window`` steps (the post spike's step
-  included) receives, with probability ``p_pot``, one SET pulse: up one level;
-- whose input did not receives, with probability ``p_dep``, one RESET pulse: down one
-  level.
+  included; :func:`steps_since`, :func:`pre_recent`) receives, with probability
+  ``p_pot``, one SET pulse: ``+1`` (up one level);
+- whose input did not receives, with probability ``p_dep``, one RESET pulse: ``-1``
+  (down one level);
 
-Levels are those of the synapse device, a :class:`~memjax.devices.rram.MultiLevelRRAM`:
-``n_levels = 2`` is binary stochastic STDP, more levels give multi-level STDP. A pulse
-aims at the next level of the cell's own (D2D-spread) range and lands with the device's
-per-pulse write noise (no verify: a single shot); stuck cells keep their value; every
-pulse counts in the cell's ``pulses`` (endurance), including a SET pulse to a cell already
-at its top level. Without write noise the conductances stay exactly on the levels.
-
-**Layer** (:class:`WTALayer`; one step ``t`` of one sample, ``x_t`` the input spikes):
-
-    I_j   = sum_i x_t,i G_ij / sum_i G_ij                  (normalize=True, default)
-          = sum_i x_t,i G_ij / G_max                        (normalize=False)
-    v_j   = leak v_j + I_j                                  (ALIF integrate)
-    th_j  = theta0 + beta g_j + h_j                         (SFA g_j, homeostasis h_j)
-    winner j* = argmax_j (v_j - th_j); it fires if v_j* > th_j*
-    on a spike: every membrane resets to 0 (lateral inhibition), the adaptation cell
-    steps one level (SFA, see `memjax.neurons.alif`), h_j* += theta_plus, and STDP
-    updates column j*.
-
-SFA (``sfa="layer"``, default) uses one adaptation cell for the whole layer, stepped at
-every output spike, so every threshold rises with the layer's firing rate and the
-winner's identity is unaffected (``g`` is stored per neuron as identical copies; its SET
-pulses are ``pulses[0]``). ``sfa="neuron"`` gives each neuron its own cell; with lateral
-inhibition the adapted winner then hands over to other neurons, which in our runs kept
-the layer's spike count and cost accuracy (docs/sfa.md).
-
-So at most one neuron fires per step. Reads are noiseless. ``normalize=True`` divides
-each column's current by its total conductance (a per-column current normaliser, the
-project's choice): without it a neuron whose synapses grew overall wins every sample and
-homeostasis alone could not balance the competition in our runs (see docs/sfa.md). Inputs are rate coded (`memjax.data.encoding.rate`,
-spike probability ``p_in x`` per step). Between samples membranes and SFA cells reset;
-the homeostatic offsets decay, ``h <- (1 - homeo_decay) h``, and persist (Diehl & Cook,
-Front. Comput. Neurosci. 2015, adaptive thresholds, with a per-sample decay here).
-
-Learning is sequential over samples (one `lax.scan` over samples, each a `lax.scan` over
-time steps, all synapses of the winner updated at once); inference (:func:`wta_respond`)
-is `vmap`-ed over samples with learning and homeostasis frozen.
+and every other synapse ``0``. The rule knows nothing of devices, encoders or neurons:
+what a pulse does to a conductance (the device's levels, write noise, stuck cells,
+endurance counters) is the model's business, e.g.
+:func:`memjax.models.wta.apply_level_pulses`, and the spiking layer that produces
+``pre`` and ``post`` is :class:`memjax.models.wta.WTALayer`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validation import check_nonnegative, check_range
-from ..data.encoding import rate
-from ..devices.rram import MultiLevelRRAM, RRAMState
-from ..neurons.alif import ALIF, alif_adapt, alif_integrate, alif_threshold
+from .._validation import check_range
 
-__all__ = [
-    "STDP",
-    "stdp_update",
-    "steps_since",
-    "pre_recent",
-    "WTALayer",
-    "WTAState",
-    "wta_sample",
-    "wta_learn",
-    "wta_respond",
-]
+__all__ = ["STDP", "stdp_pulses", "steps_since", "pre_recent"]
 
 
 def _check_int(owner: str, name: str, value, lo: int) -> None:
@@ -81,63 +42,58 @@ def _check_int(owner: str, name: str, value, lo: int) -> None:
         raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
-def _default_synapse() -> MultiLevelRRAM:
-    return MultiLevelRRAM(n_levels=16, write_sigma=0.0)
-
-
 class STDP(eqx.Module):
-    """Stochastic window STDP on RRAM synapses (rule in the module docstring).
+    """Parameters of stochastic window STDP (rule in the module docstring).
 
-    **Fields:** `device` (the synapse `MultiLevelRRAM`: levels, bounds, write noise;
-    default 16 levels, no write noise), `window` (steps, static int >= 1; default 2),
-    `p_pot`, `p_dep` (pulse probabilities in [0, 1]; defaults 0.1, 0.05).
+    **Fields:** `window` (steps, static int >= 1; default 2), `p_pot`, `p_dep` (pulse
+    probabilities in [0, 1]; defaults 0.1, 0.05).
+
+    Calling it is :func:`stdp_pulses` with these parameters.
     """
 
-    device: MultiLevelRRAM = eqx.field(default_factory=_default_synapse)
     window: int = eqx.field(static=True, default=2)
     p_pot: float = 0.1
     p_dep: float = 0.05
 
     def __check_init__(self):
-        if not isinstance(self.device, MultiLevelRRAM):
-            raise ValueError(
-                f"STDP.device must be a MultiLevelRRAM; got {type(self.device).__name__}"
-            )
         _check_int("STDP", "window", self.window, 1)
         check_range("STDP", "p_pot", self.p_pot, 0.0, 1.0)
         check_range("STDP", "p_dep", self.p_dep, 0.0, 1.0)
 
+    def __call__(
+        self,
+        key: PRNGKeyArray,
+        pre_recent: Bool[Array, " n_in"],
+        post: Bool[Array, " n_out"],
+        dtype=None,
+    ) -> Int[Array, "n_in n_out"]:
+        return stdp_pulses(self, key, pre_recent, post, dtype)
 
-@eqx.filter_jit
-def stdp_update(
+
+def stdp_pulses(
     rule: STDP,
     key: PRNGKeyArray,
-    syn: RRAMState,
     pre_recent: Bool[Array, " n_in"],
     post: Bool[Array, " n_out"],
-) -> RRAMState:
-    """Apply the stochastic STDP pulses of one time step to synapses ``syn`` (shape
-    ``(n_in, n_out)``): potentiate ``(i, j)`` with probability ``p_pot`` where ``post[j]``
-    and ``pre_recent[i]``, depress with probability ``p_dep`` where ``post[j]`` and not
-    ``pre_recent[i]``; one level per pulse, write noise, stuck cells, pulse counts."""
-    k_u, k_z = jax.random.split(key)
-    shape = syn.G.shape
-    post = jnp.broadcast_to(jnp.asarray(post, bool)[None, :], shape)
-    pre = jnp.broadcast_to(jnp.asarray(pre_recent, bool)[:, None], shape)
-    u = jax.random.uniform(k_u, shape, syn.G.dtype)
+    dtype=None,
+) -> Int[Array, "n_in n_out"]:
+    """Signed pulses of one time step (int32, shape ``(n_in, n_out)``): ``+1`` with
+    probability ``p_pot`` where ``post[j]`` and ``pre_recent[i]``, ``-1`` with
+    probability ``p_dep`` where ``post[j]`` and not ``pre_recent[i]``, else 0.
+
+    One uniform draw per synapse (of floating ``dtype``, default the default float)
+    decides both cases, which never overlap.
+    """
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    post = jnp.asarray(post, bool)
+    pre = jnp.asarray(pre_recent, bool)
+    shape = (pre.shape[0], post.shape[0])
+    post = jnp.broadcast_to(post[None, :], shape)
+    pre = jnp.broadcast_to(pre[:, None], shape)
+    u = jax.random.uniform(key, shape, dtype)
     pot = post & pre & (u < rule.p_pot)
     dep = post & ~pre & (u < rule.p_dep)
-    steps = rule.device.n_levels - 1
-    dG = (syn.G_max - syn.G_min) / steps
-    level = jnp.clip(jnp.round((syn.G - syn.G_min) / dG), 0, steps)
-    level = jnp.clip(level + pot.astype(level.dtype) - dep.astype(level.dtype), 0, steps)
-    target = syn.G_min + level * dG
-    z = jax.random.normal(k_z, shape, syn.G.dtype)
-    written = jnp.clip(target + rule.device.write_std(target, syn) * z, syn.G_min, syn.G_max)
-    pulse = pot | dep
-    G = jnp.where(pulse & ~syn.stuck, written, syn.G)
-    n = pulse.astype(jnp.int32)
-    return dataclasses.replace(syn, G=G, pulses=syn.pulses + n, last_pulses=n)
+    return pot.astype(jnp.int32) - dep.astype(jnp.int32)
 
 
 def steps_since(since: Int[Array, " n_in"], x_t: Float[Array, " n_in"]) -> Int[Array, " n_in"]:
@@ -148,201 +104,3 @@ def steps_since(since: Int[Array, " n_in"], x_t: Float[Array, " n_in"]) -> Int[A
 def pre_recent(since: Int[Array, " n_in"], window: int) -> Bool[Array, " n_in"]:
     """Inputs that spiked within the last ``window`` steps, the current one included."""
     return since < window
-
-
-class WTAState(eqx.Module):
-    """What the layer learns and keeps between samples: synapses ``syn`` (``(n_in,
-    n_out)`` `RRAMState`), homeostatic threshold offsets ``h`` and winning spikes
-    ``wins`` per neuron (diagnostics)."""
-
-    syn: RRAMState
-    h: Float[Array, " n_out"]
-    wins: Int[Array, " n_out"]
-
-
-class WTALayer(eqx.Module):
-    """Winner-take-all layer of adaptive LIF neurons with STDP synapses and homeostasis.
-
-    **Fields:** `n_in`, `n_out` (static ints), `neuron` (`ALIF`: leak, theta0, SFA beta,
-    rho, adaptation device), `rule` (`STDP`), `n_steps` (time steps per sample, static;
-    default 30), `p_in` (input spike probability per step at intensity 1, in (0, 1];
-    default 0.3), `theta_plus` (homeostatic increment per winning spike, >= 0; default
-    0.02), `homeo_decay` (per-sample decay of the offsets, in [0, 1]; default 0.01),
-    `normalize` (static bool: divide each column's current by its total conductance;
-    default True), `sfa` (static: ``"layer"``, one adaptation cell shared by the layer
-    and stepped at every output spike, or ``"neuron"``, one cell per neuron; default
-    ``"layer"``).
-    """
-
-    n_in: int = eqx.field(static=True)
-    n_out: int = eqx.field(static=True)
-    neuron: ALIF = eqx.field(default_factory=lambda: ALIF(leak=1.0, theta0=4.0, beta=4.0))
-    rule: STDP = eqx.field(default_factory=STDP)
-    n_steps: int = eqx.field(static=True, default=30)
-    p_in: float = 0.3
-    theta_plus: float = 0.02
-    homeo_decay: float = 0.01
-    normalize: bool = eqx.field(static=True, default=True)
-    sfa: str = eqx.field(static=True, default="layer")
-
-    def __check_init__(self):
-        _check_int("WTALayer", "n_in", self.n_in, 1)
-        _check_int("WTALayer", "n_out", self.n_out, 1)
-        _check_int("WTALayer", "n_steps", self.n_steps, 1)
-        check_range("WTALayer", "p_in", self.p_in, 0.0, 1.0, lo_open=True)
-        check_nonnegative("WTALayer", "theta_plus", self.theta_plus)
-        check_range("WTALayer", "homeo_decay", self.homeo_decay, 0.0, 1.0)
-        if self.sfa not in ("layer", "neuron"):
-            raise ValueError(f"WTALayer.sfa must be 'layer' or 'neuron'; got {self.sfa!r}")
-        if not isinstance(self.neuron, ALIF):
-            raise ValueError(f"WTALayer.neuron must be an ALIF; got {type(self.neuron).__name__}")
-        if not isinstance(self.rule, STDP):
-            raise ValueError(f"WTALayer.rule must be an STDP; got {type(self.rule).__name__}")
-
-    def without_sfa(self) -> "WTALayer":
-        """The same layer with SFA disabled (plain LIF neurons)."""
-        return dataclasses.replace(self, neuron=self.neuron.without_sfa())
-
-    def init_state(self, key: PRNGKeyArray, lo: float = 0.0, hi: float = 1.0) -> WTAState:
-        """Synapses on random levels, uniform over the fraction ``[lo, hi]`` of the
-        range (D2D spread and stuck faults drawn from the device); ``h = 0``."""
-        dev = self.rule.device
-        k_d, k_l = jax.random.split(key)
-        shape = (self.n_in, self.n_out)
-        syn = dev.sample_devices(k_d, shape)
-        steps = dev.n_levels - 1
-        lvl = jax.random.randint(k_l, shape, int(np.floor(lo * steps)), int(np.ceil(hi * steps)) + 1)
-        G = syn.G_min + lvl * (syn.G_max - syn.G_min) / steps
-        G = jnp.where(syn.stuck, syn.G, G)
-        syn = dataclasses.replace(syn, G=G)
-        return WTAState(syn=syn, h=jnp.zeros(self.n_out), wins=jnp.zeros(self.n_out, jnp.int32))
-
-
-def wta_sample(
-    layer: WTALayer,
-    state: WTAState,
-    x: Float[Array, " n_in"],
-    key: PRNGKeyArray,
-    *,
-    learn: bool,
-) -> tuple[WTAState, dict[str, Array]]:
-    """Present one sample (intensities ``x`` in [0, 1]) for ``n_steps`` steps.
-
-    Returns the new state (synapses changed only if ``learn``; ``h`` and ``wins`` too)
-    and ``{"counts": spikes per neuron, "first": first spike step per neuron (n_steps if
-    none), "drive": summed input current per neuron, "raster": (n_steps, n_out) spikes}``.
-    """
-    k_in, k_l = jax.random.split(key)
-    T = layer.n_steps
-    spikes = rate(k_in, x, T, max_rate=layer.p_in, dt=1.0, dtype=jnp.result_type(float))
-    neuron = layer.neuron
-    st = neuron.init_state((layer.n_out,))
-    since = jnp.full((layer.n_in,), layer.rule.window + 1, jnp.int32)
-    G_scale = 1.0 / layer.rule.device.G_max
-
-    def body(carry, xs):
-        st, since, syn, h = carry
-        x_t, t, k = xs
-        since = steps_since(since, x_t)
-        if layer.normalize:
-            I = (x_t @ syn.G) / jnp.sum(syn.G, axis=0)
-        else:
-            I = x_t @ (syn.G * G_scale)
-        theta = alif_threshold(neuron, st) + h
-        v = alif_integrate(neuron, st, I)
-        over = v - theta
-        j = jnp.argmax(over)
-        fire = over[j] > 0
-        s = jax.nn.one_hot(j, layer.n_out, dtype=v.dtype) * fire
-        s_adapt = jnp.broadcast_to(fire, s.shape).astype(s.dtype) if layer.sfa == "layer" else s
-        st = alif_adapt(neuron, st, v, s_adapt, theta)
-        st = dataclasses.replace(st, s=s)
-        st = dataclasses.replace(st, v=jnp.where(fire, jnp.zeros_like(st.v), st.v))
-        h = h + layer.theta_plus * s
-        if learn:
-            def update(syn):
-                col = jax.tree_util.tree_map(
-                    lambda a: jax.lax.dynamic_slice_in_dim(a, j, 1, axis=1), syn
-                )
-                col = stdp_update(layer.rule, k, col, pre_recent(since, layer.rule.window),
-                                  jnp.ones((1,), bool))
-                return jax.tree_util.tree_map(
-                    lambda a, c: jax.lax.dynamic_update_slice_in_dim(a, c, j, axis=1), syn, col
-                )
-
-            syn = jax.lax.cond(fire, update, lambda s: s, syn)
-        return (st, since, syn, h), (s, I)
-
-    keys = jax.random.split(k_l, T)
-    (_, _, syn, h), (raster, drive) = jax.lax.scan(
-        body, (st, since, state.syn, state.h), (spikes, jnp.arange(T), keys)
-    )
-    counts = raster.sum(0)
-    t_idx = jnp.arange(T)[:, None]
-    first = jnp.min(jnp.where(raster > 0, t_idx, T), axis=0)
-    if learn:
-        h = (1.0 - layer.homeo_decay) * h
-        new = WTAState(syn=syn, h=h, wins=state.wins + counts.astype(jnp.int32))
-    else:
-        new = state
-    return new, {"counts": counts, "first": first, "drive": drive.sum(0), "raster": raster}
-
-
-def _floats_as_arrays(tree):
-    """Python floats -> 0-d arrays, so that changing a parameter (e.g. SFA on/off) does
-    not recompile (`eqx.filter_jit` treats Python scalars as static)."""
-    return jax.tree_util.tree_map(
-        lambda v: jnp.asarray(v) if isinstance(v, float) else v, tree
-    )
-
-
-def wta_learn(
-    layer: WTALayer, state: WTAState, x: Float[Array, "N n_in"], key: PRNGKeyArray
-) -> tuple[WTAState, dict[str, Array]]:
-    """Online unsupervised learning over the samples ``x`` in order (one `lax.scan`).
-
-    Returns the final state and per-sample ``{"spikes": output spikes, "winner": neuron
-    with most spikes}``.
-    """
-    return _wta_learn(_floats_as_arrays(layer), state, jnp.asarray(x), key)
-
-
-@eqx.filter_jit
-def _wta_learn(layer, state, x, key):
-    keys = jax.random.split(key, x.shape[0])
-
-    def body(state, xs):
-        xi, k = xs
-        state, out = wta_sample(layer, state, xi, k, learn=True)
-        return state, {"spikes": out["counts"].sum(), "winner": jnp.argmax(out["counts"])}
-
-    return jax.lax.scan(body, state, (x, keys))
-
-
-def wta_respond(
-    layer: WTALayer,
-    state: WTAState,
-    x: Float[Array, "N n_in"],
-    key: PRNGKeyArray,
-    *,
-    raster: bool = False,
-) -> dict[str, Array]:
-    """Responses to samples ``x`` (no learning; `vmap` over samples): ``counts``,
-    ``first``, ``drive`` each ``(N, n_out)``, ``spikes`` ``(N,)`` and with ``raster``
-    the ``(N, n_steps, n_out)`` spike trains."""
-    return _wta_respond(_floats_as_arrays(layer), state, jnp.asarray(x), key, raster)
-
-
-@eqx.filter_jit
-def _wta_respond(layer, state, x, key, raster):
-    keys = jax.random.split(key, x.shape[0])
-
-    def one(xi, k):
-        _, out = wta_sample(layer, state, xi, k, learn=False)
-        if not raster:
-            out = {k_: v for k_, v in out.items() if k_ != "raster"}
-        return out
-
-    out = jax.vmap(one)(x, keys)
-    out["spikes"] = out["counts"].sum(-1)
-    return out

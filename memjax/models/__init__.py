@@ -12,3 +12,4 @@ from .metaplastic import MetaplasticMLP as MetaplasticMLP
 from .metaplastic import memory_bits as memory_bits
 from .metaplastic import train_continual as train_continual
 from . import sfa_snn as sfa_snn
+from . import wta as wta

@@ -33,11 +33,15 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._validation import concrete
+from ..crossbar import AbstractSynapse, Crossbar, CrossbarConfig, init_weight
 from ..integrate import check_checkpoint, checkpointed_scan
-from ..neurons.lif import LIF, lif_step
-from ..neurons.mif import MIF, mif_step
+from ..neurons._base import AbstractNeuron
+from ..neurons.lif import LIF
+from ..neurons.mif import MIF
 
 __all__ = [
     "DenseSynapse",
@@ -53,21 +57,74 @@ Readout = Literal["mean", "max", "final"]
 Encoding = Literal["direct", "rate"]
 
 
-class DenseSynapse(eqx.Module):
+class DenseSynapse(AbstractSynapse):
     """Ideal software weights ``i = v @ W`` (``W`` in S): the crossbar-free baseline.
 
-    Same call signature as `memjax.crossbar.Crossbar` (``key`` is ignored).
+    **Fields:** `weight` (``(n_in, n_out)``, S), `v_read` (static: the full-scale input
+    voltage, V, as `memjax.crossbar.CrossbarConfig.v_read`; default 0.2). ``key`` is
+    ignored (no read noise).
     """
 
     weight: Float[Array, "n_in n_out"]
+    v_read: float = eqx.field(static=True, default=0.2)
+
+    def __check_init__(self):
+        if len(np.shape(self.weight)) != 2:
+            raise ValueError(
+                f"DenseSynapse.weight must have shape (n_in, n_out); got {np.shape(self.weight)}"
+            )
+        if not self.v_read > 0:
+            raise ValueError(f"DenseSynapse.v_read must be > 0 (V); got {self.v_read!r}")
 
     def __call__(self, v, key=None):
         return v @ self.weight
 
+    def effective_weight(self):
+        return self.weight
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[1]
+
 
 def _read(syn, v, key):
-    """Column currents (A) for row voltages ``v`` (V) of a crossbar or dense synapse."""
-    return syn(v) if key is None else syn(v, key=key)
+    """Column currents (A) for row voltages ``v`` (V) of a synapse layer."""
+    return syn(v) if key is None else syn(v, key)
+
+
+def check_images(owner: str, x, n_in: int, max_ndim: int = 2):
+    """``x`` as a floating array with a batch axis, and whether it was unbatched.
+
+    Accepts intensities in [0, 1] of shape ``(n_in,)`` (one unbatched image: a batch
+    axis is added; the caller removes it from the result) or ``(batch, n_in)`` (with
+    ``max_ndim = 3`` also ``(T, batch, n_in)``). float16 is promoted to float32. Raises ``TypeError`` for integer or bool images (scale uint8 images to
+    [0, 1] first) and ``ValueError`` for another shape or for values outside [0, 1]
+    (under `jit` an `eqx.error_if` error).
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{owner}: x must be floating intensities in [0, 1]; got dtype {x.dtype} "
+            f"(scale uint8 images by 1/255 first)"
+        )
+    if x.dtype == jnp.float16:
+        x = x.astype(jnp.float32)
+    if x.ndim < 1 or x.ndim > max_ndim or x.shape[-1] != n_in:
+        shapes = "(n_in,) or (batch, n_in)" + (" or (T, batch, n_in)" if max_ndim == 3 else "")
+        raise ValueError(f"{owner}: x must have shape {shapes} with n_in = {n_in}; got {x.shape}")
+    msg = f"{owner}: x must be intensities scaled to [0, 1] (divide 0..255 images by 255)"
+    bad = ~((x >= 0) & (x <= 1))
+    bad_now = concrete(bad)
+    if bad_now is None:
+        x = eqx.error_if(x, jnp.any(bad), msg)
+    elif np.any(bad_now):
+        raise ValueError(f"{msg}; got values in [{float(jnp.min(x))}, {float(jnp.max(x))}]")
+    unbatched = x.ndim == 1
+    return (x[None] if unbatched else x), unbatched
 
 
 def _readout(vs: Float[Array, "T batch n"], kind: str) -> Float[Array, "batch n"]:
@@ -100,11 +157,14 @@ class MEMprop(eqx.Module):
 
     **Fields:**
 
-    - `syn1`, `syn2`: synapses, `memjax.crossbar.Crossbar` (conductance pairs) or
-      `DenseSynapse`; called as ``syn(v_volts, key=None) -> currents``.
+    - `syn1`, `syn2`: synapses (`memjax.crossbar.AbstractSynapse`): `Crossbar`
+      (conductance pairs) or `DenseSynapse`; called as ``syn(v_volts, key=None) ->
+      currents``. The DAC full scale (the read voltage of a pixel of intensity 1) is
+      ``syn1.v_read`` (for a crossbar its ``CrossbarConfig.v_read``), also readable as
+      the property :attr:`MEMprop.v_read`.
     - `neuron1`, `neuron2`: `MIF` parameters of the hidden and output layers (scalars or
-      per-neuron arrays).
-    - `v_read`: DAC full-scale read voltage for a pixel of intensity 1 (V).
+      per-neuron arrays); stepped through the neuron interface (``neuron.step``,
+      ``neuron.output``).
     - `g1`, `g2`: current gains from column current to neuron input current (A/A).
     - `a_v`: gain of the voltage amplifier from hidden membrane voltage to the read
       voltage of crossbar 2 (V/V).
@@ -123,12 +183,11 @@ class MEMprop(eqx.Module):
       for long windows, at one extra forward pass; see docs/performance.md).
     """
 
-    syn1: eqx.Module
-    syn2: eqx.Module
-    neuron1: MIF
-    neuron2: MIF
+    syn1: AbstractSynapse
+    syn2: AbstractSynapse
+    neuron1: AbstractNeuron
+    neuron2: AbstractNeuron
     log_k_out: Float[Array, ""]
-    v_read: float = eqx.field(static=True, default=0.2)
     g1: float = eqx.field(static=True, default=2.0)
     g2: float = eqx.field(static=True, default=2.0)
     a_v: float = eqx.field(static=True, default=2.0)
@@ -142,7 +201,20 @@ class MEMprop(eqx.Module):
     checkpoint: str | int = eqx.field(static=True, default="step")
 
     def __check_init__(self):
-        for name in ("v_read", "g1", "g2", "a_v", "dt", "rate_max"):
+        for name in ("syn1", "syn2"):
+            if not isinstance(getattr(self, name), AbstractSynapse):
+                raise ValueError(
+                    f"MEMprop.{name} must be an AbstractSynapse (Crossbar, DenseSynapse); "
+                    f"got {type(getattr(self, name)).__name__}"
+                )
+        for name in ("neuron1", "neuron2"):
+            n = getattr(self, name)
+            if not (isinstance(n, AbstractNeuron) and n.continuous):
+                raise ValueError(
+                    f"MEMprop.{name} must be a continuous-time AbstractNeuron (e.g. MIF); "
+                    f"got {type(n).__name__}"
+                )
+        for name in ("g1", "g2", "a_v", "dt", "rate_max"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"MEMprop.{name} must be > 0; got {getattr(self, name)}")
         if self.n_steps < 1 or self.substeps < 1:
@@ -166,7 +238,12 @@ class MEMprop(eqx.Module):
         spikes: Float[Array, "T batch n_in"] | None = None,
         traces: bool = False,
     ):
-        """Logits ``[batch, n_out]`` for intensities ``x`` in [0, 1].
+        """Logits ``[batch, n_out]`` for intensities ``x`` in [0, 1] of shape ``[batch,
+        n_in]``; one unbatched image ``[n_in]`` gives ``[n_out]`` (and traces without the
+        batch axis). Images are computed in the wider of their dtype and the synapses'
+        (float16 is promoted to float32); integer images
+        (e.g. uint8) raise ``TypeError`` and values outside [0, 1] ``ValueError`` (under
+        `jit` an `eqx.error_if` error): scale 0..255 images to [0, 1] first.
 
         ``key`` draws fresh crossbar read noise (when the crossbar's config enables it)
         and the rate-coding spikes. ``spikes`` (``encoding="rate"`` only): input spikes
@@ -175,9 +252,13 @@ class MEMprop(eqx.Module):
         ``traces=True`` returns ``(logits, (v_hidden, v_out))`` with the membrane
         voltages ``[T, batch, n]`` (V).
         """
+        x, unbatched = check_images("MEMprop", x, self.syn1.n_in)
+        weights = jax.tree.leaves(eqx.filter(self.syn1, eqx.is_inexact_array))
+        x = x.astype(jnp.result_type(x.dtype, *(w.dtype for w in weights)))
+        if unbatched and spikes is not None:
+            spikes = jnp.asarray(spikes)[:, None]
         n1 = _freeze(self.neuron1, self.train_neurons)
         n2 = _freeze(self.neuron2, self.train_neurons)
-        x = jnp.asarray(x)
         batch = x.shape[0]
         T = self.n_steps
         if key is None:
@@ -186,8 +267,8 @@ class MEMprop(eqx.Module):
         else:
             k_in, k1, k2 = jax.random.split(key, 3)
             k2s = jax.random.split(k2, T)
-        s1 = n1.init_state((batch, _n_out(self.syn1)), x.dtype)
-        s2 = n2.init_state((batch, _n_out(self.syn2)), x.dtype)
+        s1 = n1.init_state((batch, self.syn1.n_out), x.dtype)
+        s2 = n2.init_state((batch, self.syn2.n_out), x.dtype)
         h = self.dt / self.substeps
 
         if spikes is not None and self.encoding != "rate":
@@ -223,20 +304,21 @@ class MEMprop(eqx.Module):
             t, xt = inp
             i1 = i1_static if self.encoding == "direct" else xt
             for _ in range(self.substeps):
-                s1 = mif_step(n1, s1, i1, h)
-            i2 = self.g2 * _read(self.syn2, self.a_v * s1.v, None if k2s is None else k2s[t])
+                s1 = n1.step(s1, i1, h)
+            v1 = n1.output(s1)
+            i2 = self.g2 * _read(self.syn2, self.a_v * v1, None if k2s is None else k2s[t])
             for _ in range(self.substeps):
-                s2 = mif_step(n2, s2, i2, h)
+                s2 = n2.step(s2, i2, h)
+            v2 = n2.output(s2)
             if traces:
-                return (s1, s2, acc), (s1.v, s2.v)
+                return (s1, s2, acc), (v1, v2)
             # Without traces the readout is reduced on the fly, so nothing of length T
             # is stored (BPTT memory then follows the checkpointing mode alone).
-            return (s1, s2, _accumulate(acc, s2.v, self.readout)), None
+            return (s1, s2, _accumulate(acc, v2, self.readout)), None
 
         # Default "step": rematerialise each step in the backward pass: the scan then
         # stores only the neuron states per step instead of every intermediate of the
-        # device equations (about 10x less memory traffic and a 3-8x faster gradient on
-        # CPU). "sqrt" bounds memory for long windows (docs/performance.md).
+        # device equations. "sqrt" bounds memory for long windows (docs/performance.md).
         ts = jnp.arange(T)
         acc0 = jnp.full_like(s2.v, -jnp.inf if self.readout == "max" else 0.0)
         (_, _, acc), out = checkpointed_scan(
@@ -247,7 +329,15 @@ class MEMprop(eqx.Module):
         else:
             v_red = acc / T if self.readout == "mean" else acc
         logits = jnp.exp(self.log_k_out) * v_red
+        if unbatched:
+            logits = logits[0]
+            out = None if out is None else jax.tree.map(lambda a: a[:, 0], out)
         return (logits, out) if traces else logits
+
+    @property
+    def v_read(self) -> float:
+        """DAC full-scale read voltage (V) for a pixel of intensity 1: ``syn1.v_read``."""
+        return self.syn1.v_read
 
     @property
     def k_out(self):
@@ -270,37 +360,35 @@ class MEMprop(eqx.Module):
         k_out: float = 200.0,
         **kwargs,
     ) -> "MEMprop":
-        """Build a network with normalised initial weights ``w ~ N(0, w_std)``.
+        """Build a network with normalised initial weights ``w = clip(w_std z, -1, 1)``,
+        ``z ~ N(0, 1)`` (:func:`memjax.crossbar.init_weight`).
 
         A crossbar weight is ``w = u_pos - u_neg`` in [-1, 1] (``G = G_min + u (G_max -
-        G_min)``); it is initialised as ``u_pos = max(w, 0)``, ``u_neg = max(-w, 0)``.
-        The dense baseline uses ``W = w (G_max - G_min)`` (S) with the same ``w``, so
-        both start from the same currents. Other keyword arguments set the fields.
+        G_min)``); it is initialised one-sided, ``u_pos = max(w, 0)``, ``u_neg = max(-w,
+        0)`` (``Crossbar.init(..., distribution="normal", pairing="one-sided")``). The
+        dense baseline uses ``W = w (G_max - G_min)`` (S) with the same ``w`` and the
+        config's ``v_read``, so both start from the same currents. Other keyword
+        arguments set the fields.
         """
-        from ..crossbar import Crossbar, CrossbarConfig
-
         config = CrossbarConfig() if crossbar_config is None else crossbar_config
+        if synapse not in ("crossbar", "dense"):
+            raise ValueError(f"MEMprop.init: synapse must be 'crossbar' or 'dense'; got {synapse!r}")
         dG = float(config.device.G_max - config.device.G_min)
-        k1, k2, k3, k4 = jax.random.split(key, 4)
+        k1, k2 = jax.random.split(key, 4)[:2]  # keys 0, 1 of four: fixed per seed
 
-        def make(kw, kc, a, b):
-            w = jnp.clip(w_std * jax.random.normal(kw, (a, b)), -1.0, 1.0)
+        def make(kw, a, b):
             if synapse == "dense":
-                return DenseSynapse(w * dG)
-            if synapse != "crossbar":
-                raise ValueError(f"MEMprop.init: synapse must be 'crossbar' or 'dense'; got {synapse!r}")
-            xb = Crossbar.init(kc, a, b, config)
-            return eqx.tree_at(
-                lambda c: (c.u_pos, c.u_neg),
-                xb,
-                (jnp.maximum(w, 0.0).astype(xb.u_pos.dtype), jnp.maximum(-w, 0.0).astype(xb.u_neg.dtype)),
+                w = init_weight(kw, (a, b), "normal", w_std)
+                return DenseSynapse(w * dG, v_read=config.v_read)
+            return Crossbar.init(
+                kw, a, b, config, scale=w_std, distribution="normal", pairing="one-sided"
             )
 
         neuron = MIF() if neuron is None else neuron
         output_neuron = neuron if output_neuron is None else output_neuron
         return cls(
-            syn1=make(k1, k3, n_in, n_hidden),
-            syn2=make(k2, k4, n_hidden, n_out),
+            syn1=make(k1, n_in, n_hidden),
+            syn2=make(k2, n_hidden, n_out),
             neuron1=neuron,
             neuron2=output_neuron,
             log_k_out=jnp.log(jnp.asarray(float(k_out))),
@@ -308,19 +396,13 @@ class MEMprop(eqx.Module):
         )
 
 
-def _n_out(syn) -> int:
-    if isinstance(syn, DenseSynapse):
-        return syn.weight.shape[1]
-    return syn.u_pos.shape[-1]
-
-
 class LIFNet(eqx.Module):
     """Surrogate-gradient LIF baseline: dense 784 -> H LIF -> dense H -> 10 LIF.
 
     Direct coding (the static image as input current every step, its projection
     computed once) or an input sequence ``[T, batch, n_in]`` (projected step by step),
-    spikes between the layers, logits = ``k_out *
-    readout(v_out)`` of the output layer's membrane (whose spikes are not used). Unitless.
+    spikes between the layers (``neuron.output``), logits = ``k_out * readout(v_out)``
+    of the output layer's membrane (whose spikes are not used). Unitless.
     """
 
     w1: Float[Array, "n_in n_hidden"]
@@ -345,17 +427,17 @@ class LIFNet(eqx.Module):
     def __call__(self, x, key=None, *, traces: bool = False):
         """Logits ``[batch, n_out]``. ``x`` is a static input ``[batch, n_in]`` (injected
         as current at every one of the ``n_steps`` steps) or an input sequence ``[T, batch,
-        n_in]`` (e.g. rate-coded spikes, :func:`memjax.data.rate`) with ``T = n_steps``."""
-        x = jnp.asarray(x)
+        n_in]`` (e.g. rate-coded spikes, :func:`memjax.data.rate`) with ``T = n_steps``,
+        with values in [0, 1]. One unbatched image ``[n_in]`` gives ``[n_out]``. Input
+        checks and dtype promotion as `MEMprop` (:func:`check_images`)."""
+        x, unbatched = check_images("LIFNet", x, self.w1.shape[0], max_ndim=3)
         if x.ndim == 3:
             if x.shape[0] != self.n_steps:
                 raise ValueError(
                     f"LIFNet: an input sequence must have n_steps = {self.n_steps} steps "
                     f"on axis 0; got shape {x.shape}"
                 )
-            # Each step's input projected inside the scan: on CPU this measured ~20 %
-            # faster for the whole training step than one [T batch, n_in] matmul before
-            # the scan (T = 100, H = 256; the step's slices stay in cache; speed-lif).
+            # Each step's input is projected inside the scan (its slice stays in cache).
             xs, i1 = x, None
         else:
             xs, i1 = None, x @ self.w1 + self.b1
@@ -366,14 +448,17 @@ class LIFNet(eqx.Module):
 
         def body(carry, xt):
             s1, s2 = carry
-            s1 = lif_step(n, s1, i1 if xt is None else xt @ self.w1 + self.b1)
-            s2 = lif_step(n, s2, s1.s @ self.w2 + self.b2)
+            s1 = n.step(s1, i1 if xt is None else xt @ self.w1 + self.b1)
+            s2 = n.step(s2, n.output(s1) @ self.w2 + self.b2)
             out = (s1.v, s2.v) if traces else s2.v
             return (s1, s2), out
 
         _, out = jax.lax.scan(body, (s1, s2), xs, length=self.n_steps)
         v_out = out[1] if traces else out
         logits = self.k_out * _readout(v_out, self.readout)
+        if unbatched:
+            logits = logits[0]
+            out = jax.tree.map(lambda a: a[:, 0], out)
         return (logits, out) if traces else logits
 
 

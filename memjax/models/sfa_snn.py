@@ -1,6 +1,8 @@
 """CNN + memristive spiking layer that learns classes it was never trained on
-(Muñoz-Martín et al., VLSI 2020; PAPERS.md section 3). Layer sizes, coding and the
-gate are the project's choices (the paper gives none); see docs/sfa.md.
+(Muñoz-Martín et al., "A SiOx RRAM-based hardware with spike frequency adaptation for
+power-saving continual learning in convolutional neural networks", VLSI Technology 2020).
+Layer sizes, coding and the gate are the project's choices (the paper gives none); see
+docs/sfa.md.
 
 Pipeline:
 
@@ -9,7 +11,7 @@ Pipeline:
    (:func:`train_cnn`), then frozen.
 2. Its penultimate ReLU features, divided per feature by a scale fixed on the trained
    classes' training features (the 99th percentile) and clipped to [0, 1]
-   (:func:`encode_features`), are rate coded into a :class:`~memjax.learning.stdp.WTALayer`
+   (:func:`encode_features`), are rate coded into a :class:`~memjax.models.wta.WTALayer`
    of adaptive LIF neurons with STDP RRAM synapses, several redundant neurons per class,
    which learns from an *unlabelled* stream of images of all classes
    (:func:`learn_unsupervised`).
@@ -31,10 +33,6 @@ Pipeline:
    frozen head. With ``filter_stream`` the spiking layer learns only the stream
    images the gate routes (:func:`learn_unsupervised` on them).
 
-   The older gate (:func:`gated_predict`, :func:`calibrate_gate`): the head answers
-   unless the spiking layer names a new class *and* the head's softmax confidence is
-   below ``c``; it is a weak novelty signal (docs/sfa.md) and kept for comparison.
-
    The trained-class pathway (CNN, head) is never changed by unsupervised learning,
    so a trained-class image is answered exactly as before unless the gate routes it
    (bounded by ``max_false_route`` on the calibration set).
@@ -51,9 +49,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..learning.stdp import WTALayer, WTAState, wta_learn, wta_respond
+from .wta import WTALayer, WTAState, wta_learn, wta_respond
 from ..train import fit
 from .ann import cross_entropy_loss
 
@@ -68,8 +66,6 @@ __all__ = [
     "respond",
     "label_neurons",
     "snn_classify",
-    "calibrate_gate",
-    "gated_predict",
     "select_classes",
     "accuracy_report",
     "NoveltyGate",
@@ -122,9 +118,20 @@ class CNN(eqx.Module):
 
 
 def _images(x: np.ndarray) -> Array:
+    """Images ``(N, 28, 28)`` or ``(N, 784)`` as float32 in [0, 1]: uint8 (0..255) are
+    divided by 255; floating images must already lie in [0, 1] (``ValueError``
+    otherwise, e.g. for float images in 0..255); other dtypes raise ``TypeError``."""
     x = np.asarray(x)
-    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
-    return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32) * scale
+    if x.dtype == np.uint8:
+        return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32) * (1.0 / 255.0)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"CNN images must be uint8 (0..255) or floats in [0, 1]; got {x.dtype}")
+    if x.size and not (np.min(x) >= 0.0 and np.max(x) <= 1.0):
+        raise ValueError(
+            "CNN images must be uint8 (0..255) or floats scaled to [0, 1]; got floats in "
+            f"[{float(np.min(x))}, {float(np.max(x))}] (divide 0..255 images by 255)"
+        )
+    return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32)
 
 
 def select_classes(
@@ -170,7 +177,9 @@ def cnn_features(
     cnn: CNN, x: np.ndarray, which: str = "conv", batch_size: int = 1000
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (``which="conv"``: the 512 pooled conv features; ``"fc"``: the
-    penultimate layer) and head logits of images ``x`` (uint8 or [0, 1]), in batches."""
+    penultimate layer) and head logits of images ``x``, in batches. ``x``: uint8
+    (0..255, divided by 255) or floats in [0, 1]; float images outside [0, 1] raise
+    ``ValueError``."""
     if which not in ("conv", "fc"):
         raise ValueError(f"cnn_features: which must be 'conv' or 'fc'; got {which!r}")
     fs, ls = [], []
@@ -250,30 +259,6 @@ def snn_classify(counts: np.ndarray, drive: np.ndarray, neuron_labels: np.ndarra
     score = np.asarray(counts, np.float64) + 1e-3 * drive / (np.max(drive, -1, keepdims=True) + 1e-12)
     score = np.where(np.asarray(neuron_labels)[None] >= 0, score, -np.inf)
     return np.asarray(neuron_labels)[score.argmax(-1)]
-
-
-def calibrate_gate(
-    snn_pred: np.ndarray, confidence: np.ndarray, new_classes: Sequence[int],
-    max_false_route: float = 0.005,
-) -> float:
-    """Largest gate ``c`` such that at most ``max_false_route`` of these *trained-class*
-    samples are routed away from the head (spiking layer says new and confidence < c)."""
-    new = np.isin(snn_pred, np.asarray(new_classes))
-    conf = np.sort(confidence[new])
-    k = int(np.floor(max_false_route * len(snn_pred)))
-    if k >= len(conf):
-        return 1.0 + 1e-6
-    return float(conf[k])
-
-
-def gated_predict(
-    head_pred: np.ndarray, confidence: np.ndarray, snn_pred: np.ndarray,
-    new_classes: Sequence[int], gate: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Final class: the spiking layer's where it names a new class and the head's
-    confidence is below ``gate``, else the head's. Returns (prediction, routed mask)."""
-    routed = np.isin(snn_pred, np.asarray(new_classes)) & (confidence < gate)
-    return route(head_pred, snn_pred, routed), routed
 
 
 class NoveltyGate(eqx.Module):

@@ -1,5 +1,7 @@
 """Adaptive leaky integrate-and-fire neuron: spike-frequency adaptation (SFA) stored in a
-multi-level RRAM cell (Muñoz-Martín et al., VLSI 2020; see PAPERS.md section 3).
+multi-level RRAM cell (Muñoz-Martín et al., "A SiOx RRAM-based hardware with spike
+frequency adaptation for power-saving continual learning in convolutional neural
+networks", VLSI Technology 2020).
 
 Discrete time, one step per call (arbitrary units for ``v`` and the input ``I``):
 
@@ -30,12 +32,21 @@ level grid.
 counts spikes but feeds nothing back). Use :meth:`ALIF.without_sfa`.
 
 The threshold uses ``g[t-1]``: a spike raises the threshold from the next step on.
+
+**What goes through what.** :class:`ALIF` implements the neuron interface
+(:class:`memjax.neurons.AbstractNeuron`) as a discrete-time map: :meth:`ALIF.step` is
+:func:`alif_step` (``leak`` and ``rho`` are per step of ``ALIF.dt``, so a passed ``dt``
+must equal ``ALIF.dt``; ``key`` draws the write noise); :func:`memjax.neurons.simulate`
+runs it over a sequence. There is no vector field and nothing goes through
+`memjax.integrate.odeint`. Layers with their own spike decision (the winner-take-all
+layer, :mod:`memjax.models.wta`) use :func:`alif_threshold`, :func:`alif_integrate` and
+:func:`alif_adapt`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -44,12 +55,12 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from .._validation import check_nonnegative, check_positive, check_range
 from ..devices.rram import MultiLevelRRAM
+from ._base import AbstractNeuron
 
 __all__ = [
     "ALIF",
     "ALIFState",
     "alif_step",
-    "alif_run",
     "alif_threshold",
     "alif_integrate",
     "alif_adapt",
@@ -73,7 +84,7 @@ def _default_device() -> MultiLevelRRAM:
     return MultiLevelRRAM(n_levels=32)
 
 
-class ALIF(eqx.Module):
+class ALIF(AbstractNeuron):
     """Parameters of a layer of adaptive LIF neurons (equations in the module docstring).
 
     **Fields:**
@@ -81,13 +92,17 @@ class ALIF(eqx.Module):
     - `leak`: membrane decay per step, in [0, 1] (1 = perfect integrator). Default 0.9.
     - `theta0`: resting threshold, > 0. Default 1.
     - `beta`: threshold increase at full adaptation conductance (``g = 1``), >= 0;
-      0 disables SFA. Default 4 (with 32 levels: +0.129 per spike).
+      0 disables SFA. Default 4 (with 32 levels: ``4 / 31`` per spike).
     - `rho`: per-step relaxation factor of ``g``, in [0, 1]; 1 = none (RESET per
       sample). Default 1.
     - `device`: the adaptation cell (`MultiLevelRRAM`; its ``n_levels`` sets the step
       ``dg`` and its ``write_sigma`` the pulse noise when a key is given).
     - `reset`: ``"zero"`` or ``"subtract"`` (static).
+    - `dt`: the duration of the step ``leak`` and ``rho`` are given for (static, > 0;
+      default 1, a unitless step).
     """
+
+    continuous: ClassVar[bool] = False
 
     leak: Float[ArrayLike, "..."] = 0.9
     theta0: Float[ArrayLike, "..."] = 1.0
@@ -95,12 +110,14 @@ class ALIF(eqx.Module):
     rho: Float[ArrayLike, "..."] = 1.0
     device: MultiLevelRRAM = eqx.field(default_factory=_default_device)
     reset: Reset = eqx.field(static=True, default="zero")
+    dt: float = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
         check_range("ALIF", "leak", self.leak, 0.0, 1.0)
         check_positive("ALIF", "theta0", self.theta0)
         check_nonnegative("ALIF", "beta", self.beta)
         check_range("ALIF", "rho", self.rho, 0.0, 1.0)
+        check_positive("ALIF", "dt", self.dt)
         if not isinstance(self.device, MultiLevelRRAM):
             raise ValueError(
                 f"ALIF.device must be a MultiLevelRRAM; got {type(self.device).__name__}"
@@ -123,13 +140,22 @@ class ALIF(eqx.Module):
         z = jnp.zeros(shape, dtype)
         return ALIFState(v=z, g=z, s=z, pulses=jnp.zeros(shape, jnp.int32))
 
-    def step(self, state: ALIFState, i_in, key: PRNGKeyArray | None = None) -> ALIFState:
-        """One step of :func:`alif_step` with these parameters."""
+    def step(
+        self,
+        state: ALIFState,
+        i_in,
+        dt: float | None = None,
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> ALIFState:
+        """One step of :func:`alif_step`. ``dt``: None or ``ALIF.dt`` (else
+        ``ValueError``); ``key``: the adaptation cell's write noise."""
+        self.resolve_dt(dt)
         return alif_step(self, state, i_in, key)
 
-    def run(self, state: ALIFState, inputs, key: PRNGKeyArray | None = None):
-        """:func:`alif_run` with these parameters."""
-        return alif_run(self, state, inputs, key)
+    def output(self, state: ALIFState) -> Float[Array, "..."]:
+        """The spikes ``s`` (0/1)."""
+        return state.s
 
 
 def alif_threshold(params: ALIF, state: ALIFState) -> Float[Array, "..."]:
@@ -179,30 +205,6 @@ def alif_step(
     v = alif_integrate(params, state, i_in)
     s = (v > theta).astype(v.dtype)
     return alif_adapt(params, state, v, s, theta, key)
-
-
-def alif_run(
-    params: ALIF,
-    state: ALIFState,
-    inputs: Float[ArrayLike, "T ..."],
-    key: PRNGKeyArray | None = None,
-) -> tuple[ALIFState, dict[str, Array]]:
-    """Run over ``inputs`` (time first) with one `lax.scan`.
-
-    Returns the final state and ``{"s": spikes, "v": membrane after reset, "theta":
-    threshold used at each step, "g": adaptation conductance}``, each ``(T, ...)``.
-    """
-    inputs = jnp.asarray(inputs)
-    keys = None if key is None else jax.random.split(key, inputs.shape[0])
-
-    def body(st, xs):
-        i_t, k = xs
-        theta = alif_threshold(params, st)
-        new = alif_step(params, st, i_t, k)
-        return new, {"s": new.s, "v": new.v, "theta": jnp.broadcast_to(theta, new.v.shape),
-                     "g": new.g}
-
-    return jax.lax.scan(body, state, (inputs, keys))
 
 
 def reset_adaptation(state: ALIFState) -> tuple[ALIFState, Int[Array, "..."]]:

@@ -17,11 +17,18 @@ backward pass by a surrogate (a `jax.custom_jvp`, so forward values stay exact 0
 with ``u = v - theta`` and slope ``k``. The reset term uses the spike with its gradient
 stopped (snnTorch's default ``reset_delay``/detach behaviour), so gradients flow through
 the membrane only. Units are arbitrary (the baseline is not a device model).
+
+**What goes through what.** :class:`LIF` implements the neuron interface
+(:class:`memjax.neurons.AbstractNeuron`) as a discrete-time map: :meth:`LIF.step` is
+:func:`lif_step` (one step of the map; ``beta`` is per step of ``LIF.dt``, so a passed
+``dt`` must equal ``LIF.dt``); :func:`memjax.neurons.simulate` runs it over a sequence.
+There is no vector field and nothing goes through `memjax.integrate.odeint`. The network
+reads the spikes (:meth:`LIF.output`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -29,6 +36,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._validation import check_positive, check_range
+from ._base import AbstractNeuron
 
 __all__ = ["LIF", "LIFState", "lif_step", "spike_fn", "surrogate_grad"]
 
@@ -67,35 +75,48 @@ class LIFState(eqx.Module):
     s: Float[Array, "..."]
 
 
-class LIF(eqx.Module):
+class LIF(AbstractNeuron):
     """Parameters of a layer of LIF neurons.
 
     **Fields:** `beta` (membrane decay per step, in [0, 1]), `theta` (threshold, > 0),
-    `surrogate` (``"fast_sigmoid"`` or ``"arctan"``), `slope` (surrogate steepness k).
+    `surrogate` (``"fast_sigmoid"`` or ``"arctan"``), `slope` (surrogate steepness k),
+    `dt` (static: the duration of the step ``beta`` is given for, > 0; default 1, a
+    unitless step).
     """
+
+    continuous: ClassVar[bool] = False
 
     beta: Float[ArrayLike, "..."] = 0.9
     theta: Float[ArrayLike, "..."] = 1.0
     surrogate: Surrogate = eqx.field(static=True, default="fast_sigmoid")
     slope: float = eqx.field(static=True, default=25.0)
+    dt: float = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
         check_range("LIF", "beta", self.beta, 0.0, 1.0)
         check_positive("LIF", "theta", self.theta)
         check_positive("LIF", "slope", self.slope)
+        check_positive("LIF", "dt", self.dt)
         if self.surrogate not in ("fast_sigmoid", "arctan"):
             raise ValueError(
                 f"LIF.surrogate must be 'fast_sigmoid' or 'arctan'; got {self.surrogate!r}"
             )
 
     def init_state(self, shape=(), dtype=None) -> LIFState:
+        """``v = 0``, no spikes."""
         dtype = jnp.result_type(float) if dtype is None else dtype
         z = jnp.zeros(shape, dtype)
         return LIFState(v=z, s=z)
 
-    def step(self, state: LIFState, i_in) -> LIFState:
-        """One step of :func:`lif_step` with these parameters."""
+    def step(self, state: LIFState, i_in, dt: float | None = None, *, key=None) -> LIFState:
+        """One step of :func:`lif_step`. ``dt``: None or ``LIF.dt`` (else
+        ``ValueError``); ``key`` unused."""
+        self.resolve_dt(dt)
         return lif_step(self, state, i_in)
+
+    def output(self, state: LIFState) -> Float[Array, "..."]:
+        """The spikes ``s`` (0/1, surrogate gradient)."""
+        return state.s
 
 
 def lif_step(params: LIF, state: LIFState, i_in: Float[ArrayLike, "..."]) -> LIFState:

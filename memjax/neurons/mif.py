@@ -30,7 +30,8 @@ device turns ON only for positive voltage, so memristor 2 is inserted reversed b
 ``v`` down to ``E1``, M2 switches on for hyperpolarisation (``v < E2 - V_on`` ~ -85 mV)
 and pulls ``v`` up to ``E2``. ``polarity2=+1`` gives the literal ``V_k = v - E_k`` for
 both (then nothing limits negative excursions: the membrane is linear below rest). This
-orientation is the project's choice (measured on MNIST: see docs/memprop.md).
+orientation is the project's choice (docs/mif.md lists every default that differs from
+the literal circuit and how to get the literal one).
 
 **Integration (why not forward Euler).** For frozen conductances the ``v`` equation is
 linear with rate ``(G1 + G2) / C``; forward Euler on it diverges once
@@ -76,23 +77,39 @@ field             default             from the prototype
 
 With these values the membrane time constant is ``R_off C / 2 = 50 us`` with both
 memristors OFF and ``R_on C = 1 us`` with one ON, the switching time 1 ms, and the rest
-point v = 0 V, x1 = x2 = 0.0163. The 1000 x 10 us prototype sample (10 ms) is covered in
-the MEMprop benchmarks by 10 steps of 1 ms (the exponential update stays stable however
-stiff the membrane is). Measured response to 5 ms current pulses (dt = 10 us): 3, 10,
-30 uA give peaks of 23, 42, 59 mV (M1 switching on limits the depolarisation and pulls
-``v`` back below the peak while the input lasts), then an undershoot below rest to -5,
--9, -12 mV and a recovery as M1 switches off again.
+point v = 0 V, x1 = x2 = 0.0163. The MEMprop benchmarks cover the prototype's 1000 x 10
+us sample (10 ms) by 10 steps of 1 ms (the exponential update stays stable however stiff
+the membrane is).
+
+**What goes through what.** :class:`MIF` implements the neuron interface
+(:class:`memjax.neurons.AbstractNeuron`): :meth:`MIF.step` is :func:`mif_step`, this
+module's own exponential splitting (it does not go through `memjax.integrate.odeint`);
+:func:`mif_simulate` is :func:`memjax.neurons.simulate` over it (time base: ``states[k]``
+at ``k dt``, the initial state first). :meth:`MIF.vector_field` (:func:`mif_vector_field`)
+gives the same equations to `memjax.integrate.odeint` and the diffrax
+`memjax.integrate.odeint_reference`, which the tests hold the splitting against.
+
+**Inputs.** ``dt`` must be finite and > 0 (a ``ValueError`` for a concrete value, an
+`eqx.error_if` error under `jit`); ``substeps`` an integer >= 1. Inputs and states in
+float16 are promoted to float32 (the constants, e.g. ``C = 1e-9``, and the currents
+in uA underflow in float16's exponent range; bfloat16, with float32's range, is kept); integer inputs to the default float.
+The memristors' Schottky branch (``MMSSMemristor.phi < 1``) is not implemented in the
+neuron: :class:`MIF` rejects such memristors.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validation import check_positive
+from .._validation import check_positive, concrete
 from ..devices.mmss import MMSSMemristor
+from ._base import AbstractNeuron, _state_dtype, check_dt, check_substeps, simulate
 
 __all__ = [
     "MIF",
@@ -112,8 +129,7 @@ def phi1(z):
     Finite value and gradient for every ``z >= 0`` (series near 0, `expm1` elsewhere).
     The derivative ``phi1'(z) = (1 - (1 + z) phi1(z)) / z`` (its Taylor series for
     small ``z``) is given as a custom JVP: the same values as differentiating the two
-    branches, with a smaller backward graph (a MIF layer's gradient alone: 24 % fewer
-    bytes accessed, about 1.5x faster on CPU; see docs/performance.md).
+    branches, with a smaller backward graph (docs/performance.md).
     """
     z = jnp.asarray(z)
     small = z < 1e-4
@@ -157,7 +173,7 @@ class MIFState(eqx.Module):
     x2: Float[Array, "..."]
 
 
-class MIF(eqx.Module):
+class MIF(AbstractNeuron):
     """Parameters of (a layer of) MIF neurons; see the module docstring for the model.
 
     **Fields** (SI units; scalars, or arrays of shape ``[n]`` for per-neuron values, e.g.
@@ -166,8 +182,9 @@ class MIF(eqx.Module):
     - `C`: membrane capacitance (F).
     - `E1`, `E2`: battery voltages in series with ``m1``, ``m2`` (V).
     - `tau_a`: synaptic (alpha) filter time constant (s).
-    - `m1`, `m2`: the two `MMSSMemristor` channels (their Schottky branch is not used:
-      the channel current is ``G_m(x) (v - E)``, i.e. ``phi = 1``).
+    - `m1`, `m2`: the two `MMSSMemristor` channels. The channel current is ``G_m(x)
+      (v - E)``: their ``phi`` must be 1 (the Schottky branch, ``phi < 1``, is not
+      implemented in the neuron and is rejected).
     - `polarity1`, `polarity2`: orientation ``s_k = +-1`` of each memristor (static);
       default ``+1``, ``-1`` (see the module docstring).
 
@@ -192,13 +209,32 @@ class MIF(eqx.Module):
         for name, m in (("m1", self.m1), ("m2", self.m2)):
             if not isinstance(m, MMSSMemristor):
                 raise ValueError(f"MIF.{name} must be an MMSSMemristor; got {type(m).__name__}")
+            phi = concrete(m.phi)
+            if phi is not None and np.any(phi != 1.0):
+                raise ValueError(
+                    f"MIF.{name}.phi must be 1: the MIF neuron models the memristive channel "
+                    f"only (current G(x) (v - E)); the Schottky branch (phi < 1) is not "
+                    f"implemented; got phi = {m.phi!r}"
+                )
         for name in ("polarity1", "polarity2"):
             if getattr(self, name) not in (1.0, -1.0):
                 raise ValueError(f"MIF.{name} must be +1 or -1; got {getattr(self, name)}")
 
-    def step(self, state: MIFState, i_in, dt: float) -> MIFState:
-        """One step of :func:`mif_step` with these parameters."""
+    continuous: ClassVar[bool] = True
+
+    def step(self, state: MIFState, i_in, dt: float | None = None, *, key=None) -> MIFState:
+        """:func:`mif_step` with these parameters (``dt`` in s, required; ``key`` unused)."""
+        if dt is None:
+            raise ValueError("MIF.step: dt (s) is required for a continuous-time neuron")
         return mif_step(self, state, i_in, dt)
+
+    def output(self, state: MIFState) -> Float[Array, "..."]:
+        """The analog membrane voltage ``v`` (V)."""
+        return state.v
+
+    def vector_field(self, i_in):
+        """:func:`mif_vector_field` with these parameters."""
+        return mif_vector_field(self, i_in)
 
     def init_state(self, shape=(), dtype=None, *, at_rest: bool = True) -> MIFState:
         """Zero synaptic currents and ``v``, ``x`` at the resting point (no input).
@@ -206,8 +242,9 @@ class MIF(eqx.Module):
         The rest point solves ``v = (G1 E1 + G2 E2) / (G1 + G2)`` with each ``x_k`` at
         its own equilibrium ``P_on / (P_on + P_off)``; found by 100 fixed-point
         iterations from ``x0``. ``at_rest=False`` starts from ``v = 0``, ``x = x0``.
+        ``dtype`` float16 is promoted to float32 (module docstring).
         """
-        dtype = jnp.result_type(float) if dtype is None else dtype
+        dtype = jnp.result_type(float) if dtype is None else _state_dtype(dtype)
         z = jnp.zeros(shape, dtype)
         # The rest point depends on the parameters only: solve it at their own shape
         # (a scalar, or [n] for a population) and broadcast to the requested shape.
@@ -248,9 +285,16 @@ def mif_step(params: MIF, state: MIFState, i_in: Float[ArrayLike, "..."], dt: fl
 
     Exponential Lie splitting (module docstring): exact synaptic filter, then exact ``v``
     for frozen conductances, then exact ``x_k`` for frozen ``V_k``. Stable for any
-    ``dt`` and input; differentiable everywhere.
+    ``dt > 0`` and input; differentiable everywhere. ``dt`` must be finite and > 0
+    (``ValueError``; under `jit` an `eqx.error_if` error); a float16 input is
+    promoted to float32.
     """
+    check_dt("mif_step", dt)
     p = params
+    i_in = jnp.asarray(i_in)
+    i_in = i_in.astype(_state_dtype(i_in.dtype))
+    if isinstance(dt, jax.core.Tracer):
+        dt = eqx.error_if(dt, ~(jnp.isfinite(dt) & (dt > 0)), "mif_step: dt must be finite and > 0")
     # 1. alpha filter, exact for constant i_in over the step.
     r = dt / p.tau_a
     e = jnp.exp(-r)
@@ -297,19 +341,17 @@ def mif_simulate(
     state: MIFState | None = None,
     substeps: int = 1,
 ) -> tuple[MIFState, MIFState]:
-    """Run :func:`mif_step` over an input sequence (time on axis 0) in one `lax.scan`.
+    """:func:`memjax.neurons.simulate` of MIF neurons over an input sequence (time on
+    axis 0), one `lax.scan`.
 
     Returns ``(final_state, states)`` with every leaf of ``states`` of shape
-    ``[T, *shape]`` (the state after each step). ``substeps`` splits each step into
-    that many equal sub-steps with the same held input.
+    ``[T, *shape]``: ``states[k]`` is the state at ``k dt`` (``states[0]`` the initial
+    state, at rest by default), ``final_state`` the state at ``T dt`` (the time base of
+    :func:`memjax.integrate.odeint`). ``substeps`` (an integer >= 1) splits each step
+    into that many equal sub-steps with the same held input. ``dt`` must be finite and
+    > 0. Float16 inputs are promoted to float32.
     """
-    i_in = jnp.asarray(i_in)
-    if state is None:
-        state = params.init_state(i_in.shape[1:], i_in.dtype)
-    h = dt / substeps
+    check_dt("mif_simulate", dt)
+    check_substeps("mif_simulate", substeps)
+    return simulate(params, state, i_in, dt, substeps=substeps)
 
-    def body(s, u):
-        s = jax.lax.fori_loop(0, substeps, lambda _, ss: mif_step(params, ss, u, h), s)
-        return s, s
-
-    return jax.lax.scan(body, state, i_in)

@@ -11,7 +11,6 @@ from memjax.learning.metaplastic import (
     count_level_changes,
     metaplastic,
     metaplastic_adam,
-    metaplastic_depth,
     weight_matrices,
 )
 from memjax.learning.metaplastic import meta_factor as _meta_factor
@@ -160,8 +159,6 @@ def test_m_schedule_follows_the_update_count(getkey):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(u))  # m = 0
         params = params - 0.1 * u
     assert int(state.count) == 4
-    with pytest.raises(ValueError, match="depth=True"):
-        metaplastic_adam(0.01, sched, 5, depth=True)
 
 
 def test_mask_leaves_other_leaves_untouched(getkey):
@@ -204,89 +201,9 @@ def test_m_scale_gives_each_leaf_its_own_m(getkey):
     with pytest.raises(ValueError, match="m_scale must have the structure"):
         tx = metaplastic(1.0, 5, m_scale=(1.0, 2.0))
         tx.update(u, tx.init(params), params)
-    with pytest.raises(ValueError, match="level form"):
-        metaplastic_adam(0.01, 1.0, 5, depth=True, m_scale=(1.0, 2.0, 1.0))
-
-
-def _phi(x):
-    return 1.0 - np.tanh(x) ** 2
-
-
-def test_depth_hand_values():
-    """5 levels on [-1, 1] (h = 0.25): steps away from the level use up the depth,
-    steps toward it build it, a level change resets it, extreme intervals follow the
-    level form."""
-    m, h = 1.0, 0.25
-    tx = metaplastic_depth(m, 5)
-    w = jnp.array([0.0, 0.1, -0.2, 0.9, 1.3, 0.05, 0.2])
-    c = jnp.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.3])
-    s = jnp.array([-0.05, 0.05, -0.05, 0.05, -0.05, -0.02, 0.1])
-    out, st = tx.update(s, type(tx.init(w))(c), w)
-    # 0 -> down: away from q = 0, d = h; 0.1 up: d = .15; -0.2 down: d = .05;
-    # 0.9 up in the top interval: free; 1.3 down: level form, d = .55;
-    # 0.05 down: toward q = 0, free, c += .02 / h; 0.2 up by .1 * f crosses 0.25?
-    f = [_phi(1.0), _phi(0.6), _phi(0.2), 1.0, _phi(2.2), 1.0, _phi(0.2 + 0.3)]
-    np.testing.assert_allclose(out, np.asarray(s) * f, rtol=1e-5)
-    s_eff = np.asarray(s) * f
-    c_ref = [0.0,  # used up (already 0)
-             0.0, 0.0,  # -0.2 - 0.048 = -0.248: still level 0, depth 0
-             0.0, 0.0,  # extreme intervals keep c = 0
-             0.5 + 0.02 / h,
-             0.0]  # 0.2 + 0.1 * f(0.5) = 0.279 > 0.25: new level, depth reset
-    assert 0.2 + s_eff[6] > 0.25
-    np.testing.assert_allclose(st.depth, c_ref, rtol=1e-5, atol=1e-7)
-    # An away step with depth left: c decreases by |f s| / h, the weight stays.
-    out, st = tx.update(jnp.array([0.01]), type(st)(jnp.array([2.0])), jnp.array([0.0]))
-    f0 = _phi(1.0 + 2.0)
-    np.testing.assert_allclose(out, [0.01 * f0], rtol=1e-5)
-    np.testing.assert_allclose(st.depth, [2.0 - 0.01 * f0 / h], rtol=1e-5)
-
-
-def test_depth_m_zero_is_adam_and_two_levels_is_bnn(getkey):
-    params = {"w": jax.random.normal(getkey(), (7, 5))}
-    adam, d0 = optax.adam(0.005), metaplastic_adam(0.005, 0.0, 5, depth=True)
-    bnn, d2 = metaplastic_adam(0.005, 1.5), metaplastic_adam(0.005, 1.5, 2, depth=True)
-    states = [o.init(params) for o in (adam, d0, bnn, d2)]
-    ps = [params] * 4
-    for _ in range(5):
-        g = jax.tree.map(lambda a: jax.random.normal(getkey(), a.shape), params)
-        outs = [o.update(g, s, p) for o, s, p in zip((adam, d0, bnn, d2), states, ps)]
-        states = [o[1] for o in outs]
-        ps = [optax.apply_updates(p, o[0]) for p, o in zip(ps, outs)]
-    np.testing.assert_array_equal(np.asarray(ps[1]["w"]), np.asarray(ps[0]["w"]))
-    # k = 2 has no interior level: the BNN rule (lr applied before the factor here,
-    # after it there: equal to rounding).
-    np.testing.assert_allclose(np.asarray(ps[3]["w"]), np.asarray(ps[2]["w"]), rtol=1e-6)
-    assert not np.any(np.asarray(states[3][2].depth["w"]))
-
-
-def test_depth_grows_under_a_restoring_gradient_and_protects():
-    """A weight held at an interior level by a restoring gradient builds depth; the
-    deeper it is, the less a later push moves it (unlike the level form, bounded by
-    1 - tanh^2(m))."""
-    tx = metaplastic_depth(1.0, 5)
-    w = jnp.array([0.02, 0.02])
-    st = tx.init(w)
-    up = jax.jit(tx.update)
-    for i in range(200):  # alternate pushes around the level 0 of the first weight only
-        s = jnp.array([-0.01 if float(w[0]) > 0 else 0.01, 0.0])
-        u, st = up(s, st, w)
-        w = w + u
-    assert float(st.depth[0]) > 3.0 and float(st.depth[1]) == 0.0
-    push = jnp.array([0.01, 0.01])  # away from 0 for both
-    u, _ = up(push, st, jnp.array([0.0, 0.0]))
-    assert float(u[0]) < 1e-3 * float(u[1])
-    lvl = metaplastic(1.0, 5)
-    u_lvl, _ = lvl.update(-push, lvl.init(w), jnp.array([0.0, 0.0]))
-    assert float(-u_lvl[0]) > 0.4 * 0.01  # level form: 1 - tanh^2(1) = 0.42 at most
 
 
 def test_bad_parameters():
-    with pytest.raises(ValueError, match="metaplastic_depth: m must be"):
-        metaplastic_depth(-1.0, 5)
-    with pytest.raises(ValueError, match="params"):
-        tx = metaplastic_depth(1.0, 5)
-        tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
     with pytest.raises(ValueError, match="m must be"):
         metaplastic(-0.1)
     with pytest.raises(ValueError, match="m must be"):

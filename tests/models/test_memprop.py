@@ -111,8 +111,8 @@ def test_neurons_frozen_unless_asked(getkey):
     m2 = dataclasses.replace(m, train_neurons=True)
     g2 = grad(m2, x)
     assert float(jnp.abs(g2.neuron1.C)) > 0
-    # 10x full-scale input: finite gradients (the MIF update cannot blow up)
-    g3 = grad(m, 10.0 * jnp.ones_like(x))
+    # 10x the full-scale input current: finite gradients (the MIF update cannot blow up)
+    g3 = grad(dataclasses.replace(m, g1=10.0 * m.g1), jnp.ones_like(x))
     assert np.all(np.isfinite(np.asarray(g3.syn1.u_pos)))
 
 
@@ -194,3 +194,51 @@ def test_memprop_checkpoint_modes_same_gradient(x64, getkey):
         assert rel_err(a, b) < 1e-12
     with pytest.raises(ValueError, match="MEMprop.checkpoint"):
         MEMprop.init(getkey(), 12, 8, 3, checkpoint="all")
+
+
+def test_unbatched_input_gives_unbatched_logits(getkey):
+    m = _tiny(getkey())
+    x = jax.random.uniform(getkey(), (2, 12))
+    one = m(x[0])
+    assert one.shape == (3,)
+    np.testing.assert_allclose(one, m(x)[0], rtol=1e-6)
+    logits, (vh, vo) = m(x[0], traces=True)
+    assert logits.shape == (3,) and vh.shape == (4, 8) and vo.shape == (4, 3)
+    net = LIFNet.init(getkey(), 12, 8, 3, n_steps=3)
+    assert net(x[0]).shape == (3,)
+    np.testing.assert_allclose(net(x[0]), net(x)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["memprop", "lifnet"])
+def test_input_dtype_and_range_checks(getkey, model):
+    m = _tiny(getkey()) if model == "memprop" else LIFNet.init(getkey(), 12, 8, 3, n_steps=3)
+    name = "MEMprop" if model == "memprop" else "LIFNet"
+    x = jax.random.uniform(getkey(), (2, 12))
+    with pytest.raises(TypeError, match=f"{name}: x must be floating"):
+        m(np.asarray(x * 255, np.uint8))
+    # float16 is promoted to float32 (no scan-carry dtype error)
+    out16 = m(x.astype(jnp.float16))
+    assert out16.dtype == jnp.float32
+    np.testing.assert_allclose(out16, m(x.astype(jnp.float16).astype(jnp.float32)), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"scaled to \[0, 1\]"):
+        m(x * 255.0)
+    with pytest.raises(ValueError, match=f"{name}: x must have shape"):
+        m(jnp.ones((2, 13)))
+    with pytest.raises(Exception, match=r"scaled to \[0, 1\]"):
+        eqx.filter_jit(lambda mm, xx: mm(xx))(m, x * 255.0)
+
+
+def test_one_v_read_and_crossbar_init(getkey):
+    cfg = CrossbarConfig(v_read=0.3)
+    k = getkey()
+    m = MEMprop.init(k, 12, 8, 3, w_std=0.3, crossbar_config=cfg)
+    assert m.v_read == 0.3 == m.syn1.v_read
+    assert not hasattr(MEMprop, "__dataclass_fields__") or "v_read" not in MEMprop.__dataclass_fields__
+    # the initialisation is Crossbar.init's one-sided normal pairs, key 0 of split(key, 4)
+    xb = Crossbar.init(jax.random.split(k, 4)[0], 12, 8, cfg, scale=0.3,
+                       distribution="normal", pairing="one-sided")
+    np.testing.assert_array_equal(m.syn1.u_pos, xb.u_pos)
+    np.testing.assert_array_equal(m.syn1.u_neg, xb.u_neg)
+    d = MEMprop.init(k, 12, 8, 3, w_std=0.3, synapse="dense", crossbar_config=cfg)
+    assert d.v_read == 0.3
+    np.testing.assert_allclose(d.syn1.effective_weight(), m.syn1.effective_weight(), rtol=1e-6)

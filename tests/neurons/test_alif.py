@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from memjax.devices.rram import MultiLevelRRAM
-from memjax.neurons.alif import ALIF, alif_run, alif_step, reset_adaptation
+from memjax.neurons import simulate
+from memjax.neurons.alif import ALIF, alif_step, alif_threshold, reset_adaptation
+
+
+def alif_run(n, st0, inputs):
+    """Per-step outputs from the states of `simulate` (``states[k]`` at step k's start):
+    the spikes, membrane and conductance after step k and the threshold it used."""
+    final, states = simulate(n, st0, inputs)
+    after = jax.tree.map(lambda a, f: jnp.concatenate([a[1:], f[None]]), states, final)
+    theta = alif_threshold(n, states)
+    return final, {"s": after.s, "v": after.v, "theta": theta, "g": after.g}
 
 
 def numpy_alif(I, leak, theta0, beta, rho, n_levels, reset="zero"):

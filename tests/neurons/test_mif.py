@@ -62,11 +62,11 @@ def test_exponential_update_equals_closed_form(x64):
     s0 = MIFState(a=jnp.array(i0), i=jnp.array(i0), v=jnp.array(0.08), x1=jnp.array(x1), x2=jnp.array(x2))
     dt = 50 * n.C / (g1 + g2)
     _, st = mif_simulate(n, jnp.full((6,), i0), dt, state=s0)
-    t = dt * np.arange(1, 7)
+    t = dt * np.arange(6)  # states[k] is the state at k dt, the initial one first
     v_inf = (i0 + g1 * n.E1 + g2 * n.E2) / (g1 + g2)
     dt_small = 0.7 * n.C / (g1 + g2)
     _, st2 = mif_simulate(n, jnp.full((6,), i0), dt_small, state=s0)
-    for ts, vs in ((t, st.v), (dt_small * np.arange(1, 7), st2.v)):
+    for ts, vs in ((t, st.v), (dt_small * np.arange(6), st2.v)):
         closed = v_inf + (0.08 - v_inf) * np.exp(-(g1 + g2) * ts / n.C)
         np.testing.assert_allclose(vs, closed, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(st.x1, x1, atol=1e-9)
@@ -77,7 +77,7 @@ def test_synaptic_filter_closed_form(x64):
     n = MIF()
     dt, i0 = 3e-4, 4e-6
     _, st = mif_simulate(n, jnp.full((10,), i0), dt)
-    t = dt * np.arange(1, 11)
+    t = dt * np.arange(10)
     r = t / n.tau_a
     np.testing.assert_allclose(st.i, i0 * (1 - (1 + r) * np.exp(-r)), rtol=1e-12)
     np.testing.assert_allclose(st.a, i0 * (1 - np.exp(-r)), rtol=1e-12)
@@ -99,12 +99,14 @@ def test_matches_diffrax_reference(x64):
     for sub in (1, 2):
         # input held over each step at its start-of-step value (as the network does)
         tk = (dt / sub) * jnp.arange(2000 * sub)
-        _, st = mif_simulate(n, pulse(tk), dt / sub, state=s0)
-        v = np.asarray(st.v)[sub - 1 :: sub]
-        errs.append(float(np.max(np.abs(v - np.asarray(ref.v[1:])))) / scale)
-        x1 = np.asarray(st.x1)[sub - 1 :: sub]
-        np.testing.assert_allclose(x1, ref.x1[1:], atol=0.02 * float(np.max(ref.x1)))
-    assert errs[1] < 0.002, errs  # measured: 4.4e-4 at 1 us, 9.0e-4 at 2 us
+        final, st = mif_simulate(n, pulse(tk), dt / sub, state=s0)
+        # states at 0, h, .., (N - 1) h and the final one at N h: the grid of ts
+        traj = jax.tree.map(lambda a, f: np.concatenate([a, f[None]]), st, final)
+        np.testing.assert_array_equal(traj.v[0], s0.v)
+        v = traj.v[::sub]
+        errs.append(float(np.max(np.abs(v - np.asarray(ref.v)))) / scale)
+        np.testing.assert_allclose(traj.x1[::sub], ref.x1, atol=0.02 * float(np.max(ref.x1)))
+    assert errs[1] < 0.002, errs
     assert 1.6 < errs[0] / errs[1] < 2.4, errs
 
 
@@ -214,3 +216,48 @@ def test_rest_state_is_fixed_point(x64):
 def test_bad_parameters(kwargs, field):
     with pytest.raises(ValueError, match=field):
         MIF(**kwargs)
+
+
+@pytest.mark.parametrize("dt", [-1e-3, 0.0, float("nan"), float("inf")])
+def test_bad_dt_is_a_named_error(dt):
+    n = MIF()
+    with pytest.raises(ValueError, match="mif_simulate: dt must be a finite number > 0"):
+        mif_simulate(n, jnp.zeros((3, 2)), dt)
+    with pytest.raises(ValueError, match="mif_step: dt must be a finite number > 0"):
+        mif_step(n, n.init_state((2,)), jnp.zeros(2), dt)
+
+
+def test_bad_dt_under_jit_is_an_error():
+    n = MIF()
+    f = jax.jit(lambda dt: mif_step(n, n.init_state((2,)), jnp.zeros(2), dt).v)
+    assert np.all(np.isfinite(f(1e-3)))
+    with pytest.raises(Exception, match="dt must be finite and > 0"):
+        jax.block_until_ready(f(-1e-3))
+
+
+@pytest.mark.parametrize("substeps", [-1, 0, 1.5, True])
+def test_bad_substeps_is_a_named_error(substeps):
+    with pytest.raises(ValueError, match="mif_simulate: substeps must be an integer >= 1"):
+        mif_simulate(MIF(), jnp.zeros((3, 2)), 1e-4, substeps=substeps)
+
+
+def test_float16_input_is_promoted_bfloat16_kept():
+    n = MIF()
+    u = jnp.full((50, 2), 5e-6)
+    _, st = mif_simulate(n, u.astype(jnp.float16), 1e-5)
+    assert st.v.dtype == jnp.float32 and np.all(np.isfinite(np.asarray(st.v)))
+    _, ref = mif_simulate(n, u.astype(jnp.float16).astype(jnp.float32), 1e-5)
+    np.testing.assert_allclose(st.v, ref.v, rtol=1e-6)
+    assert np.max(np.abs(np.asarray(st.v) - float(st.v[0, 0]))) > 1e-3  # it responds
+    assert n.init_state((2,), jnp.float16).v.dtype == jnp.float32
+    _, sb = mif_simulate(n, u.astype(jnp.bfloat16), 1e-5)
+    assert sb.v.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(sb.v, np.float32)))
+
+
+def test_schottky_branch_is_rejected():
+    m = MMSSMemristor(R_on=1e3, R_off=1e5, V_on=0.110, V_off=-0.005, tau=1e-3, v_t=0.015,
+                      x0=0.0238, phi=0.5)
+    with pytest.raises(ValueError, match=r"MIF.m1.phi must be 1.*Schottky branch"):
+        MIF(m1=m)
+    with pytest.raises(ValueError, match=r"MIF.m2.phi must be 1"):
+        MIF(m2=m)

@@ -1,8 +1,9 @@
 """Build the bundled sample ``memjax/data/_sample/{mnist,fashion-mnist}.npz``.
 
-Usage (from the repository root)::
+A development script, not part of the installed package. Usage (from the repository
+root, ``DATA_DIR`` holding the official MNIST and Fashion-MNIST IDX files)::
 
-    python -m memjax.data._make_sample /work/shared/datasets
+    python tools/make_sample.py DATA_DIR [OUT_DIR]
 
 For each dataset and split, draws a class-stratified subset without replacement from the
 full official IDX files: 200 images per class from train (2,000) and 100 per class from
@@ -15,13 +16,13 @@ Re-running it on the same IDX files gives byte-identical arrays.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 
-from ._idx import load_idx
-from ._sample import SAMPLE_DIR
+from memjax.data._idx import load_idx
+from memjax.data._sample import SAMPLE_DIR
 
 SEED = 0
 PER_CLASS = {"train": 200, "test": 100}
@@ -56,7 +57,15 @@ def make_sample(data_dir: str | Path, out_dir: str | Path = SAMPLE_DIR) -> list[
     return written
 
 
-if __name__ == "__main__":
-    src = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/datasets"
-    for p in make_sample(src):
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", help="folder of the official MNIST / Fashion-MNIST IDX files")
+    parser.add_argument("out_dir", nargs="?", default=str(SAMPLE_DIR),
+                        help="where to write the .npz files (default: the package's _sample/)")
+    args = parser.parse_args(argv)
+    for p in make_sample(args.data_dir, args.out_dir):
         print(p, p.stat().st_size, "bytes")
+
+
+if __name__ == "__main__":
+    main()
