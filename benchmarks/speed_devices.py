@@ -201,7 +201,7 @@ def _errors(res, probes, d):
     """Per dtype name: (max relative v error, max absolute x1/x2 error) over the probed
     neurons against the ngspice columns ``d``; and the waves of neuron 0 (float32)."""
     t_sp = d[:, 0]
-    t_mj = DT_OUT * np.arange(1, int(round(T_STOP / DT_OUT)) + 1)
+    t_mj = DT_OUT * np.arange(int(round(T_STOP / DT_OUT)))
     m = t_mj <= t_sp[-1]
     errs, waves = {}, None
     for key, (_, _, out) in res.items():

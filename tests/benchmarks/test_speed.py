@@ -38,7 +38,9 @@ def _memjax_lif(params):
 def test_memjax_lif_equals_hand_jax(x64, inp):
     params = jax.tree.map(lambda a: a.astype(jnp.float64),
                           HJ.init_params(jax.random.key(1), N_IN, H, N_OUT))
-    x, spikes, y = _data(jax.random.key(2))
+    # LIFNet takes inputs in [0, 1]: the drive of inputs scaled by 3 goes into w1 instead
+    params["w1"] = 3.0 * params["w1"]
+    x, spikes, y = _data(jax.random.key(2), scale=1.0)
     xin = (x if inp == "static" else spikes).astype(jnp.float64)
     model = _memjax_lif(params)
 

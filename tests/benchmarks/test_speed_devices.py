@@ -25,7 +25,7 @@ def test_mif_netlist_matches_memjax(x64):
         net = sd._mif_netlist(pop, amps, (s0.v, s0.x1, s0.x2), [0, 1], Path(tmp) / "o.txt")
         sp = sd.run_ngspice(net, Path(tmp), "o")
     d = sp["data"]
-    t = sd.DT_OUT * np.arange(1, st.v.shape[0] + 1)
+    t = sd.DT_OUT * np.arange(st.v.shape[0])
     for k in range(n):
         v_sp = np.interp(t, d[:, 0], d[:, 1 + 3 * k])
         v = np.asarray(st.v[:, k])
