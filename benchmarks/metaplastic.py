@@ -31,14 +31,13 @@ from memjax.devices.rram import MultiLevelRRAM
 from memjax.learning.metaplastic import meta_factor
 from memjax.models.metaplastic import (
     MetaplasticMLP,
-    Task,
     evaluate_task,
     memory_bits,
     memory_reduction,
     program_levels,
     read_device_weights,
-    train_continual,
 )
+from memjax.recipes import Task, train_continual
 
 # The quantized perceptron of the MNIST -> Fashion-MNIST stream (this project's choice:
 # the paper's size and number of levels could not be read). 3,840 hidden units with
