@@ -106,14 +106,14 @@ def tree_identity(tree: Any) -> str:
             f"{_digest(_ADDRESS.sub('', str(treedef)), sig)}")
 
 
-def _hyperparameters(obj: Any, seen: set[int], depth: int = 0) -> list[str]:
+def _hyperparameters(obj: Any, seen: dict[int, Any], depth: int = 0) -> list[str]:
     """Numbers, strings and array values captured by the closures of an optax
     transformation (its hyperparameters), in a fixed traversal order."""
-    if depth > 12 or id(obj) in seen:
-        return []
-    seen.add(id(obj))
     if isinstance(obj, (bool, int, float, str, np.number)) or obj is None:
         return [repr(obj)]
+    if depth > 48 or id(obj) in seen:
+        return []
+    seen[id(obj)] = obj  # kept alive so that its id is not reused during the walk
     if isinstance(obj, (np.ndarray, jax.Array)) and np.size(obj) <= 64 and not _is_key(obj):
         return [repr(np.asarray(obj).tolist())]
     if isinstance(obj, (tuple, list)):
@@ -140,7 +140,7 @@ def _has_content(cell) -> bool:
 def optimizer_identity(optimizer: Any) -> str:
     """A digest of an optax transformation's hyperparameters (the values its ``init``
     and ``update`` closures capture: learning rates, betas, schedules' constants)."""
-    seen: set[int] = set()
+    seen: dict[int, Any] = {}
     parts = _hyperparameters(getattr(optimizer, "init", None), seen) + _hyperparameters(
         getattr(optimizer, "update", None), seen)
     return _digest(*parts)
