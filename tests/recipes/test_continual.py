@@ -233,3 +233,35 @@ def test_train_continual_adam_eps(getkey):
         train_continual(model, tasks, m=1.0, adam_eps=1e-5,
                         optimizer=lambda: optax.adam(0.01), **kw)
 
+
+
+def test_train_continual_resume_of_another_run_raises(getkey, tmp_path):
+    """A checkpoint of another seed, data or setting is never resumed silently."""
+    from memjax.training import CheckpointMismatchError
+
+    tasks = _two_tasks(3)
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
+    tx = metaplastic_adam(0.02, 1.0, 3)
+    kw = dict(epochs=1, batch_size=40, optimizer=lambda: tx)
+    train_continual(model, tasks, checkpoint_dir=tmp_path, **kw)
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)another run.*seed:"):
+        train_continual(model, tasks, checkpoint_dir=tmp_path, seed=1, **kw)
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)another run.*data\.1\.b\.train:"):
+        train_continual(model, [tasks[0], _two_tasks(4)[1]], checkpoint_dir=tmp_path, **kw)
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)settings\.ewc_lambda:"):
+        train_continual(model, tasks, checkpoint_dir=tmp_path, ewc_lambda=1.0, **kw)
+    # Starting afresh on request gives the uninterrupted result of the new run.
+    with pytest.warns(RuntimeWarning, match="moved checkpoint step"):
+        got, _ = train_continual(model, tasks, checkpoint_dir=tmp_path, seed=1,
+                                 on_mismatch="restart", **kw)
+    want, _ = train_continual(model, tasks, seed=1, **kw)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_train_continual_rejects_labels_outside_the_outputs(getkey):
+    tasks = _two_tasks(5)
+    bad = tasks[1]._replace(y_train=np.where(np.arange(120) == 3, 2, tasks[1].y_train))
+    model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
+    with pytest.raises(ValueError, match=r"task 'b' labels must be integers in \[0, 2\)"):
+        train_continual(model, [tasks[0], bad], epochs=1, batch_size=40)
