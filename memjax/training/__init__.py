@@ -13,6 +13,7 @@ from .fit import TrainState as TrainState
 from .fit import accuracy as accuracy
 from .fit import evaluate as evaluate
 from .fit import fit as fit
+from .fit import fit_fingerprint as fit_fingerprint
 from .fit import restore_checkpoint as restore_checkpoint
 from .loop import EpochResult as EpochResult
 from .loop import run_epochs as run_epochs

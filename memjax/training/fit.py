@@ -35,7 +35,7 @@ from ..losses import accuracy
 from .checkpoint import Checkpointer, fingerprint
 from .loop import EpochResult, check_labels, epoch_permutation, run_epochs
 
-__all__ = ["TrainState", "fit", "evaluate", "accuracy", "restore_checkpoint"]
+__all__ = ["TrainState", "fit", "fit_fingerprint", "evaluate", "accuracy", "restore_checkpoint"]
 
 
 class TrainState(eqx.Module):
@@ -264,6 +264,27 @@ def _epoch_hook(*, epochs, static, eval_fn, ex, ey, eval_batch_size, preprocess,
     return hook
 
 
+def fit_fingerprint(
+    model,
+    optimizer: optax.GradientTransformation,
+    train_data: tuple[np.ndarray, np.ndarray],
+    *,
+    seed: int,
+    batch_size: int,
+    eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    filter_spec=eqx.is_inexact_array,
+) -> dict[str, str]:
+    """The checkpoint fingerprint `fit` gives this run (same arguments as `fit`); with
+    `memjax.training.checkpoint.fingerprint_digest` a key for its checkpoint folder."""
+    params, _ = eqx.partition(model, filter_spec)
+    data = {"train": tuple(train_data)}
+    if eval_data is not None:
+        data["eval"] = tuple(eval_data)
+    return fingerprint(model=model, optimizer=optimizer, opt_state=optimizer.init(params),
+                       seed=seed, batch_size=batch_size, data=data, settings=settings)
+
+
 def _open_checkpoint(checkpoint_dir, state, *, resume, on_mismatch, max_to_keep, fp, log,
                      epochs):
     ckpt = Checkpointer(checkpoint_dir, fp, max_to_keep=max_to_keep, resume=resume,
@@ -377,9 +398,8 @@ def fit(
     config = {"seed": seed, "batch_size": batch_size, "n_train": len(x)}
     ckpt = None
     if checkpoint_dir is not None:
-        data = {"train": (x, y)} | ({} if ex is None else {"eval": (ex, ey)})
-        fp = fingerprint(model=model, optimizer=optimizer, opt_state=state.opt_state,
-                         seed=seed, batch_size=batch_size, data=data, settings=settings)
+        fp = fit_fingerprint(model, optimizer, (x, y), seed=seed, batch_size=batch_size,
+                             eval_data=eval_data, settings=settings, filter_spec=filter_spec)
         ckpt, state = _open_checkpoint(checkpoint_dir, state, resume=resume,
                                        on_mismatch=on_mismatch, max_to_keep=max_to_keep,
                                        fp=fp, log=log, epochs=epochs)

@@ -21,6 +21,7 @@ from memjax.training import (
     fingerprint,
     fingerprint_digest,
     fit,
+    fit_fingerprint,
     restore_checkpoint,
 )
 
@@ -113,6 +114,18 @@ def test_fingerprint_digest_keys_runs():
     assert fingerprint_digest(a) == fingerprint_digest(b)  # same structure, same data
     assert len({fingerprint_digest(a), fingerprint_digest(c), fingerprint_digest(d)}) == 3
     assert len(fingerprint_digest(a)) == 12 and int(fingerprint_digest(a), 16) >= 0
+
+
+def test_fit_fingerprint_is_what_fit_stores(tmp_path):
+    data = _data()
+    _fit(data, tmp_path, epochs=1, settings={"width": 1})
+    record = json.loads((tmp_path / "1" / "meta" / "metadata").read_text())
+    fp = fit_fingerprint(Linear(jax.random.key(0)), ADAM, data, seed=0, batch_size=50,
+                         settings={"width": 1})
+    assert record["fingerprint"] == fp
+    other = fit_fingerprint(Linear(jax.random.key(0)), ADAM, data, seed=1, batch_size=50,
+                            settings={"width": 1})
+    assert fingerprint_digest(other) != fingerprint_digest(fp)
 
 
 # --------------------------------------------------------------------------------------
