@@ -1,5 +1,5 @@
-"""`fit`, `evaluate`, `TrainState`, `restore_checkpoint` and `accuracy` under their
-original module name; they live in `memjax.training` and `memjax.losses`."""
+"""Short path to the training API: `fit`, `evaluate`, `TrainState` and
+`restore_checkpoint` (defined in `memjax.training.fit`) and `accuracy` (`memjax.losses`)."""
 
 from .losses import accuracy as accuracy
 from .training.fit import TrainState as TrainState
