@@ -442,3 +442,9 @@ class Checkpointer:
     def close(self) -> None:
         """Release the orbax manager."""
         self._close()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()

@@ -160,10 +160,11 @@ def test_every_step_truncated_is_reported_corrupt(tmp_path):
 
 
 def test_structure_mismatch_is_not_called_corrupt(tmp_path):
-    ckpt = Checkpointer(tmp_path, {"run": "a"})
-    ckpt.save(1, {"w": jnp.ones(3)}, {})
-    with pytest.raises(CheckpointMismatchError, match="does not match"):
-        Checkpointer(tmp_path, {"run": "a"}).restore({"w": jnp.ones(4)})
+    with Checkpointer(tmp_path, {"run": "a"}) as ckpt:
+        ckpt.save(1, {"w": jnp.ones(3)}, {})
+    with Checkpointer(tmp_path, {"run": "a"}) as ckpt, \
+            pytest.raises(CheckpointMismatchError, match="does not match"):
+        ckpt.restore({"w": jnp.ones(4)})
 
 
 # --------------------------------------------------------------------------------------
@@ -181,11 +182,12 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_p
 
 
 def test_save_refuses_a_non_finite_state(tmp_path):
-    ckpt = Checkpointer(tmp_path, {"run": "a"})
-    ckpt.save(1, {"w": jnp.ones(3)}, {})
-    with pytest.raises(NonFiniteStateError, match="not saved"):
-        ckpt.save(2, {"w": jnp.array([1.0, jnp.nan, 0.0])}, {})
-    tree, _ = Checkpointer(tmp_path, {"run": "a"}).restore({"w": jnp.zeros(3)})
+    with Checkpointer(tmp_path, {"run": "a"}) as ckpt:
+        ckpt.save(1, {"w": jnp.ones(3)}, {})
+        with pytest.raises(NonFiniteStateError, match="not saved"):
+            ckpt.save(2, {"w": jnp.array([1.0, jnp.nan, 0.0])}, {})
+    with Checkpointer(tmp_path, {"run": "a"}) as ckpt:
+        tree, _ = ckpt.restore({"w": jnp.zeros(3)})
     np.testing.assert_array_equal(tree["w"], np.ones(3))
 
 
