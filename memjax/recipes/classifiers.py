@@ -12,7 +12,7 @@ import optax
 from ..losses import classification_metrics, cross_entropy_loss
 from ..models.ann import MLP, flatten_scale
 from ..models.sfa_snn import CNN, select_classes
-from ..training.fit import fit
+from ..training.supervised import fit
 
 __all__ = ["train_mlp", "train_cnn"]
 

@@ -131,7 +131,7 @@ def _hyperparameters(obj: Any, seen: dict[int, Any], depth: int = 0) -> list[str
 
 def _has_content(cell) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:
         return False
     return True

@@ -98,7 +98,7 @@ def test_on_mismatch_restart_trains_afresh_and_keeps_the_old_steps(tmp_path):
     want, want_hist = _fit(other, None)
     for a, b in zip(_leaves(got), _leaves(want), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert hist["epoch"] == [1, 2]
+    assert hist["epoch"] == [1, 2] and hist["train_loss"] == want_hist["train_loss"]
     old = list(tmp_path.glob("superseded-*"))
     assert len(old) == 1 and sorted(p.name for p in old[0].iterdir()) == ["1", "2"]
 
@@ -173,7 +173,9 @@ def test_structure_mismatch_is_not_called_corrupt(tmp_path):
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     data = _data()  # 8 steps per epoch
-    lr = lambda count: jnp.where(count < 12, 1e-2, 1e38)  # noqa: E731
+    def lr(count):
+        return jnp.where(count < 12, 1e-2, 1e38)
+
     with pytest.raises(NonFiniteStateError, match=r"epoch 2, step \d+ of 8 \(optimizer step"):
         _fit(data, tmp_path, epochs=4, optimizer=optax.adam(lr))
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["1"]

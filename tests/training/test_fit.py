@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from memjax.train import TrainState, accuracy, evaluate, fit, restore_checkpoint  # old names kept
+from memjax.train import TrainState, accuracy, evaluate, fit, restore_checkpoint
 
 
 def _read_idx(path, magic):
