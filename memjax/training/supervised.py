@@ -386,6 +386,10 @@ def fit(
     _check_int("max_to_keep", max_to_keep, 1)
     if (eval_fn is None) != (eval_data is None):
         raise ValueError("fit: eval_fn and eval_data must be given together")
+    if on_mismatch not in ("raise", "restart"):
+        raise ValueError(f"fit: on_mismatch must be 'raise' or 'restart'; got {on_mismatch!r}")
+    if on_nonfinite not in ("raise", "skip"):
+        raise ValueError(f"fit: on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
     ex = ey = None
     if eval_data is not None:
         ex, ey = _check_data("eval_data", eval_data)
