@@ -85,7 +85,7 @@ def optimizer(lr, steps):
 
 def _train_mif(ctx, tag, train, test, s):
     from memjax.models.memprop import memprop_eval, memprop_loss, project
-    from memjax.train import fit
+    from memjax.training import fit
 
     model = build_model(s, ctx.seed)
     steps = s["epochs"] * (len(train[0]) // s["batch_size"])
@@ -107,7 +107,7 @@ def _train_lif(ctx, tag, train, test, s):
     import jax
 
     from memjax.models.memprop import LIFNet, memprop_eval, memprop_loss
-    from memjax.train import fit
+    from memjax.training import fit
 
     model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, **_model_kwargs(s))
     steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
@@ -122,7 +122,7 @@ def _train_lif(ctx, tag, train, test, s):
 
 
 def _train_ann(ctx, tag, train, test, s):
-    from memjax.models.ann import train_mlp
+    from memjax.recipes import train_mlp
 
     t0 = time.perf_counter()
     model, hist = train_mlp(
@@ -249,7 +249,7 @@ def _run(ctx, dataset: str, label: str):
     import jax
 
     from memjax.models.memprop import memprop_eval
-    from memjax.train import evaluate
+    from memjax.training import evaluate
 
     s = _settings(ctx)
     t_start = time.perf_counter()
@@ -326,7 +326,7 @@ def run_robustness(ctx):
     from memjax.crossbar import CrossbarConfig
     from memjax.devices.rram import MultiLevelRRAM
     from memjax.models.memprop import memprop_eval
-    from memjax.train import evaluate, restore_checkpoint
+    from memjax.training import evaluate, restore_checkpoint
 
     s = _settings(ctx)
     if ctx.quick:

@@ -32,14 +32,13 @@ from memjax.devices.rram import MultiLevelRRAM
 from memjax.learning.metaplastic import meta_factor
 from memjax.models.metaplastic import (
     MetaplasticMLP,
-    Task,
     evaluate_task,
     memory_bits,
     memory_reduction,
     program_levels,
     read_device_weights,
-    train_continual,
 )
+from memjax.recipes import Task, train_continual
 
 # The quantized perceptron of the MNIST -> Fashion-MNIST stream: 3,840 hidden units with
 # 4-level (2-bit) cells and hidden weights stored at 12 bits (fixed point on [-2, 2)), the

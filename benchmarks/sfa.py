@@ -125,6 +125,7 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
     import jax
 
     from memjax.models import sfa_snn as M
+    from memjax.recipes import train_cnn
 
     cfg = _config(ctx, **over)
     t_start = time.perf_counter()
@@ -134,8 +135,8 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
     ctx.log(f"{dataset}: trained {trained}, new {new}, {len(train[0])} train images")
 
     t0 = time.perf_counter()
-    cnn, hist = M.train_cnn(train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed,
-                            progress=not ctx.quick)
+    cnn, hist = train_cnn(train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed,
+                          progress=not ctx.quick)
     t_cnn = time.perf_counter() - t0
     f_tr, _ = M.cnn_features(cnn, train[0])
     f_va, l_va = M.cnn_features(cnn, val[0])
@@ -254,8 +255,8 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
     metrics["cnn_train_accuracy"] = hist["train_accuracy"][-1]
     if cfg["supervised"]:
         t0 = time.perf_counter()
-        sup, _ = M.train_cnn(train, list(range(10)), epochs=cfg["cnn_epochs"], seed=ctx.seed,
-                             progress=not ctx.quick)
+        sup, _ = train_cnn(train, list(range(10)), epochs=cfg["cnn_epochs"], seed=ctx.seed,
+                           progress=not ctx.quick)
         _, l_sup = M.cnn_features(sup, test[0], "fc")
         metrics["acc_all_supervised"] = float(np.mean(l_sup.argmax(-1) == test[1]))
         metrics["supervised_train_s"] = time.perf_counter() - t0

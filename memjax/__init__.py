@@ -11,10 +11,13 @@ from . import devices as devices
 from . import distributed as distributed
 from . import integrate as integrate
 from . import learning as learning
+from . import losses as losses
 from . import models as models
 from . import neurons as neurons
 from . import populations as populations
+from . import recipes as recipes
 from . import train as train
+from . import training as training
 from . import waveforms as waveforms
 from .crossbar import Crossbar as Crossbar
 from .crossbar import CrossbarConfig as CrossbarConfig
@@ -33,9 +36,10 @@ from .neurons import lif_step as lif_step
 from .neurons import mif_step as mif_step
 from .populations import sample_population as sample_population
 from .populations import simulate_population as simulate_population
-from .train import TrainState as TrainState
-from .train import accuracy as accuracy
-from .train import evaluate as evaluate
-from .train import fit as fit
+from .losses import accuracy as accuracy
+from .losses import cross_entropy as cross_entropy
+from .training import TrainState as TrainState
+from .training import evaluate as evaluate
+from .training import fit as fit
 
 __version__ = "0.1.0"

@@ -4,12 +4,10 @@ from .ann import MLP as MLP
 from .ann import classification_metrics as classification_metrics
 from .ann import cross_entropy_loss as cross_entropy_loss
 from .ann import flatten_scale as flatten_scale
-from .ann import train_mlp as train_mlp
 from .memprop import MEMprop as MEMprop
 from .memprop import DenseSynapse as DenseSynapse
 from .memprop import LIFNet as LIFNet
 from .metaplastic import MetaplasticMLP as MetaplasticMLP
 from .metaplastic import memory_bits as memory_bits
-from .metaplastic import train_continual as train_continual
 from . import sfa_snn as sfa_snn
 from . import wta as wta

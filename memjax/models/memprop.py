@@ -462,23 +462,20 @@ class LIFNet(eqx.Module):
         return (logits, out) if traces else logits
 
 
-def cross_entropy(logits: Float[Array, "batch c"], labels: Int[Array, " batch"]) -> Array:
-    """Mean softmax cross-entropy."""
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
+from ..losses import accuracy as _accuracy  # noqa: E402
+from ..losses import cross_entropy as cross_entropy  # noqa: E402
 
 
-def memprop_loss(model, x, y, key):
-    """``loss_fn`` for `memjax.train.fit`: cross-entropy and batch accuracy."""
+def memprop_loss(model, x, y: Int[Array, " batch"], key):
+    """``loss_fn`` for `memjax.training.fit`: cross-entropy and batch accuracy."""
     logits = model(x, key)
-    loss = cross_entropy(logits, y)
-    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+    return cross_entropy(logits, y), {"accuracy": _accuracy(logits, y)}
 
 
-def memprop_eval(model, x, y):
-    """``eval_fn`` for `memjax.train.evaluate`: deterministic (no read noise)."""
+def memprop_eval(model, x, y: Int[Array, " batch"]):
+    """``eval_fn`` for `memjax.training.evaluate`: deterministic (no read noise)."""
     logits = model(x)
-    return {"accuracy": jnp.mean(jnp.argmax(logits, -1) == y), "loss": cross_entropy(logits, y)}
+    return {"accuracy": _accuracy(logits, y), "loss": cross_entropy(logits, y)}
 
 
 def project(model):

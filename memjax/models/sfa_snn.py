@@ -8,7 +8,7 @@ Pipeline:
 
 1. :class:`CNN` (conv 5x5 x16, max-pool 2, conv 5x5 x32, max-pool 2, dense ``n_features``
    ReLU, dense head) trained with labels on the *trained classes* only
-   (:func:`train_cnn`), then frozen.
+   (:func:`memjax.recipes.train_cnn`), then frozen.
 2. Its penultimate ReLU features, divided per feature by a scale fixed on the trained
    classes' training features (the 99th percentile) and clipped to [0, 1]
    (:func:`encode_features`), are rate coded into a :class:`~memjax.models.wta.WTALayer`
@@ -52,12 +52,9 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .wta import WTALayer, WTAState, wta_learn, wta_respond
-from ..train import fit
-from .ann import cross_entropy_loss
 
 __all__ = [
     "CNN",
-    "train_cnn",
     "cnn_features",
     "cnn_predict",
     "feature_scale",
@@ -140,30 +137,6 @@ def select_classes(
     """The samples of ``classes`` (original labels kept)."""
     m = np.isin(y, np.asarray(classes))
     return x[m], y[m]
-
-
-def train_cnn(
-    train_data: tuple[np.ndarray, np.ndarray],
-    classes: Sequence[int],
-    *,
-    n_features: int = 64,
-    epochs: int = 2,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    seed: int = 0,
-    **fit_kwargs,
-) -> tuple[CNN, dict[str, list[float]]]:
-    """Train a :class:`CNN` on the samples of ``classes`` only (Adam, cross-entropy, via
-    `memjax.train.fit`). Head output ``k`` is ``classes[k]``. Returns (model, history)."""
-    classes = [int(c) for c in classes]
-    x, y = select_classes(*train_data, classes)
-    remap = np.full(int(max(np.max(train_data[1]), max(classes))) + 1, -1, np.int64)
-    remap[classes] = np.arange(len(classes))
-    model = CNN(len(classes), n_features, key=jax.random.key(seed))
-    return fit(
-        model, cross_entropy_loss, optax.adam(learning_rate), (x, remap[y].astype(np.int32)),
-        epochs=epochs, batch_size=batch_size, seed=seed, preprocess=_images, **fit_kwargs,
-    )
 
 
 @eqx.filter_jit

@@ -218,6 +218,8 @@ def test_filter_spec_freezes_leaves(mnist_small):
         (dict(train_data=(np.zeros((10, 784)), np.zeros(9))), "train_data"),
         (dict(eval_fn=eval_fn), "eval_data"),
         (dict(eval_fn=eval_fn, eval_data=(np.zeros((4, 784)), np.zeros(5))), "eval_data"),
+        (dict(on_mismatch="ignore"), "on_mismatch must be 'raise' or 'restart'"),
+        (dict(on_nonfinite="warn"), "on_nonfinite must be 'raise' or 'skip'"),
     ],
 )
 def test_bad_arguments(kw, match):
