@@ -140,7 +140,10 @@ class StanfordPKURRAM(AbstractMemristor):
 
     def current(self, x, v) -> Float[Array, "..."]:
         """``I = I0 exp(-g/g0) sinh(V/V0)`` (A)."""
-        return self.I0 * safe_exp(-x / self.g0) * safe_sinh(v / self.V0)
+        # x / g0 as a ratio of lengths in nm: JAX differentiates a / b through b^-2, and
+        # (1 / 0.25 nm)^2 ~ 1.6e19 times a clamped-sinh current (~1e22 A) overflows
+        # float32 in the gradient of g0 although the gradient itself is finite.
+        return self.I0 * safe_exp(-(x * 1e9) / (self.g0 * 1e9)) * safe_sinh(v / self.V0)
 
     def temperature(self, x, v) -> Float[Array, "..."]:
         """Steady-state filament temperature ``min(T0 + |V I| R_th, T_max)`` (K)."""
