@@ -112,6 +112,11 @@ def check_fields(owner: str, module: Any) -> None:
         value = getattr(module, f.name, None)
         if value is None or isinstance(value, eqx.Module) or callable(value):
             continue
+        factory = f.default_factory
+        if isinstance(f.default, eqx.Module) or (
+            isinstance(factory, type) and issubclass(factory, eqx.Module)
+        ):
+            continue  # a sub-module slot (a window): its owner checks its type
         check_real(owner, f.name, value)
         arrays[f.name] = value
     check_broadcast(owner, arrays)
