@@ -203,3 +203,14 @@ def test_half_precision_state_is_promoted_to_float32(half):
                    x0=jnp.asarray(0.1, half))
     assert tr.t.dtype == jnp.float32 and tr.x.dtype == jnp.float32
     np.testing.assert_allclose(np.diff(np.asarray(tr.t)), 1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("x0", [1.5, -0.1, float("nan")])
+def test_simulate_rejects_initial_state_outside_bounds(x0):
+    with pytest.raises(ValueError, match=r"x0 must be finite and inside HPMemristor's state bounds"):
+        _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=3, x0=x0)
+
+
+def test_simulate_rejects_non_real_initial_state():
+    with pytest.raises(TypeError, match="x0"):
+        _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=3, x0=0.5 + 0.1j)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validation import check_fields
+from .._validation import check_fields, check_real, concrete
 from ..integrate import RK4, AbstractSolver, odeint, odeint_reference
 
 __all__ = ["AbstractMemristor", "Trajectory", "clamp", "simulate", "simulate_reference"]
@@ -106,8 +106,31 @@ class Trajectory(eqx.Module):
 
 
 def _initial(device: AbstractMemristor, x0):
+    if x0 is not None:
+        _check_x0(device, x0)
     x0 = device.x0 if x0 is None else x0
     return jnp.asarray(x0, dtype=jnp.result_type(x0, float))
+
+
+def _check_x0(device: AbstractMemristor, x0) -> None:
+    """An explicit initial state is real, finite and inside the device's bounds (a state
+    outside would be clipped silently by the first projection)."""
+    name = type(device).__name__
+    check_real(name, "x0 (simulate)", x0)
+    arr = concrete(x0)
+    bounds = [concrete(b) for b in device.state_bounds()]
+    if arr is None or any(b is None for b in bounds):
+        return
+    lo, hi = (np.asarray(b, dtype=float) for b in bounds)
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    tol = 1e-6 * span
+    arr = np.asarray(arr, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any(arr < lo - tol) or np.any(arr > hi + tol):
+        raise ValueError(
+            f"simulate: x0 must be finite and inside {name}'s state bounds "
+            f"[{np.min(lo):g}, {np.max(hi):g}] {device.state_unit}; got "
+            f"{np.min(arr):g} .. {np.max(arr):g}"
+        )
 
 
 def simulate(
