@@ -21,10 +21,12 @@ import hashlib
 import http.client
 import os
 import tempfile
-import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
+
+from . import _tfds
 
 __all__ = [
     "MIRRORS",
@@ -117,6 +119,11 @@ def _mirrors(name: str, mirror: str | None) -> list[str]:
     return list(MIRRORS[name])
 
 
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _fetch(url: str, dest: Path, sha256: str, size: int, timeout: float, progress: bool) -> None:
     """Stream ``url`` to a temporary file beside ``dest``; verify; rename into place."""
     from tqdm.auto import tqdm
@@ -186,6 +193,12 @@ def download(
             sha, size = SHA256[name][fname]
             errors = []
             for base in _mirrors(name, mirror):
+                host, port = _host_port(base)
+                if not _tfds.internet_available(host, port):
+                    # A 2 s connect first (answer cached per process): without a
+                    # network the fallback is immediate, not a timeout per file.
+                    errors.append(f"{base + fname}: {host}:{port} unreachable")
+                    continue
                 try:
                     _fetch(base + fname, dest, sha, size, timeout, progress)
                     break
