@@ -22,6 +22,21 @@ class Context:
     seed: int = 0
     figures: list[str] = dataclasses.field(default_factory=list)
 
+    def __post_init__(self):
+        # Each benchmark records only the data it loaded itself (see data_config).
+        from memjax.data import clear_sources
+
+        clear_sources()
+
+    def data_config(self) -> dict[str, Any]:
+        """Where every dataset this benchmark loaded came from, for the JSON ``config``:
+        ``{"data_sources": [{"dataset", "split", "source", "path", "n"}, ...]}`` with
+        ``source`` ``"idx"`` (full IDX folder), ``"download"`` (download cache),
+        ``"tfds"`` or ``"sample"`` (the bundled 2,000-image sample)."""
+        from memjax.data import loaded_sources
+
+        return {"data_sources": loaded_sources()}
+
     def save_figure(self, fig, stem: str) -> Path:
         """Save a matplotlib figure as ``OUT/NAME_stem.png`` and close it."""
         import matplotlib.pyplot as plt
@@ -63,6 +78,7 @@ def environment() -> dict[str, Any]:
     import jaxlib
 
     import memjax
+    import memjax.data
 
     devs = jax.devices()
     return {
@@ -77,4 +93,5 @@ def environment() -> dict[str, Any]:
         "memjax": memjax.__version__,
         "git_commit": _git_commit(),
         "x64": bool(jax.config.jax_enable_x64),
+        "data_sources": memjax.data.loaded_sources(),
     }

@@ -1,15 +1,20 @@
 """Parameter validation shared by every model.
 
-Checks run on concrete values only (at construction, in Python). Inside `jit`/`vmap`
-the values are tracers and the checks are skipped: validation belongs to the moment a
-user writes a number, not to every traced call.
+Checks run on concrete values (at construction, in Python). Inside `jit`/`vmap` the
+values are tracers and the checks are skipped: validation belongs to the moment a user
+writes a number, not to every traced call. Where traced values must be checked (a
+population drawn inside `jit`), :func:`traced_checks` collects each check's condition
+as a traced boolean instead, for `equinox.error_if` to raise at run time.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -19,7 +24,102 @@ __all__ = [
     "check_range",
     "check_less",
     "check_shape",
+    "check_real",
+    "check_broadcast",
+    "check_fields",
+    "traced_checks",
 ]
+
+_COLLECTED: list[list[tuple[Any, str]]] = []
+
+
+@contextlib.contextmanager
+def traced_checks() -> Iterator[list[tuple[Any, str]]]:
+    """Within this context the ``check_*`` functions, given traced values, append
+    ``(bad, message)`` to the yielded list (``bad`` a traced scalar bool, true where the
+    check fails) instead of skipping."""
+    found: list[tuple[Any, str]] = []
+    _COLLECTED.append(found)
+    try:
+        yield found
+    finally:
+        _COLLECTED.pop()
+
+
+def _record(bad: Any, message: str) -> None:
+    if _COLLECTED:
+        _COLLECTED[-1].append((jnp.any(bad), message))
+
+
+def check_real(owner: str, name: str, value: Any) -> None:
+    """Raise `TypeError` unless `value` is a real number or an array of real numbers
+    (bool, integer or floating; a tracer of such a dtype passes)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{owner}.{name} must be a real number or array; got the string {value!r}")
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(value).dtype
+        except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is not a number
+            raise TypeError(
+                f"{owner}.{name} must be a real number or array; got {type(value).__name__}"
+            ) from e
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
+            or np.issubdtype(dtype, np.bool_) or str(dtype) == "bfloat16"):
+        raise TypeError(
+            f"{owner}.{name} must be a real number or array; got dtype {dtype} "
+            f"({type(value).__name__})"
+        )
+
+
+def check_broadcast(owner: str, fields: dict[str, Any]) -> tuple[int, ...]:
+    """Raise `ValueError` naming two fields and their shapes unless the shapes of all
+    `fields` broadcast together; return the broadcast shape."""
+    shape: tuple[int, ...] = ()
+    first: dict[int, tuple[str, tuple[int, ...]]] = {}
+    for name, value in fields.items():
+        s = tuple(np.shape(value))
+        try:
+            shape = np.broadcast_shapes(shape, s)
+        except ValueError:
+            # Name the earlier field that fixed the conflicting axis.
+            other = next(
+                (first[ax] for ax in first if ax < len(s) and s[-1 - ax] not in (1, first[ax][1][-1 - ax])),
+                next(iter(first.values()), ("?", shape)),
+            )
+            raise ValueError(
+                f"{owner}: the shapes of {other[0]} {other[1]} and {name} {s} do not "
+                f"broadcast together (population parameters must share a shape or "
+                f"broadcast to one)"
+            ) from None
+        for ax in range(len(s)):
+            if s[-1 - ax] != 1 and ax not in first:
+                first[ax] = (name, s)
+    return shape
+
+
+def check_fields(owner: str, module: Any) -> None:
+    """`check_real` on every array-like field of an `eqx.Module` (sub-modules and static
+    fields are skipped) and `check_broadcast` over them."""
+    import dataclasses
+
+    import equinox as eqx
+
+    arrays = {}
+    for f in dataclasses.fields(module):
+        if f.metadata.get("static", False):
+            continue
+        value = getattr(module, f.name, None)
+        if value is None or isinstance(value, eqx.Module) or callable(value):
+            continue
+        factory = f.default_factory
+        if isinstance(f.default, eqx.Module) or (
+            isinstance(factory, type) and issubclass(factory, eqx.Module)
+        ):
+            continue  # a sub-module slot (a window): its owner checks its type
+        check_real(owner, f.name, value)
+        arrays[f.name] = value
+    check_broadcast(owner, arrays)
 
 
 def concrete(value: Any) -> np.ndarray | None:
@@ -39,9 +139,13 @@ def _fmt(arr: np.ndarray) -> str:
 
 
 def check_positive(owner: str, name: str, value: Any, unit: str = "") -> None:
-    """Raise `ValueError` unless every element of `value` is finite and > 0."""
+    """Raise `TypeError` unless `value` is real (:func:`check_real`), `ValueError` unless
+    every element of `value` is finite and > 0."""
+    check_real(owner, name, value)
     arr = concrete(value)
     if arr is None:
+        _record(~(jnp.isfinite(value) & (value > 0)),
+                f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}")
         return
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(
@@ -51,9 +155,13 @@ def check_positive(owner: str, name: str, value: Any, unit: str = "") -> None:
 
 
 def check_nonnegative(owner: str, name: str, value: Any, unit: str = "") -> None:
-    """Raise `ValueError` unless every element of `value` is finite and >= 0."""
+    """Raise `TypeError` unless `value` is real (:func:`check_real`), `ValueError` unless
+    every element of `value` is finite and >= 0."""
+    check_real(owner, name, value)
     arr = concrete(value)
     if arr is None:
+        _record(~(jnp.isfinite(value) & (value >= 0)),
+                f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}")
         return
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(
@@ -73,26 +181,32 @@ def check_range(
     hi_open: bool = False,
     unit: str = "",
 ) -> None:
-    """Raise `ValueError` unless `lo <= value <= hi` (open ends where asked)."""
+    """Raise `TypeError` unless `value` is real, `ValueError` unless `lo <= value <= hi`
+    (open ends where asked)."""
+    check_real(owner, name, value)
     arr = concrete(value)
+    lb = "(" if lo_open else "["
+    rb = ")" if hi_open else "]"
+    what = f"{owner}.{name} must lie in {lb}{lo:g}, {hi:g}{rb}{(' ' + unit) if unit else ''}"
     if arr is None:
+        ok = jnp.isfinite(value) & ((value > lo) if lo_open else (value >= lo))
+        _record(~(ok & ((value < hi) if hi_open else (value <= hi))), what)
         return
     ok = np.all(np.isfinite(arr))
     ok &= bool(np.all(arr > lo) if lo_open else np.all(arr >= lo))
     ok &= bool(np.all(arr < hi) if hi_open else np.all(arr <= hi))
     if not ok:
-        lb = "(" if lo_open else "["
-        rb = ")" if hi_open else "]"
-        raise ValueError(
-            f"{owner}.{name} must lie in {lb}{lo:g}, {hi:g}{rb}"
-            f"{(' ' + unit) if unit else ''}; got {_fmt(arr)}"
-        )
+        raise ValueError(f"{what}; got {_fmt(arr)}")
 
 
 def check_less(owner: str, name_a: str, a: Any, name_b: str, b: Any) -> None:
-    """Raise `ValueError` unless `a < b` elementwise."""
+    """Raise `ValueError` unless `a < b` elementwise (and their shapes broadcast)."""
+    check_real(owner, name_a, a)
+    check_real(owner, name_b, b)
+    check_broadcast(owner, {name_a: a, name_b: b})
     aa, bb = concrete(a), concrete(b)
     if aa is None or bb is None:
+        _record(~(jnp.asarray(a) < jnp.asarray(b)), f"{owner}: {name_a} must be < {name_b}")
         return
     if np.any(aa >= bb):
         raise ValueError(

@@ -100,8 +100,13 @@ class RK4(AbstractSolver):
 
 
 def check_finite(ys: PyTree, ts: Float[Array, " T"]) -> None:
-    """Raise `FloatingPointError` (via a host callback, so it works under `jit`) naming
-    the first output step and time at which any leaf of ``ys`` is NaN or inf.
+    """Raise `FloatingPointError` naming the first output step and time at which any
+    leaf of ``ys`` is NaN or inf.
+
+    The check runs in a host callback, so it also works under `jit`; there JAX wraps
+    the exception: the caller sees a `jax.errors.JaxRuntimeError` whose message holds
+    the `FloatingPointError` and its text. Called eagerly, the `FloatingPointError`
+    itself propagates.
 
     ``ys`` leaves have time on axis 0. Under `vmap` the check covers every batch member.
     """
@@ -125,6 +130,28 @@ def check_finite(ys: PyTree, ts: Float[Array, " T"]) -> None:
     jax.debug.callback(_raise, jnp.any(bad), first, ts[first])
 
 
+def _check_count(name: str, value: Any) -> int:
+    """A static count >= 1: a Python or NumPy integer (not a bool, not 2.5)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"odeint: {name} must be an integer >= 1; got {value!r}")
+    if value < 1:
+        raise ValueError(f"odeint: {name} must be >= 1; got {value}")
+    return int(value)
+
+
+def _check_time(name: str, value: Any, *, positive: bool) -> None:
+    """A real scalar time (s): finite, and > 0 where ``positive``. Tracers pass."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    arr = np.asarray(value)
+    if arr.shape != () or not (np.issubdtype(arr.dtype, np.floating)
+                               or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"odeint: {name} must be a real scalar (s); got {value!r}")
+    if not np.isfinite(arr) or (positive and arr <= 0):
+        want = "finite and > 0" if positive else "finite"
+        raise ValueError(f"odeint: {name} must be {want} (s); got {float(arr)}")
+
+
 def odeint(
     f: VectorField,
     y0: PyTree,
@@ -146,42 +173,69 @@ def odeint(
     dt``, so ``ys[0]`` is ``y0`` (or ``output(t0, y0)``): the time base of every
     simulation function in memjax (also :func:`memjax.neurons.simulate`).
 
+    The time grid and the step take the floating dtype of ``y0`` (float32 or float64),
+    with half precision (float16, bfloat16) promoted to float32: a state in half
+    precision is integrated, and returned, in float32. Bad arguments raise at call time:
+    ``n_steps`` or ``substeps`` not an integer >= 1 (`TypeError` / `ValueError`), ``dt``
+    not finite and > 0 or ``t0`` not finite (`ValueError`).
+
     **Arguments:**
 
     - `f`: the vector field, a pure function of ``(t, y)``.
     - `y0`: initial state, any pytree of arrays.
-    - `dt`: output sample spacing (s).
-    - `n_steps`: number of output samples (static).
+    - `dt`: output sample spacing (s), finite and > 0 (time runs forwards only).
+    - `n_steps`: number of output samples (static), an integer >= 1.
     - `solver`: a fixed-step method; each output interval takes ``substeps`` steps of
       size ``dt / substeps``. Raise ``substeps`` for stiff or fast dynamics.
-    - `project`: applied after every step, e.g. clipping to physical state bounds.
+    - `project`: applied after every step, e.g. clipping to physical state bounds, and
+      to the state at which every solver stage evaluates ``f``: a Runge--Kutta stage
+      ``y + c h k`` that overshoots a bound sees the bound, as the adaptive reference
+      does (:func:`odeint_reference`). The vector field is therefore never evaluated
+      outside the physical domain, where a model's equations may be singular (a
+      resistance through zero, a fractional power of a negative number) and would give
+      a NaN gradient under a finite forward value.
     - `output`: maps ``(t, y)`` to what is stored per sample (default: ``y`` itself).
       Saves memory when only a derived quantity (a current, a voltage) is needed.
     - `checkpoint`: rematerialise each output interval in the backward pass
       (`jax.checkpoint`), so reverse-mode memory stores one state per output sample
       instead of every stage of every sub-step.
-    - `debug`: raise `FloatingPointError` naming the first non-finite output step.
+    - `debug`: raise `FloatingPointError` naming the first non-finite output step. Under
+      `jit` the error is raised inside a host callback, so JAX re-raises it wrapped in a
+      `jax.errors.JaxRuntimeError` whose message contains the `FloatingPointError`
+      text; eagerly (no `jit`) the `FloatingPointError` itself propagates.
     """
-    if n_steps < 1:
-        raise ValueError(f"odeint: n_steps must be >= 1; got {n_steps}")
-    if substeps < 1:
-        raise ValueError(f"odeint: substeps must be >= 1; got {substeps}")
+    n_steps = _check_count("n_steps", n_steps)
+    substeps = _check_count("substeps", substeps)
+    _check_time("dt", dt, positive=True)
+    _check_time("t0", t0, positive=False)
     if not isinstance(solver, AbstractSolver):
         raise TypeError(f"odeint: solver must be an AbstractSolver; got {type(solver)}")
-    project = (lambda y: y) if project is None else project
+    if project is None:
+        project = lambda y: y
+        field = f
+    else:
+        field = lambda t, y: f(t, project(y))
     output = (lambda t, y: y) if output is None else output
     y0 = jax.tree.map(jnp.asarray, y0)
     leaves = jax.tree.leaves(y0)
     dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
     if not jnp.issubdtype(dtype, jnp.inexact):
         dtype = jnp.result_type(float)
+    if jnp.finfo(dtype).bits < 32:
+        # Half precision cannot resolve a time grid (bfloat16 holds 3 significant
+        # digits: t = 1.0 + 1e-3 rounds to 1.0) nor most device constants.
+        dtype = jnp.promote_types(dtype, jnp.float32)
+    y0 = jax.tree.map(lambda a: a.astype(jnp.promote_types(a.dtype, dtype))
+                      if jnp.issubdtype(a.dtype, jnp.inexact) else a, y0)
     h = jnp.asarray(dt / substeps, dtype)
+    if isinstance(dt, jax.core.Tracer):
+        h = eqx.error_if(h, ~(jnp.isfinite(h) & (h > 0)), "odeint: dt must be finite and > 0")
     t0 = jnp.asarray(t0, dtype)
 
     def interval(y, k):
         def sub(j, yy):
             t = t0 + (k * substeps + j) * h
-            return project(solver.step(f, t, yy, h))
+            return project(solver.step(field, t, yy, h))
 
         return jax.lax.fori_loop(0, substeps, sub, y)
 

@@ -28,23 +28,29 @@ __all__ = ["NNXWrapper", "to_nnx", "LinenWrapper", "from_linen"]
 class NNXWrapper(nnx.Module):
     """A memjax / equinox module as a `flax.nnx.Module`.
 
-    ``params`` (an ``nnx.Param``) holds the leaves selected by ``filter_spec``; the rest
-    of the module is kept as a static Python attribute (outside NNX's graph state, so
-    `nnx.split`/`merge` carry it unchanged). Calling the wrapper recombines both and calls
-    the module.
+    Each array leaf selected by ``filter_spec`` becomes its own ``nnx.Param`` (in the
+    ``nnx.List`` ``params``, in `jax.tree` leaf order); the tree structure and the rest
+    of the module are kept as a static Python attribute (outside NNX's graph state, so
+    `nnx.split`/`merge` carry it unchanged). NNX's state then holds plain arrays only,
+    so an optimiser's state (Adam's moments) has the same structure as the gradients
+    at every step, eagerly and under `nnx.jit`, at top level or nested in a larger
+    ``nnx.Module``. Calling the wrapper recombines both and calls the module.
     """
 
     def __init__(self, module: eqx.Module, filter_spec: Any = eqx.is_inexact_array):
         if not isinstance(module, eqx.Module):
             raise TypeError(f"to_nnx: module must be an equinox Module; got {type(module)}")
         params, static = eqx.partition(module, filter_spec)
-        self.params = nnx.Param(params)
-        object.__setattr__(self, "_memjax_static", static)
+        leaves, treedef = jax.tree.flatten(params)
+        self.params = nnx.List([nnx.Param(leaf) for leaf in leaves])
+        object.__setattr__(self, "_memjax_static", (treedef, static))
 
     @property
     def module(self) -> eqx.Module:
         """The wrapped module with the current parameter values."""
-        return eqx.combine(self.params.get_value(), self._memjax_static)
+        treedef, static = self._memjax_static
+        leaves = [p.get_value() for p in self.params]
+        return eqx.combine(jax.tree.unflatten(treedef, leaves), static)
 
     def __call__(self, *args, **kwargs):
         return self.module(*args, **kwargs)

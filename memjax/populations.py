@@ -7,21 +7,36 @@ call (see :func:`simulate_population`).
 
 Spread models (per parameter, ``sigma`` is the relative spread):
 
-- ``"lognormal"``: ``p_i = p * exp(sigma * z_i)``, z ~ N(0, 1). Keeps positive
-  parameters positive; the usual choice for resistances, mobilities, time constants.
-- ``"normal"``: ``p_i = p * (1 + sigma * z_i)``.
-- ``"uniform"``: ``p_i = p * (1 + sigma * u_i)``, u ~ U(-1, 1).
+- ``"lognormal"`` (the default): ``p_i = p * exp(sigma * z_i)``, z ~ N(0, 1): ``ln p_i``
+  is normal with mean ``ln p`` and standard deviation ``sigma``. The **median** of the
+  drawn values is the nominal ``p`` (their mean is ``p exp(sigma^2 / 2)``), and for small
+  ``sigma`` the relative standard deviation is ``sigma``
+  (exactly ``sqrt(exp(sigma^2) - 1)``). Every draw has the sign of ``p``: positive
+  parameters stay positive at any spread; the usual choice for resistances,
+  mobilities, time constants.
+- ``"normal"``: ``p_i = p * (1 + sigma * z_i)`` (mean = nominal; crosses zero with
+  probability ``Phi(-1 / sigma)``).
+- ``"uniform"``: ``p_i = p * (1 + sigma * u_i)``, u ~ U(-1, 1) (crosses zero for
+  ``sigma > 1``).
+
+Every drawn population is validated by its model's own checks: eagerly they raise the
+model's `ValueError`; inside `jit` (traced values) ``check=True`` turns the same checks
+into `equinox.error_if` conditions, so an invalid draw (a negative resistance from a
+wide normal spread, ``R_on >= R_off``) raises at run time instead of running silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import dataclasses
 from typing import Literal, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
+
+from ._validation import traced_checks
 
 __all__ = ["sample_population", "population_size", "simulate_population", "index"]
 
@@ -57,6 +72,7 @@ def sample_population(
     spread: Mapping[str, float] | None = None,
     *,
     distribution: Spread | Mapping[str, Spread] = "lognormal",
+    check: bool = True,
 ) -> M:
     """Draw ``n`` devices around ``device``.
 
@@ -68,10 +84,14 @@ def sample_population(
     - `spread`: relative spread (sigma) per parameter name; nested fields with dots
       (``"window.p"``). Parameters not named are copied to every device.
     - `distribution`: one spread model for all, or one per parameter name.
+    - `check`: validate the drawn values under `jit` too (`equinox.error_if`).
 
     **Returns:** a module of the same class whose float leaves have leading axis ``n``.
-    The perturbed devices are re-validated, so a spread that produced, say, a negative
-    resistance or R_on >= R_off raises the model's `ValueError`.
+    The perturbed devices are re-validated (every ``__check_init__`` of the module and
+    its sub-modules), so a spread that produced, say, a negative resistance or
+    R_on >= R_off raises the model's `ValueError`; inside `jit` with ``check=True`` it
+    raises an `equinox` runtime error (a `jax.errors.JaxRuntimeError` under `jax.jit`)
+    carrying the same message, the first failing check's.
     """
     if n < 1:
         raise ValueError(f"sample_population: n must be >= 1; got {n}")
@@ -106,11 +126,32 @@ def sample_population(
                 f"'lognormal', 'normal', 'uniform'; got {dist!r}"
             )
         pop = eqx.tree_at(_get(name), pop, new)
-    # Re-run the model's own validation on the drawn values.
-    check = getattr(pop, "__check_init__", None)
-    if check is not None:
-        check()
+    # Re-run the models' own validation on the drawn values: eagerly each check raises;
+    # on traced values the checks are collected and raised at run time.
+    with traced_checks() as found:
+        _run_checks(pop)
+    if check and found:
+        bad = jnp.stack([b for b, _ in found])
+        msgs = [f"sample_population: a drawn device is invalid: {m}" for _, m in found]
+        pred, which = jnp.any(bad), jnp.argmax(bad)
+        pop = jax.tree.map(
+            lambda x: eqx.branched_error_if(x, pred, which, msgs) if eqx.is_inexact_array(x) else x,
+            pop,
+        )
     return pop
+
+
+def _run_checks(module) -> None:
+    """Every ``__check_init__`` in the class hierarchy of ``module`` and of its
+    sub-modules (as equinox runs them at construction)."""
+    if not isinstance(module, eqx.Module):
+        return
+    for cls in type(module).__mro__:
+        fn = vars(cls).get("__check_init__")
+        if fn is not None:
+            fn(module)
+    for f in dataclasses.fields(module):
+        _run_checks(getattr(module, f.name, None))
 
 
 def population_size(pop: eqx.Module) -> int:

@@ -11,7 +11,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._validation import check_nonnegative, check_positive, check_shape
+from ._validation import check_fields, check_nonnegative, check_positive, check_real, check_shape
 
 __all__ = ["Sine", "Triangle", "PulseTrain", "Constant", "Sampled"]
 
@@ -25,6 +25,7 @@ class Sine(eqx.Module):
     offset: Float[ArrayLike, "..."] = 0.0
 
     def __check_init__(self):
+        check_fields("Sine", self)
         check_positive("Sine", "frequency", self.frequency, "Hz")
 
     def __call__(self, t):
@@ -40,6 +41,7 @@ class Triangle(eqx.Module):
     frequency: Float[ArrayLike, "..."]  # Hz
 
     def __check_init__(self):
+        check_fields("Triangle", self)
         check_positive("Triangle", "frequency", self.frequency, "Hz")
 
     def __call__(self, t):
@@ -58,6 +60,7 @@ class PulseTrain(eqx.Module):
     base: Float[ArrayLike, "..."] = 0.0
 
     def __check_init__(self):
+        check_fields("PulseTrain", self)
         check_positive("PulseTrain", "period", self.period, "s")
         check_positive("PulseTrain", "width", self.width, "s")
         check_nonnegative("PulseTrain", "delay", self.delay, "s")
@@ -73,6 +76,9 @@ class Constant(eqx.Module):
 
     value: Float[ArrayLike, "..."]
 
+    def __check_init__(self):
+        check_fields("Constant", self)
+
     def __call__(self, t):
         return self.value + 0.0 * t
 
@@ -86,9 +92,13 @@ class Sampled(eqx.Module):
     t0: float = eqx.field(static=True, default=0.0)
 
     def __init__(self, values, dt: float, t0: float = 0.0):
+        check_real("Sampled", "values", values)
         values = jnp.asarray(values)
         check_shape("Sampled", "values", values, (None,))
+        if not bool(jnp.all(jnp.isfinite(values))):
+            raise ValueError("Sampled.values must be finite; got NaN or inf")
         check_positive("Sampled", "dt", dt, "s")
+        check_real("Sampled", "t0", t0)
         self.values = values
         self.dt = float(dt)
         self.t0 = float(t0)

@@ -155,3 +155,62 @@ def test_sqrt_checkpointing_is_sublinear():
     assert t_step[1] / t_step[0] > 10
     assert t_sqrt[1] / t_sqrt[0] < 6
     assert t_sqrt[1] < t_step[1] / 5
+
+
+# ---- argument checks (a bad dt, n_steps or dtype is an error, never a silent result) ----
+import equinox as _eqx  # noqa: E402
+
+from memjax.devices import HPMemristor as _HP  # noqa: E402
+from memjax.devices import simulate as _simulate  # noqa: E402
+
+
+@pytest.mark.parametrize("dt", [-1e-3, 0.0, float("nan"), float("inf"), -float("inf")])
+def test_simulate_rejects_bad_dt(dt):
+    with pytest.raises(ValueError, match="dt must be finite and > 0"):
+        _simulate(_HP(), lambda t: jnp.sin(t), dt=dt, n_steps=4)
+
+
+def test_simulate_rejects_bad_dt_under_jit():
+    f = _eqx.filter_jit(lambda dt: _simulate(_HP(), lambda t: jnp.sin(t), dt=dt, n_steps=4).x)
+    assert np.all(np.isfinite(np.asarray(f(jnp.float32(1e-3)))))
+    with pytest.raises(Exception, match="dt must be finite and > 0"):
+        jax.block_until_ready(f(jnp.float32(-1e-3)))
+
+
+@pytest.mark.parametrize("n_steps", [2.5, 3.0, True, "3"])
+def test_simulate_rejects_non_integer_n_steps(n_steps):
+    with pytest.raises(TypeError, match="n_steps must be an integer"):
+        _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=n_steps)
+
+
+@pytest.mark.parametrize("substeps", [0, -1])
+def test_simulate_rejects_bad_substeps(substeps):
+    with pytest.raises(ValueError, match="substeps must be >= 1"):
+        _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=3, substeps=substeps)
+
+
+@pytest.mark.parametrize("t0", [float("nan"), float("inf")])
+def test_odeint_rejects_non_finite_t0(t0):
+    with pytest.raises(ValueError, match="t0 must be finite"):
+        odeint(lambda t, y: -y, jnp.ones(()), dt=0.1, n_steps=3, t0=t0)
+
+
+@pytest.mark.parametrize("half", [jnp.bfloat16, jnp.float16])
+def test_half_precision_state_is_promoted_to_float32(half):
+    """A half-precision x0 would round the time grid (bfloat16: 1.001 -> 1.0); it is
+    integrated in float32 instead, as documented."""
+    tr = _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=5, t0=1.0,
+                   x0=jnp.asarray(0.1, half))
+    assert tr.t.dtype == jnp.float32 and tr.x.dtype == jnp.float32
+    np.testing.assert_allclose(np.diff(np.asarray(tr.t)), 1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("x0", [1.5, -0.1, float("nan")])
+def test_simulate_rejects_initial_state_outside_bounds(x0):
+    with pytest.raises(ValueError, match=r"x0 must be finite and inside HPMemristor's state bounds"):
+        _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=3, x0=x0)
+
+
+def test_simulate_rejects_non_real_initial_state():
+    with pytest.raises(TypeError, match="x0"):
+        _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=3, x0=0.5 + 0.1j)

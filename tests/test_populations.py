@@ -63,3 +63,51 @@ def test_bad_spread(getkey):
     # A spread so wide that some R_on >= R_off is caught by the model's own validation.
     with pytest.raises(ValueError, match="R_on must be < R_off"):
         sample_population(HPMemristor(R_on=1e4, R_off=1.1e4), getkey(), 1000, {"R_on": 0.5})
+
+
+# ---- invalid draws are never silent, also under jit ---------------------------------
+def test_lognormal_stays_positive_with_median_nominal(getkey):
+    pop = sample_population(HPMemristor(R_off=1e9), getkey(), 20_000, {"R_off": 3.0})
+    r = np.asarray(pop.R_off)
+    assert np.all(r > 0)
+    assert abs(np.log(np.median(r) / 1e9)) < 0.05
+
+
+def test_invalid_normal_draw_raises_eagerly(getkey):
+    with pytest.raises(ValueError, match="R_off must be finite and > 0"):
+        sample_population(HPMemristor(), getkey(), 1000, {"R_off": 10}, distribution="normal")
+
+
+def test_invalid_normal_draw_raises_under_jit(getkey):
+    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 1000, {"R_off": 10},
+                                            distribution="normal").R_off)
+    with pytest.raises(Exception, match="R_off must be finite and > 0"):
+        jax.block_until_ready(f(getkey()))
+
+
+def test_invalid_lognormal_order_raises_under_jit(getkey):
+    """A wide log-normal spread keeps R_off positive but puts it below R_on."""
+    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 1000, {"R_off": 10}).R_off)
+    with pytest.raises(Exception, match="R_on must be < R_off"):
+        jax.block_until_ready(f(getkey()))
+
+
+def test_nested_invalid_draw_raises_under_jit(getkey):
+    f = jax.jit(lambda k: sample_population(HPMemristor(window=Biolek(p=1.0)), k, 1000,
+                                            {"window.p": 10}, distribution="normal").window.p)
+    with pytest.raises(Exception, match="Biolek.p must be finite and > 0"):
+        jax.block_until_ready(f(getkey()))
+
+
+def test_valid_draw_under_jit_matches_eager(getkey):
+    key = getkey()
+    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 100, {"R_off": 0.1},
+                                            distribution="normal").R_off)
+    eager = sample_population(HPMemristor(), key, 100, {"R_off": 0.1}, distribution="normal")
+    np.testing.assert_allclose(np.asarray(f(key)), np.asarray(eager.R_off), rtol=1e-6)
+
+
+def test_check_false_skips_the_traced_check(getkey):
+    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 1000, {"R_off": 10},
+                                            distribution="normal", check=False).R_off)
+    assert np.any(np.asarray(f(getkey())) < 0)

@@ -49,3 +49,40 @@ def test_sampled_interpolates_and_holds():
 def test_bad_parameters(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+# ---- inputs: non-real values and shapes that do not broadcast are named errors ----------
+import numpy as _np  # noqa: E402
+
+from memjax.waveforms import Constant as _Constant  # noqa: E402
+from memjax.waveforms import PulseTrain as _PulseTrain  # noqa: E402
+from memjax.waveforms import Sampled as _Sampled  # noqa: E402
+from memjax.waveforms import Sine as _Sine  # noqa: E402
+from memjax.waveforms import Triangle as _Triangle  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda b: _Sine(b, 1.0), "Sine.amplitude"),
+        (lambda b: _Sine(1.0, 1.0, phase=b), "Sine.phase"),
+        (lambda b: _Triangle(b, 1.0), "Triangle.amplitude"),
+        (lambda b: _PulseTrain(b, 1e-3, 1e-2), "PulseTrain.amplitude"),
+        (lambda b: _Constant(b), "Constant.value"),
+        (lambda b: _Sampled(_np.array([1.0, b]), 1e-3), "Sampled.values"),
+    ],
+)
+@pytest.mark.parametrize("bad", ["1.0", 1.0 + 1.0j])
+def test_waveform_rejects_non_real(make, field, bad):
+    with pytest.raises(TypeError, match=rf"{field} must be a real number"):
+        make(bad)
+
+
+def test_waveform_shapes_must_broadcast():
+    with pytest.raises(ValueError, match=r"do not broadcast"):
+        _Sine(_np.ones(3), _np.ones(4))
+
+
+def test_sampled_rejects_non_finite_values():
+    with pytest.raises(ValueError, match="Sampled.values must be finite"):
+        _Sampled(_np.array([0.0, _np.nan, 1.0]), 1e-3)

@@ -85,6 +85,20 @@ def _prepared_format(builder) -> str | None:
     return getattr(fmt, "value", None) or str(fmt or "tfrecord")
 
 
+def prepared(name: str, data_dir=None) -> bool:
+    """True if TFDS holds ``name`` prepared in a format it can read here (no network)."""
+    if not _have("tensorflow_datasets"):
+        return False
+    root = Path(data_dir) if data_dir is not None else tfds_data_dir()
+    if not any(root.glob(f"{TFDS_NAMES[name]}/*/dataset_info.json")):
+        return False
+    try:
+        fmt = _prepared_format(_builder(name, data_dir))
+    except Exception:  # a broken TFDS install must not break the fallback
+        return False
+    return fmt is not None and (fmt == "array_record" or _have("tensorflow"))
+
+
 def unavailable_reason(name: str, data_dir=None) -> str | None:
     """None if `load_tfds(name, ...)` can run without waiting on the network, else why not."""
     if not _have("tensorflow_datasets"):

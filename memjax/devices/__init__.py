@@ -2,6 +2,7 @@
 
 from ._base import AbstractMemristor as AbstractMemristor
 from ._base import Trajectory as Trajectory
+from ._base import clamp as clamp
 from ._base import simulate as simulate
 from ._base import simulate_reference as simulate_reference
 from .hp import HPMemristor as HPMemristor

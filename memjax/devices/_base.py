@@ -22,9 +22,24 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._validation import check_fields, check_real, concrete
 from ..integrate import RK4, AbstractSolver, odeint, odeint_reference
 
-__all__ = ["AbstractMemristor", "Trajectory", "simulate", "simulate_reference"]
+__all__ = ["AbstractMemristor", "Trajectory", "clamp", "simulate", "simulate_reference"]
+
+
+def clamp(x: Float[ArrayLike, "..."], lo, hi) -> Float[Array, "..."]:
+    """``x`` clipped to ``[lo, hi]``, with zero derivative on and beyond a bound.
+
+    A state on its bound is held there: the derivative of the result with respect to
+    ``x`` is 1 strictly inside and 0 at ``x == lo`` or ``x == hi`` (``jnp.clip`` passes
+    1/2 at a tie). In a saturated simulation every step lands exactly on the bound; with
+    1/2 the backward pass would multiply the step Jacobians ``1 + h df/dx`` of a stiff
+    model (of modulus >> 1) over the whole saturated stretch and overflow to inf, and
+    then NaN, while the forward value stays finite.
+    """
+    x = jnp.asarray(x)
+    return jnp.where(x >= hi, hi, jnp.where(x <= lo, lo, x)).astype(x.dtype)
 
 
 class AbstractMemristor(eqx.Module):
@@ -44,6 +59,11 @@ class AbstractMemristor(eqx.Module):
 
     x0: eqx.AbstractVar[Float[ArrayLike, "..."]]
 
+    def __post_init__(self):
+        # Before any subclass's __check_init__: every parameter a real number (TypeError
+        # naming the field) and all parameter shapes broadcastable (naming both).
+        check_fields(type(self).__name__, self)
+
     @abc.abstractmethod
     def rate(self, x: Float[ArrayLike, "..."], v: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """State derivative dx/dt (state units per second) at state ``x``, voltage ``v``."""
@@ -57,9 +77,9 @@ class AbstractMemristor(eqx.Module):
         """Physical bounds ``(lo, hi)`` of the state (either may be +-inf)."""
 
     def project(self, x):
-        """Clip the state to its physical bounds."""
+        """Clip the state to its physical bounds (see :func:`clamp` for its gradient)."""
         lo, hi = self.state_bounds()
-        return jnp.clip(x, lo, hi)
+        return clamp(x, lo, hi)
 
     def conductance(self, x, v=0.0):
         """Chord conductance ``i / v`` (S); the small-signal ``di/dv`` where ``v = 0``."""
@@ -86,8 +106,31 @@ class Trajectory(eqx.Module):
 
 
 def _initial(device: AbstractMemristor, x0):
+    if x0 is not None:
+        _check_x0(device, x0)
     x0 = device.x0 if x0 is None else x0
     return jnp.asarray(x0, dtype=jnp.result_type(x0, float))
+
+
+def _check_x0(device: AbstractMemristor, x0) -> None:
+    """An explicit initial state is real, finite and inside the device's bounds (a state
+    outside would be clipped silently by the first projection)."""
+    name = type(device).__name__
+    check_real(name, "x0 (simulate)", x0)
+    arr = concrete(x0)
+    bounds = [concrete(b) for b in device.state_bounds()]
+    if arr is None or any(b is None for b in bounds):
+        return
+    lo, hi = (np.asarray(b, dtype=float) for b in bounds)
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    tol = 1e-6 * span
+    arr = np.asarray(arr, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any(arr < lo - tol) or np.any(arr > hi + tol):
+        raise ValueError(
+            f"simulate: x0 must be finite and inside {name}'s state bounds "
+            f"[{np.min(lo):g}, {np.max(hi):g}] {device.state_unit}; got "
+            f"{np.min(arr):g} .. {np.max(arr):g}"
+        )
 
 
 def simulate(

@@ -19,7 +19,7 @@ def test_unknown_name(bad):
 def test_unknown_split_and_source():
     with pytest.raises(ValueError, match="allowed: train, test"):
         load("mnist", "validation")
-    with pytest.raises(ValueError, match="allowed: auto, idx, tfds, sample"):
+    with pytest.raises(ValueError, match="allowed: auto, idx, download, tfds, sample"):
         load("mnist", "train", source="web")
     with pytest.raises(ValueError, match="limit"):
         load("mnist", "train", source="sample", limit=-1)
