@@ -51,7 +51,8 @@ def _python_fences(text: str) -> list[str]:
 
 @pytest.mark.parametrize("path", list(_params()))
 def test_markdown_code_blocks_run(path, monkeypatch, tmp_path):
-    mktestdocs = pytest.importorskip("mktestdocs")
+    import mktestdocs
+
     text = path.read_text()
     bad = [f for f in _python_fences(text) if f.strip() not in ("python", FRAGMENT)]
     assert not bad, f"{path.name}: python blocks must be ```python or ```{FRAGMENT}; found {bad}"
@@ -60,7 +61,8 @@ def test_markdown_code_blocks_run(path, monkeypatch, tmp_path):
 
 
 def test_fragment_convention_is_recognised():
-    mktestdocs = pytest.importorskip("mktestdocs")
+    import mktestdocs
+
     text = f"```python\nx = 1\n```\n\n```{FRAGMENT}\nundefined_name\n```\n"
     assert mktestdocs.grab_code_blocks(text, lang="python") == ["x = 1\n"]
 
@@ -94,9 +96,6 @@ TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("[0-9]*.py"))
 @pytest.mark.slow
 @pytest.mark.parametrize("source", TUTORIALS, ids=[t.stem for t in TUTORIALS])
 def test_tutorial_executes(source):
-    pytest.importorskip("nbclient")
-    pytest.importorskip("jupytext")
-    pytest.importorskip("ipykernel")
     notebooks = _tool("notebooks")
     notebooks.execute(source)
     assert notebooks.is_current(source)

@@ -1,12 +1,18 @@
-// MathJax for pymdownx.arithmatex (generic mode): \( ... \) inline, \[ ... \] / $$ ... $$ display.
+// MathJax 3. Markdown pages: pymdownx.arithmatex (generic mode) wraps the maths, written
+// \( ... \) inline and \[ ... \] or $$ ... $$ display, in elements of class "arithmatex",
+// and only those are typeset (so a "$VAR" in a guide is left alone). Tutorial pages
+// (notebooks rendered by mkdocs-jupyter) keep Jupyter's $ ... $ / $$ ... $$ delimiters
+// in plain paragraphs, so there the whole page is typeset (code is skipped anyway).
+const notebookPage = location.pathname.includes("/tutorials/");
+
 window.MathJax = {
   tex: {
-    inlineMath: [["\\(", "\\)"]],
-    displayMath: [["\\[", "\\]"]],
+    inlineMath: notebookPage ? [["$", "$"], ["\\(", "\\)"]] : [["\\(", "\\)"]],
+    displayMath: [["\\[", "\\]"], ["$$", "$$"]],
     processEscapes: true,
     processEnvironments: true
   },
-  options: {
+  options: notebookPage ? {} : {
     ignoreHtmlClass: ".*|",
     processHtmlClass: "arithmatex"
   }

@@ -107,8 +107,9 @@ fig.tight_layout()
 #   state, because the device is a resistor, not a battery or a capacitor;
 # - the loop is wide at 0.5 Hz and almost a line at 4 Hz: at a higher frequency less charge
 #   flows per half-period, so $x$ moves less, and the device looks like a fixed resistor;
-# - the state ratchets during the first period and then repeats: the device starts at
-#   $x_0 = 0.1$, not on its periodic orbit.
+# - the state does not come back to where it started: the device starts at $x_0 = 0.1$,
+#   off its periodic orbit, and drifts toward the orbit over the first periods (most
+#   visibly at 0.5 Hz, where each half-period moves the state furthest).
 #
 # The area enclosed by the loop, $\oint i\,dv$, measures how much the device "remembers"
 # per cycle (it is zero for a plain resistor):
