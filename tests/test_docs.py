@@ -29,7 +29,9 @@ PENDING: set[str] = set()
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_docs_{name}", ROOT / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"_docs_{name}", ROOT / "tools" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -41,12 +43,16 @@ MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 def _params():
     for p in MARKDOWN:
-        marks = [pytest.mark.xfail(strict=True, reason="blocks being rewritten elsewhere")] if p.name in PENDING else []
+        marks = (
+            [pytest.mark.xfail(strict=True, reason="blocks being rewritten elsewhere")]
+            if p.name in PENDING
+            else []
+        )
         yield pytest.param(p, id=p.name, marks=marks)
 
 
 def _python_fences(text: str) -> list[str]:
-    return re.findall(r"^[ \t]*```[ \t]*(python[^\n]*)$", text, flags=re.M)
+    return re.findall(r"^[ \t]*```[ \t]*(python[^\n]*)$", text, flags=re.MULTILINE)
 
 
 @pytest.mark.parametrize("path", list(_params()))
@@ -55,9 +61,66 @@ def test_markdown_code_blocks_run(path, monkeypatch, tmp_path):
 
     text = path.read_text()
     bad = [f for f in _python_fences(text) if f.strip() not in ("python", FRAGMENT)]
-    assert not bad, f"{path.name}: python blocks must be ```python or ```{FRAGMENT}; found {bad}"
+    assert not bad, (
+        f"{path.name}: python blocks must be ```python or ```{FRAGMENT}; found {bad}"
+    )
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     mktestdocs.check_md_file(path, memory=True)
+
+
+GUIDES = [*MARKDOWN, *sorted((ROOT / "docs" / "dev-notes").glob("*.md"))]
+# `memjax.x.y` / `benchmarks.x.y` in an inline code span, not part of a path or longer name.
+_DOTTED = re.compile(r"(?<![\w./-])((?:memjax|benchmarks)(?:\.[A-Za-z_]\w*)+)")
+
+
+def _dotted_names(text: str) -> set[str]:
+    text = re.sub(
+        r"^[ \t]*```.*?^[ \t]*```", "", text, flags=re.MULTILINE | re.DOTALL
+    )  # fenced blocks
+    spans = re.findall(r"`([^`\n]+)`", text)
+    return {
+        n for s in spans if not s.lstrip().startswith(":::") for n in _DOTTED.findall(s)
+    }
+
+
+def _resolves(dotted: str) -> bool:
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "path", GUIDES, ids=[p.relative_to(ROOT).as_posix() for p in GUIDES]
+)
+def test_documented_names_exist(path, monkeypatch):
+    """Every dotted ``memjax.`` / ``benchmarks.`` name in backticks imports, so a rename
+    in the library cannot leave a stale name in the docs."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    missing = sorted(n for n in _dotted_names(path.read_text()) if not _resolves(n))
+    assert not missing, f"{path.name} names what does not exist: {missing}"
+
+
+def test_documented_names_check_detects_a_stale_name():
+    names = _dotted_names(
+        "`memjax.train.fit` and `memjax.no_such_module.f`, docs/benchmarks.md,\n"
+        "```python\nmemjax.inside_a_block\n```\n`::: memjax.NAME`"
+    )
+    assert names == {"memjax.train.fit", "memjax.no_such_module.f"}
+    assert _resolves("memjax.training.fit") and _resolves("benchmarks.memprop.FULL")
+    assert not _resolves("memjax.no_such_module.f") and not _resolves(
+        "memjax.training.no_such"
+    )
 
 
 def test_fragment_convention_is_recognised():
