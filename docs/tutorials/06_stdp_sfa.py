@@ -114,7 +114,7 @@ e_tr, e_va, e_te = (M.encode_features(f, scale) for f in (f_tr, f_va, f_te))
 # high where the stream has mass that 0-4 do not, so no label of a new class is used. The
 # threshold is set on held-out 0-4 images so that at most a fraction `MAX_FALSE_ROUTE`
 # of them are routed away from the CNN's head: that bounds how much the system can
-# forget. The benchmark allows 0.5 % of 5,000 calibration images; with a few hundred
+# forget. The benchmark allows 0.5 % of about 5,000 calibration images; with a few hundred
 # here, 2 % is the smallest budget that is more than one or two images.
 
 # %%
