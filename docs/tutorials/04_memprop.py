@@ -162,7 +162,10 @@ fig.tight_layout()
 
 # %% [markdown]
 # The output neuron of the true class (thick line) is driven highest; the readout is
-# the average of these ten traces.
+# the average of these ten traces. (The output layer responds one step after the hidden
+# layer, which responds one step after the input.) On 2,000 training images the network
+# fits its training set almost perfectly while the test accuracy levels off: more data
+# (`FULL = True`) is what raises it.
 #
 # ## Programming the weights into noisy RRAM
 #
@@ -302,10 +305,12 @@ for r, a in zip(read_sigmas, read_acc.mean(1)):
 # Reading the figure: a write error is *frozen* into the weights, and it is measured in
 # units of the whole conductance range, so it hits the small weights of a trained
 # network hardest; read noise is fresh on every read and relative to each conductance,
-# and averages out over the 784 inputs of a column and the time window. This is why
-# program-and-verify matters: with the verify loop the default 0.5 % write noise is
-# brought within 1 % of each target, and the programmed chip above stays close to the
-# ideal one.
+# and averages out over the many inputs of a column (784 for the first crossbar) and,
+# in the second crossbar, which is read at every step, over the time window. This is why
+# program-and-verify matters: a cell whose pulse landed further than `verify_tol` (1 %
+# of the range) from its target is pulsed again, so the programming error stays within
+# the tolerance as long as the loop converges within `max_iterations`, and the
+# programmed chip above stays close to the ideal one.
 #
 # ## The same three lines with the full data set
 #
