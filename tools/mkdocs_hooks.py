@@ -6,11 +6,15 @@
   ``../benchmarks/results/NAME.png`` (a path that works when reading the Markdown in the
   repository); the site publishes those figures as ``results/NAME.png`` and rewrites the
   links to match, so the figures are not copied into ``docs/``.
+- ``on_page_content``: mkdocs-jupyter leaves a notebook's links as written (``../mif.md``,
+  ``04_memprop.ipynb``: right when reading the notebooks in the repository); on a
+  tutorial page they are rewritten to the site's directory URLs.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 import sys
 from pathlib import Path
 
@@ -40,3 +44,23 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     # Relative to the page's folder: docs/x.md -> results/..., docs/a/b.md -> ../results/...
     up = posixpath.relpath(_SITE_DIR, posixpath.dirname(page.file.src_uri) or ".")
     return markdown.replace(_REPO_PREFIX, up + "/")
+
+
+_NB_LINK = re.compile(r'href="(?P<path>[^"#:]+?)\.(?P<ext>md|ipynb)(?P<anchor>#[^"]*)?"')
+
+
+def _site_url(match: re.Match) -> str:
+    # A tutorial page lives at tutorials/NAME/: a sibling notebook is ../NAME/, a guide
+    # ../X.md is ../../X/ (index.md is the site root).
+    path, anchor = match["path"], match["anchor"] or ""
+    target = posixpath.normpath(posixpath.join("tutorials", path))
+    if target.endswith("index"):
+        target = target[: -len("index")].rstrip("/")
+    href = posixpath.relpath(target or ".", "tutorials/_page") + "/"
+    return f'href="{href}{anchor}"'
+
+
+def on_page_content(html, page, config, files, **kwargs):
+    if not page.file.src_uri.endswith(".ipynb"):
+        return html
+    return _NB_LINK.sub(_site_url, html)
