@@ -26,8 +26,12 @@ def check_names(names) -> None:
 
 
 def run_benchmark(
-    name: str, *, quick: bool = False, out: str | Path = "benchmark-output",
-    data_dir: str | None = None, seed: int = 0,
+    name: str,
+    *,
+    quick: bool = False,
+    out: str | Path = "benchmark-output",
+    data_dir: str | None = None,
+    seed: int = 0,
 ) -> dict:
     """Run one benchmark and write ``out/NAME.json``; returns the record."""
     check_names([name])
@@ -52,8 +56,13 @@ def run_benchmark(
     if nulls:  # each null of the record and why (strict JSON has no NaN or infinity)
         record["nulls"] = nulls
     # stdout first: the metrics survive a failure to write the file
-    print(dumps({"name": name, "metrics": record["metrics"],
-                 **({"nulls": nulls} if nulls else {})}, indent=2), flush=True)
+    print(
+        dumps(
+            {"name": name, "metrics": record["metrics"], **({"nulls": nulls} if nulls else {})},
+            indent=2,
+        ),
+        flush=True,
+    )
     path = write_atomic(out / f"{name}.json", record)
     print(f"wrote {path} ({seconds:.1f} s)", file=sys.stderr)
     return record

@@ -60,8 +60,7 @@ def init_params(key, n_in: int = 784, n_hidden: int = 128, n_out: int = 10) -> d
     }
 
 
-def time_step(params, carry, inp, *, seq: bool, beta=0.9, theta=1.0, slope=25.0,
-              reset="immediate"):
+def time_step(params, carry, inp, *, seq: bool, beta=0.9, theta=1.0, slope=25.0, reset="immediate"):
     """One step of the time loop: ``(v1, v2)`` and the step's input (layer 1's current
     for a static input, the step's spikes ``[B, n_in]`` for a sequence) ->
     ``((v1, v2), v2)``."""

@@ -17,8 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_mnist", "run_fmnist", "run_robustness", "Settings", "FULL", "QUICK",
-           "build_model", "optimizer"]
+__all__ = [
+    "run_mnist",
+    "run_fmnist",
+    "run_robustness",
+    "Settings",
+    "FULL",
+    "QUICK",
+    "build_model",
+    "optimizer",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -39,9 +48,18 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = dataclasses.replace(FULL, n_hidden=128, n_steps=8, epochs=2, train_size=10000,
-                            test_size=2000, lif_epochs=2, lif_lr=2e-3, ann_epochs=2,
-                            n_programs=1)
+QUICK = dataclasses.replace(
+    FULL,
+    n_hidden=128,
+    n_steps=8,
+    epochs=2,
+    train_size=10000,
+    test_size=2000,
+    lif_epochs=2,
+    lif_lr=2e-3,
+    ann_epochs=2,
+    n_programs=1,
+)
 
 
 def _settings(ctx):
@@ -72,8 +90,9 @@ def build_model(s, seed, synapse="crossbar"):
     from memjax.models.memprop import MEMprop
 
     n_hidden = s["n_hidden"] if isinstance(s, dict) else s.n_hidden
-    return MEMprop.init(jax.random.key(seed), 784, n_hidden, 10, synapse=synapse,
-                        **_model_kwargs(s))
+    return MEMprop.init(
+        jax.random.key(seed), 784, n_hidden, 10, synapse=synapse, **_model_kwargs(s)
+    )
 
 
 def optimizer(lr, steps):
@@ -91,10 +110,19 @@ def _train_mif(ctx, tag, train, test, s):
     steps = s["epochs"] * (len(train[0]) // s["batch_size"])
     t0 = time.perf_counter()
     model, hist = fit(
-        model, memprop_loss, optimizer(s["lr"], steps), train,
-        epochs=s["epochs"], batch_size=s["batch_size"], seed=ctx.seed,
-        eval_fn=memprop_eval, eval_data=test, project=project,
-        checkpoint_dir=_ckpt(ctx, tag), progress=True, log=ctx.log,
+        model,
+        memprop_loss,
+        optimizer(s["lr"], steps),
+        train,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        seed=ctx.seed,
+        eval_fn=memprop_eval,
+        eval_data=test,
+        project=project,
+        checkpoint_dir=_ckpt(ctx, tag),
+        progress=True,
+        log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
 
@@ -113,10 +141,18 @@ def _train_lif(ctx, tag, train, test, s):
     steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
     t0 = time.perf_counter()
     model, hist = fit(
-        model, memprop_loss, optimizer(s["lif_lr"], steps), train,
-        epochs=s["lif_epochs"], batch_size=s["batch_size"], seed=ctx.seed,
-        eval_fn=memprop_eval, eval_data=test, checkpoint_dir=_ckpt(ctx, tag),
-        progress=True, log=ctx.log,
+        model,
+        memprop_loss,
+        optimizer(s["lif_lr"], steps),
+        train,
+        epochs=s["lif_epochs"],
+        batch_size=s["batch_size"],
+        seed=ctx.seed,
+        eval_fn=memprop_eval,
+        eval_data=test,
+        checkpoint_dir=_ckpt(ctx, tag),
+        progress=True,
+        log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
 
@@ -126,8 +162,15 @@ def _train_ann(ctx, tag, train, test, s):
 
     t0 = time.perf_counter()
     model, hist = train_mlp(
-        train, test, hidden=(s["n_hidden"],), epochs=s["ann_epochs"], batch_size=s["batch_size"],
-        learning_rate=1e-3, seed=ctx.seed, checkpoint_dir=_ckpt(ctx, tag), progress=True,
+        train,
+        test,
+        hidden=(s["n_hidden"],),
+        epochs=s["ann_epochs"],
+        batch_size=s["batch_size"],
+        learning_rate=1e-3,
+        seed=ctx.seed,
+        checkpoint_dir=_ckpt(ctx, tag),
+        progress=True,
         log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
@@ -145,7 +188,9 @@ def with_config(model, **changes):
     def f(c):
         if not is_xb(c):
             return c
-        return Crossbar(u_pos=c.u_pos, u_neg=c.u_neg, config=dataclasses.replace(c.config, **changes))
+        return Crossbar(
+            u_pos=c.u_pos, u_neg=c.u_neg, config=dataclasses.replace(c.config, **changes)
+        )
 
     return jax.tree.map(f, model, is_leaf=is_xb)
 
@@ -175,7 +220,10 @@ def noisy_accuracy(model, x, y, key, batch_size=1000):
 
     correct = 0
     for i, start in enumerate(range(0, len(x), batch_size)):
-        xb, yb = jnp.asarray(x[start : start + batch_size]), jnp.asarray(y[start : start + batch_size])
+        xb, yb = (
+            jnp.asarray(x[start : start + batch_size]),
+            jnp.asarray(y[start : start + batch_size]),
+        )
         correct += int(acc(model, xb, yb, jax.random.fold_in(key, i)))
     return correct / len(x)
 
@@ -215,11 +263,19 @@ def _figures(ctx, model, test, hists, labels_ds):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for j in active:
         axes[0].plot(t_ms, vh[:, j], "o-", ms=3, label=f"hidden {j}")
-    axes[0].set(xlabel="t (ms)", ylabel="v (mV)", title=f"hidden MIF membranes ({labels_ds} test image 0)")
+    axes[0].set(
+        xlabel="t (ms)", ylabel="v (mV)", title=f"hidden MIF membranes ({labels_ds} test image 0)"
+    )
     axes[0].legend(fontsize=7)
     for j in range(vo.shape[1]):
-        axes[1].plot(t_ms, vo[:, j], "o-", ms=3, lw=2.5 if j == int(test[1][0]) else 1,
-                     label=f"class {j}" + (" (label)" if j == int(test[1][0]) else ""))
+        axes[1].plot(
+            t_ms,
+            vo[:, j],
+            "o-",
+            ms=3,
+            lw=2.5 if j == int(test[1][0]) else 1,
+            label=f"class {j}" + (" (label)" if j == int(test[1][0]) else ""),
+        )
     axes[1].set(xlabel="t (ms)", ylabel="v (mV)", title="output MIF membranes")
     axes[1].legend(fontsize=6, ncol=2)
     # a single neuron at fine time resolution: the graded spike under a current pulse
@@ -238,7 +294,11 @@ def _figures(ctx, model, test, hists, labels_ds):
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, h in hists.items():
         ax.plot(h["epoch"], np.asarray(h["accuracy"]) * 100, "o-", label=name)
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"{labels_ds}: test accuracy (ideal weights)")
+    ax.set(
+        xlabel="epoch",
+        ylabel="test accuracy (%)",
+        title=f"{labels_ds}: test accuracy (ideal weights)",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -261,10 +321,18 @@ def _run(ctx, dataset: str, label: str):
     acc_prog, acc_prog_std = programmed_accuracy(
         model, *test, jax.random.key(ctx.seed + 100), n_programs=s["n_programs"]
     )
-    ctx.log(f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f} ({t_mif:.0f} s)")
+    ctx.log(
+        f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f} ({t_mif:.0f} s)"
+    )
     _, h_lif, t_lif = _train_lif(ctx, f"{tag}-lif", train, test, s)
     _, h_ann, t_ann = _train_ann(ctx, f"{tag}-ann", train, test, s)
-    _figures(ctx, model, test, {"MEMprop (MIF)": h_mif, "LIF (surrogate)": h_lif, "ReLU MLP": h_ann}, label)
+    _figures(
+        ctx,
+        model,
+        test,
+        {"MEMprop (MIF)": h_mif, "LIF (surrogate)": h_lif, "ReLU MLP": h_ann},
+        label,
+    )
     metrics = {
         "test_accuracy": acc_prog,
         "test_accuracy_std": acc_prog_std,
@@ -351,8 +419,13 @@ def run_robustness(ctx):
     def sweep(name, values, make):
         accs, stds = [], []
         for i, val in enumerate(values):
-            a, sd = programmed_accuracy(model, *test, jax.random.fold_in(key, 1000 * len(sweeps) + i),
-                                        n_programs=n_prog, **make(val))
+            a, sd = programmed_accuracy(
+                model,
+                *test,
+                jax.random.fold_in(key, 1000 * len(sweeps) + i),
+                n_programs=n_prog,
+                **make(val),
+            )
             accs.append(a)
             stds.append(sd)
             ctx.log(f"{name} = {val}: accuracy {a:.4f} +- {sd:.4f}")
@@ -360,40 +433,82 @@ def run_robustness(ctx):
 
     thin = (lambda v: v[::2]) if ctx.quick else (lambda v: v)
     # read noise alone (ideal programming, no level rounding)
-    sweep("read_sigma", thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
-          lambda r: dict(read_noise=True, program_noise=False, quantize_levels=False,
-                         device=dev.replace(read_sigma=r)))
+    sweep(
+        "read_sigma",
+        thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
+        lambda r: dict(
+            read_noise=True,
+            program_noise=False,
+            quantize_levels=False,
+            device=dev.replace(read_sigma=r),
+        ),
+    )
     # programming noise, one shot (no verify loop), no level rounding, no read noise
-    sweep("write_sigma_one_shot", thin([0.0, 0.01, 0.02, 0.05, 0.1]),
-          lambda w: dict(read_noise=False, program_noise=True, quantize_levels=False,
-                         device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6)))
+    sweep(
+        "write_sigma_one_shot",
+        thin([0.0, 0.01, 0.02, 0.05, 0.1]),
+        lambda w: dict(
+            read_noise=False,
+            program_noise=True,
+            quantize_levels=False,
+            device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6),
+        ),
+    )
     # stuck-at faults: cells stuck at HRS (G_min), then at LRS (G_max); otherwise ideal
     stuck = thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2])
-    sweep("stuck_hrs_fraction", stuck,
-          lambda p: dict(read_noise=False, program_noise=False, quantize_levels=False,
-                         stuck_faults=True, device=dev.replace(p_stuck_hrs=p)))
-    sweep("stuck_lrs_fraction", thin([0.0, 0.001, 0.002, 0.005, 0.01, 0.02]),
-          lambda p: dict(read_noise=False, program_noise=False, quantize_levels=False,
-                         stuck_faults=True, device=dev.replace(p_stuck_lrs=p)))
+    sweep(
+        "stuck_hrs_fraction",
+        stuck,
+        lambda p: dict(
+            read_noise=False,
+            program_noise=False,
+            quantize_levels=False,
+            stuck_faults=True,
+            device=dev.replace(p_stuck_hrs=p),
+        ),
+    )
+    sweep(
+        "stuck_lrs_fraction",
+        thin([0.0, 0.001, 0.002, 0.005, 0.01, 0.02]),
+        lambda p: dict(
+            read_noise=False,
+            program_noise=False,
+            quantize_levels=False,
+            stuck_faults=True,
+            device=dev.replace(p_stuck_lrs=p),
+        ),
+    )
     # time discretisation: the trained network re-simulated with dt / substeps (ideal
     # crossbars): how much of the accuracy depends on the coarse training step
     sub_acc = {}
-    for sub in ([1, 10] if ctx.quick else [1, 2, 5, 10]):
-        sub_acc[sub] = evaluate(dataclasses.replace(model, substeps=sub), memprop_eval, *test)["accuracy"]
+    for sub in [1, 10] if ctx.quick else [1, 2, 5, 10]:
+        sub_acc[sub] = evaluate(dataclasses.replace(model, substeps=sub), memprop_eval, *test)[
+            "accuracy"
+        ]
         ctx.log(f"substeps = {sub} (dt = {model.dt / sub * 1e3:g} ms): accuracy {sub_acc[sub]:.4f}")
     # the default non-ideal setting of memprop-mnist, for reference
-    a_def, sd_def = programmed_accuracy(model, *test, jax.random.fold_in(key, 99), n_programs=n_prog)
+    a_def, sd_def = programmed_accuracy(
+        model, *test, jax.random.fold_in(key, 99), n_programs=n_prog
+    )
 
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
     titles = {
         "read_sigma": ("read noise sigma (relative to G)", "read noise (fresh every read)"),
-        "write_sigma_one_shot": ("write noise sigma (fraction of G range)", "programming noise (one shot)"),
+        "write_sigma_one_shot": (
+            "write noise sigma (fraction of G range)",
+            "programming noise (one shot)",
+        ),
         "stuck_hrs_fraction": ("fraction of cells stuck at G_min", "stuck at HRS"),
         "stuck_lrs_fraction": ("fraction of cells stuck at G_max", "stuck at LRS"),
     }
     for ax, (name, sw) in zip(axes, sweeps.items()):
-        ax.errorbar(sw["values"], np.asarray(sw["accuracy"]) * 100, yerr=np.asarray(sw["std"]) * 100,
-                    fmt="o-", capsize=3)
+        ax.errorbar(
+            sw["values"],
+            np.asarray(sw["accuracy"]) * 100,
+            yerr=np.asarray(sw["std"]) * 100,
+            fmt="o-",
+            capsize=3,
+        )
         ax.axhline(acc_ideal * 100, color="gray", ls="--", lw=1, label="ideal")
         ax.set(xlabel=titles[name][0], ylabel="test accuracy (%)", title=titles[name][1])
         ax.grid(alpha=0.3)
@@ -416,7 +531,10 @@ def run_robustness(ctx):
     return {
         "metrics": metrics,
         "config": {
-            "model_source": source, "n_programs": n_prog, "sweeps": sweeps,
-            "device": "MultiLevelRRAM defaults except the swept parameter", **s,
+            "model_source": source,
+            "n_programs": n_prog,
+            "sweeps": sweeps,
+            "device": "MultiLevelRRAM defaults except the swept parameter",
+            **s,
         },
     }

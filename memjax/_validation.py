@@ -64,8 +64,12 @@ def check_real(owner: str, name: str, value: Any) -> None:
             raise TypeError(
                 f"{owner}.{name} must be a real number or array; got {type(value).__name__}"
             ) from e
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
-            or np.issubdtype(dtype, np.bool_) or str(dtype) == "bfloat16"):
+    if not (
+        np.issubdtype(dtype, np.floating)
+        or np.issubdtype(dtype, np.integer)
+        or np.issubdtype(dtype, np.bool_)
+        or str(dtype) == "bfloat16"
+    ):
         raise TypeError(
             f"{owner}.{name} must be a real number or array; got dtype {dtype} "
             f"({type(value).__name__})"
@@ -84,7 +88,11 @@ def check_broadcast(owner: str, fields: dict[str, Any]) -> tuple[int, ...]:
         except ValueError:
             # Name the earlier field that fixed the conflicting axis.
             other = next(
-                (first[ax] for ax in first if ax < len(s) and s[-1 - ax] not in (1, first[ax][1][-1 - ax])),
+                (
+                    first[ax]
+                    for ax in first
+                    if ax < len(s) and s[-1 - ax] not in (1, first[ax][1][-1 - ax])
+                ),
                 next(iter(first.values()), ("?", shape)),
             )
             raise ValueError(
@@ -144,13 +152,14 @@ def check_positive(owner: str, name: str, value: Any, unit: str = "") -> None:
     check_real(owner, name, value)
     arr = concrete(value)
     if arr is None:
-        _record(~(jnp.isfinite(value) & (value > 0)),
-                f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}")
+        _record(
+            ~(jnp.isfinite(value) & (value > 0)),
+            f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}",
+        )
         return
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(
-            f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}; "
-            f"got {_fmt(arr)}"
+            f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}; got {_fmt(arr)}"
         )
 
 
@@ -160,13 +169,14 @@ def check_nonnegative(owner: str, name: str, value: Any, unit: str = "") -> None
     check_real(owner, name, value)
     arr = concrete(value)
     if arr is None:
-        _record(~(jnp.isfinite(value) & (value >= 0)),
-                f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}")
+        _record(
+            ~(jnp.isfinite(value) & (value >= 0)),
+            f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}",
+        )
         return
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(
-            f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}; "
-            f"got {_fmt(arr)}"
+            f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}; got {_fmt(arr)}"
         )
 
 

@@ -127,16 +127,16 @@ def init_weight(
     if distribution == "normal":
         std = math.sqrt(2.0 / (n_in + n_out)) if scale is None else scale
         if not (math.isfinite(std) and std > 0):
-            raise ValueError(f"Crossbar.init: scale (the std) must be finite and > 0; got {scale!r}")
+            raise ValueError(
+                f"Crossbar.init: scale (the std) must be finite and > 0; got {scale!r}"
+            )
         return jnp.clip(std * jax.random.normal(key, shape), -1.0, 1.0)
     raise ValueError(
         f"Crossbar.init: distribution must be 'uniform' or 'normal'; got {distribution!r}"
     )
 
 
-def quantize_ste(
-    x: Float[ArrayLike, "..."], lo: float, step: float, n: int
-) -> Float[Array, "..."]:
+def quantize_ste(x: Float[ArrayLike, "..."], lo: float, step: float, n: int) -> Float[Array, "..."]:
     """Round ``x`` to the ``n`` levels ``lo + k step`` (k = 0 .. n - 1), clipping to
     their range; straight-through gradient (1 inside the range, 0 where clipped)."""
     x = jnp.asarray(x)
@@ -303,7 +303,7 @@ class Crossbar(AbstractSynapse):
         v = jnp.asarray(v)
         if cfg.dac_bits is None:
             return v
-        n = 2 ** cfg.dac_bits
+        n = 2**cfg.dac_bits
         if cfg.dac_signed:
             step = cfg.v_read / 2 ** (cfg.dac_bits - 1)
             return quantize_ste(v, -cfg.v_read, step, n)

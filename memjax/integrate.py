@@ -144,8 +144,9 @@ def _check_time(name: str, value: Any, *, positive: bool) -> None:
     if isinstance(value, jax.core.Tracer):
         return
     arr = np.asarray(value)
-    if arr.shape != () or not (np.issubdtype(arr.dtype, np.floating)
-                               or np.issubdtype(arr.dtype, np.integer)):
+    if arr.shape != () or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
         raise TypeError(f"odeint: {name} must be a real scalar (s); got {value!r}")
     if not np.isfinite(arr) or (positive and arr <= 0):
         want = "finite and > 0" if positive else "finite"
@@ -225,8 +226,14 @@ def odeint(
         # Half precision cannot resolve a time grid (bfloat16 holds 3 significant
         # digits: t = 1.0 + 1e-3 rounds to 1.0) nor most device constants.
         dtype = jnp.promote_types(dtype, jnp.float32)
-    y0 = jax.tree.map(lambda a: a.astype(jnp.promote_types(a.dtype, dtype))
-                      if jnp.issubdtype(a.dtype, jnp.inexact) else a, y0)
+    y0 = jax.tree.map(
+        lambda a: (
+            a.astype(jnp.promote_types(a.dtype, dtype))
+            if jnp.issubdtype(a.dtype, jnp.inexact)
+            else a
+        ),
+        y0,
+    )
     h = jnp.asarray(dt / substeps, dtype)
     if isinstance(dt, jax.core.Tracer):
         h = eqx.error_if(h, ~(jnp.isfinite(h) & (h > 0)), "odeint: dt must be finite and > 0")

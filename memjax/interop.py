@@ -102,4 +102,3 @@ def from_linen(
     if not hasattr(module, "apply"):
         raise TypeError(f"from_linen: module must be a flax.linen Module; got {type(module)}")
     return LinenWrapper(variables=variables, module=module, apply_kwargs=dict(apply_kwargs))
-

@@ -99,9 +99,7 @@ def sample_population(
     for name, sigma in spread.items():
         _field_path(device, name)
         if not (sigma >= 0):
-            raise ValueError(
-                f"sample_population: spread[{name!r}] must be >= 0; got {sigma}"
-            )
+            raise ValueError(f"sample_population: spread[{name!r}] must be >= 0; got {sigma}")
 
     def bcast(leaf):
         if eqx.is_inexact_array_like(leaf) and not isinstance(leaf, bool):
@@ -112,7 +110,9 @@ def sample_population(
     pop = jax.tree.map(bcast, device)
     keys = jax.random.split(key, max(len(spread), 1))
     for k, (name, sigma) in zip(keys, sorted(spread.items())):
-        dist = distribution if isinstance(distribution, str) else distribution.get(name, "lognormal")
+        dist = (
+            distribution if isinstance(distribution, str) else distribution.get(name, "lognormal")
+        )
         base = _get(name)(pop)
         if dist == "lognormal":
             new = base * jnp.exp(sigma * jax.random.normal(k, base.shape, base.dtype))
@@ -167,9 +167,7 @@ def index(pop: M, i) -> M:
     return jax.tree.map(lambda x: x[i] if eqx.is_array(x) and x.ndim > 0 else x, pop)
 
 
-def simulate_population(
-    simulate_fn: Callable, pop: eqx.Module, *args, out_axes=0, **kwargs
-):
+def simulate_population(simulate_fn: Callable, pop: eqx.Module, *args, out_axes=0, **kwargs):
     """``vmap`` ``simulate_fn(device, *args, **kwargs)`` over a population's leading axis.
 
     Every array leaf of ``pop`` is mapped; ``args``/``kwargs`` are shared; ``out_axes``

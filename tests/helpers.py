@@ -14,9 +14,14 @@ def central_fd(fn, x, eps=1e-6):
     gf = g.reshape(-1)
     for k in range(flat.size):
         h = eps * max(1.0, abs(flat[k]))
-        xp = flat.copy(); xp[k] += h
-        xm = flat.copy(); xm[k] -= h
-        gf[k] = (float(fn(jnp.asarray(xp.reshape(x.shape)))) - float(fn(jnp.asarray(xm.reshape(x.shape))))) / (2 * h)
+        xp = flat.copy()
+        xp[k] += h
+        xm = flat.copy()
+        xm[k] -= h
+        gf[k] = (
+            float(fn(jnp.asarray(xp.reshape(x.shape))))
+            - float(fn(jnp.asarray(xm.reshape(x.shape))))
+        ) / (2 * h)
     return g
 
 

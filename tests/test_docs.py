@@ -41,7 +41,11 @@ MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 def _params():
     for p in MARKDOWN:
-        marks = [pytest.mark.xfail(strict=True, reason="blocks being rewritten elsewhere")] if p.name in PENDING else []
+        marks = (
+            [pytest.mark.xfail(strict=True, reason="blocks being rewritten elsewhere")]
+            if p.name in PENDING
+            else []
+        )
         yield pytest.param(p, id=p.name, marks=marks)
 
 

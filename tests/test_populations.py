@@ -23,8 +23,13 @@ def test_lognormal_spread_statistics(getkey):
 
 
 def test_normal_and_uniform(getkey):
-    pop = sample_population(HPMemristor(), getkey(), 20_000, {"D": 0.05, "R_off": 0.2},
-                            distribution={"D": "normal", "R_off": "uniform"})
+    pop = sample_population(
+        HPMemristor(),
+        getkey(),
+        20_000,
+        {"D": 0.05, "R_off": 0.2},
+        distribution={"D": "normal", "R_off": "uniform"},
+    )
     rel = np.asarray(pop.D) / 10e-9 - 1
     assert abs(rel.std() - 0.05) < 2e-3
     u = np.asarray(pop.R_off) / 16e3 - 1
@@ -79,8 +84,11 @@ def test_invalid_normal_draw_raises_eagerly(getkey):
 
 
 def test_invalid_normal_draw_raises_under_jit(getkey):
-    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 1000, {"R_off": 10},
-                                            distribution="normal").R_off)
+    f = jax.jit(
+        lambda k: (
+            sample_population(HPMemristor(), k, 1000, {"R_off": 10}, distribution="normal").R_off
+        )
+    )
     with pytest.raises(Exception, match="R_off must be finite and > 0"):
         jax.block_until_ready(f(getkey()))
 
@@ -93,21 +101,34 @@ def test_invalid_lognormal_order_raises_under_jit(getkey):
 
 
 def test_nested_invalid_draw_raises_under_jit(getkey):
-    f = jax.jit(lambda k: sample_population(HPMemristor(window=Biolek(p=1.0)), k, 1000,
-                                            {"window.p": 10}, distribution="normal").window.p)
+    f = jax.jit(
+        lambda k: (
+            sample_population(
+                HPMemristor(window=Biolek(p=1.0)), k, 1000, {"window.p": 10}, distribution="normal"
+            ).window.p
+        )
+    )
     with pytest.raises(Exception, match="Biolek.p must be finite and > 0"):
         jax.block_until_ready(f(getkey()))
 
 
 def test_valid_draw_under_jit_matches_eager(getkey):
     key = getkey()
-    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 100, {"R_off": 0.1},
-                                            distribution="normal").R_off)
+    f = jax.jit(
+        lambda k: (
+            sample_population(HPMemristor(), k, 100, {"R_off": 0.1}, distribution="normal").R_off
+        )
+    )
     eager = sample_population(HPMemristor(), key, 100, {"R_off": 0.1}, distribution="normal")
     np.testing.assert_allclose(np.asarray(f(key)), np.asarray(eager.R_off), rtol=1e-6)
 
 
 def test_check_false_skips_the_traced_check(getkey):
-    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 1000, {"R_off": 10},
-                                            distribution="normal", check=False).R_off)
+    f = jax.jit(
+        lambda k: (
+            sample_population(
+                HPMemristor(), k, 1000, {"R_off": 10}, distribution="normal", check=False
+            ).R_off
+        )
+    )
     assert np.any(np.asarray(f(getkey())) < 0)

@@ -64,13 +64,15 @@ _LOADED: list[dict] = []
 
 
 def _record(result, name: str, split: str, kind: str, path) -> tuple[np.ndarray, np.ndarray]:
-    _LOADED.append({
-        "dataset": name,
-        "split": split,
-        "source": kind,
-        "path": None if path is None else str(Path(path).resolve()),
-        "n": int(len(result[1])),
-    })
+    _LOADED.append(
+        {
+            "dataset": name,
+            "split": split,
+            "source": kind,
+            "path": None if path is None else str(Path(path).resolve()),
+            "n": int(len(result[1])),
+        }
+    )
     return result
 
 

@@ -192,8 +192,13 @@ class MultiLevelRRAM(eqx.Module):
         """CrossSim's ``RRAMMilo`` device: G in [50, 225] uS (on/off 4.5), one-shot
         programming (``max_iterations = 1``) with sigma_G = max(-0.009107 G + 4.782321,
         0) uS. Other fields keep their defaults unless overridden."""
-        kw = dict(G_min=50e-6, G_max=225e-6, write_noise_model="crosssim_milo",
-                  write_sigma=1.0, max_iterations=1)
+        kw = dict(
+            G_min=50e-6,
+            G_max=225e-6,
+            write_noise_model="crosssim_milo",
+            write_sigma=1.0,
+            max_iterations=1,
+        )
         kw.update(overrides)
         return cls(**kw)
 
@@ -230,8 +235,14 @@ class MultiLevelRRAM(eqx.Module):
         default each cell's ``G_min``, a freshly formed cell in HRS). Stuck cells hold
         their stuck value."""
         return _sample_devices(
-            key, tuple(int(n) for n in shape), self.G_min, self.G_max, self.d2d_sigma,
-            self.p_stuck_lrs, self.p_stuck_hrs, G0,
+            key,
+            tuple(int(n) for n in shape),
+            self.G_min,
+            self.G_max,
+            self.d2d_sigma,
+            self.p_stuck_lrs,
+            self.p_stuck_hrs,
+            G0,
         )
 
     def write_std(self, G_target: Float[ArrayLike, "..."], state: RRAMState) -> Float[Array, "..."]:
@@ -301,9 +312,16 @@ def _sample_devices(key, shape, G_min, G_max, d2d_sigma, p_lrs, p_hrs, G0):
     G = G_lo if G0 is None else jnp.clip(jnp.broadcast_to(G0, shape), G_lo, G_hi)
     G = jnp.where(stuck_lrs, G_hi, jnp.where(stuck_hrs, G_lo, G)).astype(dtype)
     zeros = jnp.zeros(shape, jnp.int32)
-    return RRAMState(G=G, G_min=G_lo, G_max=G_hi, stuck_lrs=stuck_lrs,
-                     stuck_hrs=stuck_hrs, pulses=zeros, last_pulses=zeros,
-                     converged=jnp.zeros(shape, bool))
+    return RRAMState(
+        G=G,
+        G_min=G_lo,
+        G_max=G_hi,
+        stuck_lrs=stuck_lrs,
+        stuck_hrs=stuck_hrs,
+        pulses=zeros,
+        last_pulses=zeros,
+        converged=jnp.zeros(shape, bool),
+    )
 
 
 @partial(jax.jit, static_argnums=6)

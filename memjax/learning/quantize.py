@@ -40,11 +40,7 @@ __all__ = [
 
 def check_levels(owner: str, n_levels, w_max=1.0) -> None:
     """Raise ``ValueError`` naming ``owner.n_levels`` / ``owner.w_max`` when invalid."""
-    if (
-        isinstance(n_levels, bool)
-        or not isinstance(n_levels, (int, np.integer))
-        or n_levels < 2
-    ):
+    if isinstance(n_levels, bool) or not isinstance(n_levels, (int, np.integer)) or n_levels < 2:
         raise ValueError(f"{owner}.n_levels must be an integer >= 2; got {n_levels!r}")
     try:
         ok = np.isfinite(float(w_max)) and float(w_max) > 0
@@ -54,9 +50,7 @@ def check_levels(owner: str, n_levels, w_max=1.0) -> None:
         raise ValueError(f"{owner}.w_max must be finite and > 0; got {w_max!r}")
 
 
-def level_index(
-    w: Float[ArrayLike, "..."], n_levels: int, w_max: float = 1.0
-) -> Int[Array, "..."]:
+def level_index(w: Float[ArrayLike, "..."], n_levels: int, w_max: float = 1.0) -> Int[Array, "..."]:
     """Index ``j`` (int32, 0 .. n_levels - 1) of the level nearest to ``w`` (ties up)."""
     check_levels("level_index", n_levels, w_max)
     w = jnp.asarray(w)
@@ -110,9 +104,7 @@ def _sign_hardtanh_jvp(primals, tangents):
     return y, jnp.where(jnp.abs(x) <= 1.0, t, jnp.zeros_like(t))
 
 
-def fixed_point(
-    x: Float[ArrayLike, "..."], bits: int | None, x_max: float
-) -> Float[Array, "..."]:
+def fixed_point(x: Float[ArrayLike, "..."], bits: int | None, x_max: float) -> Float[Array, "..."]:
     """Signed fixed-point storage of ``x`` with ``bits`` bits on ``[-x_max, x_max)``:
     step ``x_max / 2^(bits - 1)``, round to nearest, clip to ``[-x_max, x_max - step]``.
     ``bits=None``: unchanged (float storage). Not differentiable (storage, not forward)."""

@@ -64,9 +64,7 @@ class MLP(eqx.Module):
 
     def __call__(self, x: Float[Array, "... in_size"]) -> Float[Array, "... out_size"]:
         if jnp.shape(x)[-1:] != (self.in_size,):
-            raise ValueError(
-                f"MLP: x must have shape (..., {self.in_size}); got {jnp.shape(x)}"
-            )
+            raise ValueError(f"MLP: x must have shape (..., {self.in_size}); got {jnp.shape(x)}")
         for layer in self.layers[:-1]:
             x = jax.nn.relu(x @ layer.weight.T + layer.bias)
         last = self.layers[-1]

@@ -372,7 +372,9 @@ class MEMprop(eqx.Module):
         """
         config = CrossbarConfig() if crossbar_config is None else crossbar_config
         if synapse not in ("crossbar", "dense"):
-            raise ValueError(f"MEMprop.init: synapse must be 'crossbar' or 'dense'; got {synapse!r}")
+            raise ValueError(
+                f"MEMprop.init: synapse must be 'crossbar' or 'dense'; got {synapse!r}"
+            )
         dG = float(config.device.G_max - config.device.G_min)
         k1, k2 = jax.random.split(key, 4)[:2]  # keys 0, 1 of four: fixed per seed
 
@@ -420,8 +422,12 @@ class LIFNet(eqx.Module):
         w1 = jax.random.normal(k1, (n_in, n_hidden)) / jnp.sqrt(n_in)
         w2 = jax.random.normal(k2, (n_hidden, n_out)) / jnp.sqrt(n_hidden)
         return cls(
-            w1=w1, w2=w2, b1=jnp.zeros(n_hidden), b2=jnp.zeros(n_out),
-            neuron=LIF() if neuron is None else neuron, **kwargs,
+            w1=w1,
+            w2=w2,
+            b1=jnp.zeros(n_hidden),
+            b2=jnp.zeros(n_out),
+            neuron=LIF() if neuron is None else neuron,
+            **kwargs,
         )
 
     def __call__(self, x, key=None, *, traces: bool = False):

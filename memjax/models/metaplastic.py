@@ -168,8 +168,10 @@ class MetaplasticMLP(eqx.Module):
                 j = jax.random.randint(kb, (a, b), 1, n_levels)
                 w = -w_max + (2 * j - 1) * h + jax.random.uniform(ko, (a, b), minval=-s, maxval=s)
             else:
-                s = init_scale if init_scale is not None else (
-                    1.0 / math.sqrt(a) if n_levels == 2 else float(w_max)
+                s = (
+                    init_scale
+                    if init_scale is not None
+                    else (1.0 / math.sqrt(a) if n_levels == 2 else float(w_max))
                 )
                 w = jax.random.uniform(k, (a, b), minval=-s, maxval=s)
             ws.append(w)
@@ -212,9 +214,13 @@ class MetaplasticMLP(eqx.Module):
         if not self.bn_affine or src == dst:
             return self
         return eqx.tree_at(
-            lambda t: (t.bn_scale, t.bn_shift), self,
-            (tuple(a.at[dst].set(a[src]) for a in self.bn_scale),
-             tuple(a.at[dst].set(a[src]) for a in self.bn_shift)))
+            lambda t: (t.bn_scale, t.bn_shift),
+            self,
+            (
+                tuple(a.at[dst].set(a[src]) for a in self.bn_scale),
+                tuple(a.at[dst].set(a[src]) for a in self.bn_shift),
+            ),
+        )
 
     def quantized_weights(self) -> tuple[Float[Array, "n_in n_out"], ...]:
         """``Q(W_l)`` with the straight-through gradient."""
@@ -278,8 +284,9 @@ def _moments(model, x, layer, task):
     return jnp.sum(z, 0), jnp.sum(z * z, 0)
 
 
-def calibrate_bn(model: MetaplasticMLP, x, task: int = 0, *, batch_size: int = 2000,
-                 preprocess=None) -> MetaplasticMLP:
+def calibrate_bn(
+    model: MetaplasticMLP, x, task: int = 0, *, batch_size: int = 2000, preprocess=None
+) -> MetaplasticMLP:
     """Store the population mean and variance of every layer's pre-activations over
     ``x`` in ``task``'s slot (layer by layer, each using the fresh statistics of the
     layers before it)."""
@@ -307,8 +314,16 @@ def _correct(model, x, y, task, weights):
     return jnp.sum(jnp.argmax(model(x, task, weights=weights), -1) == y)
 
 
-def evaluate_task(model: MetaplasticMLP, x, y, task: int = 0, *, weights=None,
-                  batch_size: int = 2000, preprocess=None) -> float:
+def evaluate_task(
+    model: MetaplasticMLP,
+    x,
+    y,
+    task: int = 0,
+    *,
+    weights=None,
+    batch_size: int = 2000,
+    preprocess=None,
+) -> float:
     """Accuracy on ``(x, y)`` with ``task``'s BN statistics (and ``weights`` if given)."""
     s = model.slot(task)
     c = 0
@@ -323,16 +338,18 @@ def evaluate_task(model: MetaplasticMLP, x, y, task: int = 0, *, weights=None,
 # Hardware mapping
 
 
-def level_conductances(device: MultiLevelRRAM, levels: Int[Array, "..."], n_levels: int
-                       ) -> Float[Array, "..."]:
+def level_conductances(
+    device: MultiLevelRRAM, levels: Int[Array, "..."], n_levels: int
+) -> Float[Array, "..."]:
     """Offset mapping of level ``j`` to ``G_min + j (G_max - G_min) / (n_levels - 1)`` (S)."""
     check_levels("level_conductances", n_levels)
     j = jnp.asarray(levels).astype(jnp.result_type(float))
     return device.G_min + j * (device.G_max - device.G_min) / (n_levels - 1)
 
 
-def conductance_weights(device: MultiLevelRRAM, G: Float[Array, "..."], w_max: float = 1.0
-                        ) -> Float[Array, "..."]:
+def conductance_weights(
+    device: MultiLevelRRAM, G: Float[Array, "..."], w_max: float = 1.0
+) -> Float[Array, "..."]:
     """Inverse of the offset mapping: ``w_max (2 (G - G_min) / (G_max - G_min) - 1)``."""
     return w_max * (2.0 * (G - device.G_min) / (device.G_max - device.G_min) - 1.0)
 
@@ -350,14 +367,17 @@ def program_levels(
     and the mask (int32, 1 = written) of the cells written; untouched cells keep their
     conductance and pulse counters."""
     target = level_conductances(device, levels, n_levels)
-    mask = jnp.ones(jnp.shape(levels), bool) if last_levels is None else (
-        jnp.asarray(levels) != jnp.asarray(last_levels)
+    mask = (
+        jnp.ones(jnp.shape(levels), bool)
+        if last_levels is None
+        else (jnp.asarray(levels) != jnp.asarray(last_levels))
     )
     return device.program(key, state, target, mask=mask), mask.astype(jnp.int32)
 
 
-def read_device_weights(device: MultiLevelRRAM, key: PRNGKeyArray | None, state: RRAMState,
-                        w_max: float = 1.0) -> Float[Array, "..."]:
+def read_device_weights(
+    device: MultiLevelRRAM, key: PRNGKeyArray | None, state: RRAMState, w_max: float = 1.0
+) -> Float[Array, "..."]:
     """Weights read from the cells (read noise when ``key`` is given)."""
     return conductance_weights(device, device.read(key, state), w_max)
 

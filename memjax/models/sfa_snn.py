@@ -197,7 +197,9 @@ def learn_unsupervised(
     samples per compiled call, same result as one call up to the key split)."""
     outs = []
     for i, s in enumerate(range(0, len(x), chunk)):
-        state, out = wta_learn(layer, state, jnp.asarray(x[s : s + chunk]), jax.random.fold_in(key, i))
+        state, out = wta_learn(
+            layer, state, jnp.asarray(x[s : s + chunk]), jax.random.fold_in(key, i)
+        )
         outs.append(jax.tree_util.tree_map(np.asarray, out))
     return state, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
@@ -208,7 +210,9 @@ def respond(
     """Spiking-layer responses (``counts``, ``first``, ``drive``, ``spikes``) in batches."""
     outs = []
     for i, s in enumerate(range(0, len(x), batch_size)):
-        out = wta_respond(layer, state, jnp.asarray(x[s : s + batch_size]), jax.random.fold_in(key, i))
+        out = wta_respond(
+            layer, state, jnp.asarray(x[s : s + batch_size]), jax.random.fold_in(key, i)
+        )
         outs.append(jax.tree_util.tree_map(np.asarray, out))
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
@@ -229,7 +233,9 @@ def label_neurons(counts: np.ndarray, labels: np.ndarray, n_classes: int = 10) -
 def snn_classify(counts: np.ndarray, drive: np.ndarray, neuron_labels: np.ndarray) -> np.ndarray:
     """Class of the winning neuron: most spikes, ties (and silent samples) broken by the
     summed input current relative to its maximum; unlabelled neurons are ignored."""
-    score = np.asarray(counts, np.float64) + 1e-3 * drive / (np.max(drive, -1, keepdims=True) + 1e-12)
+    score = np.asarray(counts, np.float64) + 1e-3 * drive / (
+        np.max(drive, -1, keepdims=True) + 1e-12
+    )
     score = np.where(np.asarray(neuron_labels)[None] >= 0, score, -np.inf)
     return np.asarray(neuron_labels)[score.argmax(-1)]
 
@@ -312,7 +318,9 @@ def calibrate_novelty_gate(
     the held-out *trained-class* samples ``x_trained_val`` (the ``k``-th largest score,
     ``k = floor(max_false_route N) + 1``)."""
     if not 0.0 <= max_false_route < 1.0:
-        raise ValueError(f"calibrate_novelty_gate: max_false_route must be in [0, 1); got {max_false_route}")
+        raise ValueError(
+            f"calibrate_novelty_gate: max_false_route must be in [0, 1); got {max_false_route}"
+        )
     s = np.sort(gate.score(x_trained_val))[::-1]
     k = int(np.floor(max_false_route * len(s)))
     return dataclasses.replace(gate, threshold=jnp.asarray(s[k], jnp.float32))
@@ -323,9 +331,7 @@ def route(head_pred: np.ndarray, snn_pred: np.ndarray, routed: np.ndarray) -> np
     return np.where(np.asarray(routed), np.asarray(snn_pred), np.asarray(head_pred))
 
 
-def mahalanobis_score(
-    features: np.ndarray, labels: np.ndarray, eps: float = 1e-4
-) -> Any:
+def mahalanobis_score(features: np.ndarray, labels: np.ndarray, eps: float = 1e-4) -> Any:
     """Label-free novelty score from trained-class data only (Lee et al., NeurIPS 2018):
     class means and one shared covariance (ridge ``eps`` x mean variance) fitted on
     ``features`` of the trained classes with their ``labels``; returns ``score(f)`` =
@@ -347,7 +353,9 @@ def mahalanobis_score(
     return score
 
 
-def accuracy_report(pred: np.ndarray, y: np.ndarray, groups: dict[str, Sequence[int]]) -> dict[str, Any]:
+def accuracy_report(
+    pred: np.ndarray, y: np.ndarray, groups: dict[str, Sequence[int]]
+) -> dict[str, Any]:
     """Accuracy overall, per group of classes and per class."""
     out = {"all": float(np.mean(pred == y))}
     for name, cl in groups.items():

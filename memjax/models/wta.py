@@ -173,7 +173,9 @@ class WTALayer(eqx.Module):
         shape = (self.n_in, self.n_out)
         syn = dev.sample_devices(k_d, shape)
         steps = dev.n_levels - 1
-        lvl = jax.random.randint(k_l, shape, int(np.floor(lo * steps)), int(np.ceil(hi * steps)) + 1)
+        lvl = jax.random.randint(
+            k_l, shape, int(np.floor(lo * steps)), int(np.ceil(hi * steps)) + 1
+        )
         G = syn.G_min + lvl * (syn.G_max - syn.G_min) / steps
         G = jnp.where(syn.stuck, syn.G, G)
         syn = dataclasses.replace(syn, G=G)
@@ -222,13 +224,19 @@ def wta_sample(
         st = dataclasses.replace(st, v=jnp.where(fire, jnp.zeros_like(st.v), st.v))
         h = h + layer.theta_plus * s
         if learn:
+
             def update(syn):
                 col = jax.tree_util.tree_map(
                     lambda a: jax.lax.dynamic_slice_in_dim(a, j, 1, axis=1), syn
                 )
                 k_u, k_z = jax.random.split(k)
-                pulses = stdp_pulses(layer.rule, k_u, pre_recent(since, layer.rule.window),
-                                     jnp.ones((1,), bool), col.G.dtype)
+                pulses = stdp_pulses(
+                    layer.rule,
+                    k_u,
+                    pre_recent(since, layer.rule.window),
+                    jnp.ones((1,), bool),
+                    col.G.dtype,
+                )
                 col = apply_level_pulses(layer.synapse, k_z, col, pulses)
                 return jax.tree_util.tree_map(
                     lambda a, c: jax.lax.dynamic_update_slice_in_dim(a, c, j, axis=1), syn, col
@@ -255,9 +263,7 @@ def wta_sample(
 def _floats_as_arrays(tree):
     """Python floats -> 0-d arrays, so that changing a parameter (e.g. SFA on/off) does
     not recompile (`eqx.filter_jit` treats Python scalars as static)."""
-    return jax.tree_util.tree_map(
-        lambda v: jnp.asarray(v) if isinstance(v, float) else v, tree
-    )
+    return jax.tree_util.tree_map(lambda v: jnp.asarray(v) if isinstance(v, float) else v, tree)
 
 
 def wta_learn(

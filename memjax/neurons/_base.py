@@ -59,11 +59,7 @@ def check_dt(owner: str, dt: Any) -> None:
 
 def check_substeps(owner: str, substeps: Any) -> None:
     """Raise ``ValueError`` naming ``owner`` unless ``substeps`` is an integer >= 1."""
-    if (
-        isinstance(substeps, bool)
-        or not isinstance(substeps, (int, np.integer))
-        or substeps < 1
-    ):
+    if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or substeps < 1:
         raise ValueError(f"{owner}: substeps must be an integer >= 1; got {substeps!r}")
 
 
@@ -161,9 +157,7 @@ def simulate(
         raise TypeError(f"simulate: neuron must be an AbstractNeuron; got {type(neuron).__name__}")
     check_substeps(name, substeps)
     if substeps != 1 and not neuron.continuous:
-        raise ValueError(
-            f"{name}: substeps must be 1 for a discrete-time neuron; got {substeps}"
-        )
+        raise ValueError(f"{name}: substeps must be 1 for a discrete-time neuron; got {substeps}")
     dt = neuron.resolve_dt(dt)
     inputs = jnp.asarray(inputs)
     if inputs.ndim < 1:

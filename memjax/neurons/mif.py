@@ -354,4 +354,3 @@ def mif_simulate(
     check_dt("mif_simulate", dt)
     check_substeps("mif_simulate", substeps)
     return simulate(params, state, i_in, dt, substeps=substeps)
-

@@ -43,8 +43,10 @@ def train_mlp(
     """
     x, y = train_data
     if not np.issubdtype(np.asarray(y).dtype, np.integer) or np.min(y) < 0:
-        raise ValueError("train_mlp: labels must be non-negative integers; got dtype "
-                         f"{np.asarray(y).dtype}, minimum {np.min(y)}")
+        raise ValueError(
+            "train_mlp: labels must be non-negative integers; got dtype "
+            f"{np.asarray(y).dtype}, minimum {np.min(y)}"
+        )
     in_size = int(np.prod(np.shape(x)[1:]))
     out_size = max(10, int(np.max(y)) + 1)
     model = MLP(in_size, hidden, out_size, key=jax.random.key(seed))
@@ -86,7 +88,14 @@ def train_cnn(
     remap[classes] = np.arange(len(classes))
     model = CNN(len(classes), n_features, key=jax.random.key(seed))
     return fit(
-        model, cross_entropy_loss, optax.adam(learning_rate), (x, remap[y].astype(np.int32)),
-        epochs=epochs, batch_size=batch_size, seed=seed, preprocess=_images,
-        n_classes=len(classes), **fit_kwargs,
+        model,
+        cross_entropy_loss,
+        optax.adam(learning_rate),
+        (x, remap[y].astype(np.int32)),
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        preprocess=_images,
+        n_classes=len(classes),
+        **fit_kwargs,
     )

@@ -89,8 +89,7 @@ def _infer_classes(model, xb) -> int | None:
     except Exception:  # models with other call signatures: no inference
         return None
     shape = getattr(out, "shape", None)
-    return int(shape[-1]) if shape is not None and len(shape) == 2 and shape[0] == len(xb) \
-        else None
+    return int(shape[-1]) if shape is not None and len(shape) == 2 and shape[0] == len(xb) else None
 
 
 def _check_fit_labels(model, x, y, ey, n_classes, preprocess) -> None:
@@ -110,8 +109,19 @@ def _check_fit_labels(model, x, y, ey, n_classes, preprocess) -> None:
 
 
 @eqx.filter_jit
-def _train_step(params, static, opt_state, key, x, y, loss_fn, optimizer, project, filter_spec,
-                skip_nonfinite=False):
+def _train_step(
+    params,
+    static,
+    opt_state,
+    key,
+    x,
+    y,
+    loss_fn,
+    optimizer,
+    project,
+    filter_spec,
+    skip_nonfinite=False,
+):
     key, sub = jax.random.split(key)
 
     def f(p):
@@ -126,7 +136,8 @@ def _train_step(params, static, opt_state, key, x, y, loss_fn, optimizer, projec
     if skip_nonfinite:
         ok = jnp.isfinite(loss)
         new, new_opt = jax.tree_util.tree_map(
-            lambda a, b: jnp.where(ok, a, b), (new, new_opt), (params, opt_state))
+            lambda a, b: jnp.where(ok, a, b), (new, new_opt), (params, opt_state)
+        )
     return new, new_opt, key, loss, aux
 
 
@@ -157,8 +168,7 @@ def evaluate(
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
         raise ValueError(
-            f"evaluate: x and y must have the same number of samples; got {len(x)} and "
-            f"{len(y)}"
+            f"evaluate: x and y must have the same number of samples; got {len(x)} and {len(y)}"
         )
     if len(x) == 0:
         raise ValueError("evaluate: x is empty")
@@ -180,8 +190,14 @@ def evaluate(
 
 def _initial_state(model, optimizer, seed: int, filter_spec) -> TrainState:
     params, _ = eqx.partition(model, filter_spec)
-    return TrainState(model=model, opt_state=optimizer.init(params), epoch=0, step=0,
-                      key=jax.random.key(seed), history={})
+    return TrainState(
+        model=model,
+        opt_state=optimizer.init(params),
+        epoch=0,
+        step=0,
+        key=jax.random.key(seed),
+        history={},
+    )
 
 
 def _save_tree(state: TrainState):
@@ -229,14 +245,30 @@ def _default_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _epoch_hook(*, epochs, static, eval_fn, ex, ey, eval_batch_size, preprocess, history,
-                callbacks, log, ckpt, config, state_box):
+def _epoch_hook(
+    *,
+    epochs,
+    static,
+    eval_fn,
+    ex,
+    ey,
+    eval_batch_size,
+    preprocess,
+    history,
+    callbacks,
+    log,
+    ckpt,
+    config,
+    state_box,
+):
     """After each epoch: history record, evaluation, callbacks, log line, checkpoint."""
 
     def hook(r: EpochResult):
         params, opt_state, key = r.carry
-        record = {"epoch": r.epoch + 1, "train_loss":
-                  float(np.asarray(jax.device_get(r.losses), np.float64).mean())}
+        record = {
+            "epoch": r.epoch + 1,
+            "train_loss": float(np.asarray(jax.device_get(r.losses), np.float64).mean()),
+        }
         record.update({f"train_{k}": v for k, v in r.aux_means().items()})
         if r.skipped:
             record["train_skipped_steps"] = r.skipped
@@ -253,13 +285,18 @@ def _epoch_hook(*, epochs, static, eval_fn, ex, ey, eval_batch_size, preprocess,
         for cb in callbacks:
             cb(model, r.epoch, record)
         if log is not None:
-            log(f"epoch {r.epoch + 1}/{epochs}: "
-                + ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+            log(
+                f"epoch {r.epoch + 1}/{epochs}: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch")
+            )
         step = state_box[0].step + r.steps
         state_box[0] = TrainState(model, opt_state, r.epoch + 1, step, key, history)
         if ckpt is not None:
-            ckpt.save(r.epoch + 1, _save_tree(state_box[0]), {
-                "epoch": r.epoch + 1, "step": step, "history": history, "config": config})
+            ckpt.save(
+                r.epoch + 1,
+                _save_tree(state_box[0]),
+                {"epoch": r.epoch + 1, "step": step, "history": history, "config": config},
+            )
 
     return hook
 
@@ -281,14 +318,27 @@ def fit_fingerprint(
     data = {"train": tuple(train_data)}
     if eval_data is not None:
         data["eval"] = tuple(eval_data)
-    return fingerprint(model=model, optimizer=optimizer, opt_state=optimizer.init(params),
-                       seed=seed, batch_size=batch_size, data=data, settings=settings)
+    return fingerprint(
+        model=model,
+        optimizer=optimizer,
+        opt_state=optimizer.init(params),
+        seed=seed,
+        batch_size=batch_size,
+        data=data,
+        settings=settings,
+    )
 
 
-def _open_checkpoint(checkpoint_dir, state, *, resume, on_mismatch, max_to_keep, fp, log,
-                     epochs):
-    ckpt = Checkpointer(checkpoint_dir, fp, max_to_keep=max_to_keep, resume=resume,
-                        on_mismatch=on_mismatch, owner="fit", log=log)
+def _open_checkpoint(checkpoint_dir, state, *, resume, on_mismatch, max_to_keep, fp, log, epochs):
+    ckpt = Checkpointer(
+        checkpoint_dir,
+        fp,
+        max_to_keep=max_to_keep,
+        resume=resume,
+        on_mismatch=on_mismatch,
+        owner="fit",
+        log=log,
+    )
     out = ckpt.restore(_save_tree(state))
     if out is not None:
         state = _from_saved(state, *out)
@@ -402,11 +452,26 @@ def fit(
     config = {"seed": seed, "batch_size": batch_size, "n_train": len(x)}
     ckpt = None
     if checkpoint_dir is not None:
-        fp = fit_fingerprint(model, optimizer, (x, y), seed=seed, batch_size=batch_size,
-                             eval_data=eval_data, settings=settings, filter_spec=filter_spec)
-        ckpt, state = _open_checkpoint(checkpoint_dir, state, resume=resume,
-                                       on_mismatch=on_mismatch, max_to_keep=max_to_keep,
-                                       fp=fp, log=log, epochs=epochs)
+        fp = fit_fingerprint(
+            model,
+            optimizer,
+            (x, y),
+            seed=seed,
+            batch_size=batch_size,
+            eval_data=eval_data,
+            settings=settings,
+            filter_spec=filter_spec,
+        )
+        ckpt, state = _open_checkpoint(
+            checkpoint_dir,
+            state,
+            resume=resume,
+            on_mismatch=on_mismatch,
+            max_to_keep=max_to_keep,
+            fp=fp,
+            log=log,
+            epochs=epochs,
+        )
 
     params, static = eqx.partition(state.model, filter_spec)
     carry = (params, state.opt_state, state.key)
@@ -417,23 +482,46 @@ def fit(
         carry = (params, *rest)
     history = {k: list(v) for k, v in state.history.items()}
     box = [state]
-    hook = _epoch_hook(epochs=epochs, static=static, eval_fn=eval_fn, ex=ex, ey=ey,
-                       eval_batch_size=eval_batch_size, preprocess=preprocess,
-                       history=history, callbacks=tuple(callbacks), log=log, ckpt=ckpt,
-                       config=config, state_box=box)
+    hook = _epoch_hook(
+        epochs=epochs,
+        static=static,
+        eval_fn=eval_fn,
+        ex=ex,
+        ey=ey,
+        eval_batch_size=eval_batch_size,
+        preprocess=preprocess,
+        history=history,
+        callbacks=tuple(callbacks),
+        log=log,
+        ckpt=ckpt,
+        config=config,
+        state_box=box,
+    )
     skip = on_nonfinite == "skip"
 
     def step(c, xb, yb):
-        p, o, k, loss, aux = _train_step(*_split(c, static), xb, yb, loss_fn, optimizer,
-                                         project, filter_spec, skip)
+        p, o, k, loss, aux = _train_step(
+            *_split(c, static), xb, yb, loss_fn, optimizer, project, filter_spec, skip
+        )
         return (p, o, k), loss, aux
 
     try:
         carry = run_epochs(
-            carry, step, x, y, epochs=range(state.epoch, epochs), batch_size=batch_size,
-            order=lambda e: epoch_permutation(seed, e, n=len(x)), batch=batch,
-            on_epoch=[hook], on_nonfinite=on_nonfinite, step_offset=state.step,
-            progress=progress, desc=lambda e: f"epoch {e + 1}/{epochs}", owner="fit")
+            carry,
+            step,
+            x,
+            y,
+            epochs=range(state.epoch, epochs),
+            batch_size=batch_size,
+            order=lambda e: epoch_permutation(seed, e, n=len(x)),
+            batch=batch,
+            on_epoch=[hook],
+            on_nonfinite=on_nonfinite,
+            step_offset=state.step,
+            progress=progress,
+            desc=lambda e: f"epoch {e + 1}/{epochs}",
+            owner="fit",
+        )
     finally:
         if ckpt is not None:
             ckpt.close()

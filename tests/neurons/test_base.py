@@ -18,8 +18,11 @@ from memjax.neurons import (
     simulate,
 )
 
-NEURONS = [(LIF(beta=0.8, theta=0.5), None, 0.3), (ALIF(theta0=0.5), None, 0.3),
-           (MIF(), 1e-4, 5e-6)]
+NEURONS = [
+    (LIF(beta=0.8, theta=0.5), None, 0.3),
+    (ALIF(theta0=0.5), None, 0.3),
+    (MIF(), 1e-4, 5e-6),
+]
 
 
 def test_abstract_base_cannot_be_built():
@@ -39,7 +42,9 @@ def test_simulate_time_base_matches_a_step_loop(neuron, dt, amp):
         ref.append(s)
         s = neuron.step(s, u[k], dt)
     for k in (0, 5, 11):
-        for a, b in zip(jax.tree.leaves(ref[k]), jax.tree.leaves(jax.tree.map(lambda x: x[k], states))):
+        for a, b in zip(
+            jax.tree.leaves(ref[k]), jax.tree.leaves(jax.tree.map(lambda x: x[k], states))
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(s), jax.tree.leaves(final)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -87,8 +92,7 @@ def test_dt_convention():
 def test_alif_key_draws_write_noise():
     from memjax.devices.rram import MultiLevelRRAM
 
-    n = ALIF(leak=1.0, theta0=0.5, beta=1.0,
-             device=MultiLevelRRAM(n_levels=32, write_sigma=0.01))
+    n = ALIF(leak=1.0, theta0=0.5, beta=1.0, device=MultiLevelRRAM(n_levels=32, write_sigma=0.01))
     u = jnp.ones((5, 100))
     f0, _ = simulate(n, None, u)
     f1, _ = simulate(n, None, u, key=jax.random.key(0))

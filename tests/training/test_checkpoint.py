@@ -49,8 +49,18 @@ ADAM = optax.adam(1e-2)  # one object: one compilation of the step for all tests
 
 
 def _fit(data, ckpt, *, epochs=2, seed=0, batch_size=50, optimizer=ADAM, **kw):
-    return fit(Linear(jax.random.key(0)), cross_entropy_loss, optimizer, data, epochs=epochs,
-               batch_size=batch_size, seed=seed, checkpoint_dir=ckpt, progress=False, **kw)
+    return fit(
+        Linear(jax.random.key(0)),
+        cross_entropy_loss,
+        optimizer,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        checkpoint_dir=ckpt,
+        progress=False,
+        **kw,
+    )
 
 
 def _leaves(m):
@@ -107,10 +117,8 @@ def test_fingerprint_digest_keys_runs():
     x, y = _data()
     a = fingerprint(model=Linear(jax.random.key(0)), seed=0, batch_size=50, data=(x, y))
     b = fingerprint(model=Linear(jax.random.key(1)), seed=0, batch_size=50, data=(x, y))
-    c = fingerprint(model=Linear(jax.random.key(0)), seed=0, batch_size=50,
-                    data=(x, (y + 1) % 3))
-    d = fingerprint(model=Linear(jax.random.key(0), n_out=4), seed=0, batch_size=50,
-                    data=(x, y))
+    c = fingerprint(model=Linear(jax.random.key(0)), seed=0, batch_size=50, data=(x, (y + 1) % 3))
+    d = fingerprint(model=Linear(jax.random.key(0), n_out=4), seed=0, batch_size=50, data=(x, y))
     assert fingerprint_digest(a) == fingerprint_digest(b)  # same structure, same data
     assert len({fingerprint_digest(a), fingerprint_digest(c), fingerprint_digest(d)}) == 3
     assert len(fingerprint_digest(a)) == 12 and int(fingerprint_digest(a), 16) >= 0
@@ -120,11 +128,13 @@ def test_fit_fingerprint_is_what_fit_stores(tmp_path):
     data = _data()
     _fit(data, tmp_path, epochs=1, settings={"width": 1})
     record = json.loads((tmp_path / "1" / "meta" / "metadata").read_text())
-    fp = fit_fingerprint(Linear(jax.random.key(0)), ADAM, data, seed=0, batch_size=50,
-                         settings={"width": 1})
+    fp = fit_fingerprint(
+        Linear(jax.random.key(0)), ADAM, data, seed=0, batch_size=50, settings={"width": 1}
+    )
     assert record["fingerprint"] == fp
-    other = fit_fingerprint(Linear(jax.random.key(0)), ADAM, data, seed=1, batch_size=50,
-                            settings={"width": 1})
+    other = fit_fingerprint(
+        Linear(jax.random.key(0)), ADAM, data, seed=1, batch_size=50, settings={"width": 1}
+    )
     assert fingerprint_digest(other) != fingerprint_digest(fp)
 
 
@@ -162,8 +172,10 @@ def test_every_step_truncated_is_reported_corrupt(tmp_path):
 def test_structure_mismatch_is_not_called_corrupt(tmp_path):
     with Checkpointer(tmp_path, {"run": "a"}) as ckpt:
         ckpt.save(1, {"w": jnp.ones(3)}, {})
-    with Checkpointer(tmp_path, {"run": "a"}) as ckpt, \
-            pytest.raises(CheckpointMismatchError, match="does not match"):
+    with (
+        Checkpointer(tmp_path, {"run": "a"}) as ckpt,
+        pytest.raises(CheckpointMismatchError, match="does not match"),
+    ):
         ckpt.restore({"w": jnp.ones(4)})
 
 
@@ -173,6 +185,7 @@ def test_structure_mismatch_is_not_called_corrupt(tmp_path):
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     data = _data()  # 8 steps per epoch
+
     def lr(count):
         return jnp.where(count < 12, 1e-2, 1e38)
 
@@ -229,10 +242,13 @@ def test_resume_false_deletes_nothing(tmp_path):
 # Labels
 
 
-@pytest.mark.parametrize("bad, match", [
-    (-1, r"labels must be in \[0, 3\); got values from -1"),
-    (3, r"labels must be in \[0, 3\); got values from 0 to 3"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (-1, r"labels must be in \[0, 3\); got values from -1"),
+        (3, r"labels must be in \[0, 3\); got values from 0 to 3"),
+    ],
+)
 def test_fit_rejects_labels_outside_the_logits(bad, match):
     x, y = _data()
     y = y.copy()
