@@ -244,7 +244,6 @@ def programmed_accuracy(model, x, y, key, n_programs=3, **changes):
 
 
 def _figures(ctx, model, test, hists, labels_ds):
-    import jax
     import jax.numpy as jnp
     import matplotlib
 
@@ -322,7 +321,8 @@ def _run(ctx, dataset: str, label: str):
         model, *test, jax.random.key(ctx.seed + 100), n_programs=s["n_programs"]
     )
     ctx.log(
-        f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f} ({t_mif:.0f} s)"
+        f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f}"
+        f" ({t_mif:.0f} s)"
     )
     _, h_lif, t_lif = _train_lif(ctx, f"{tag}-lif", train, test, s)
     _, h_ann, t_ann = _train_ann(ctx, f"{tag}-ann", train, test, s)
@@ -360,8 +360,12 @@ def _run(ctx, dataset: str, label: str):
         "dt": model.dt,
         "topology": f"784-{s['n_hidden']}-10",
         "neuron": "MIF defaults (memjax.neurons.mif.MIF())",
-        "crossbar_device": "MultiLevelRRAM defaults (0.476-10 uS, 32 levels, write 0.5 %, verify 1 %, read 1 %)",
-        "programmed_eval": "program_noise + quantize_levels (32) + read_noise, mean of n_programs programmings",
+        "crossbar_device": (
+            "MultiLevelRRAM defaults (0.476-10 uS, 32 levels, write 0.5 %, verify 1 %, read 1 %)"
+        ),
+        "programmed_eval": (
+            "program_noise + quantize_levels (32) + read_noise, mean of n_programs programmings"
+        ),
         "window_ms": model.n_steps * model.dt * 1e3,
         "readout": "mean over time of the output membrane voltage x k_out (trained)",
         "optimizer": "Adam, cosine decay to 1 % over all steps",
@@ -389,9 +393,7 @@ def run_robustness(ctx):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optax
 
-    from memjax.crossbar import CrossbarConfig
     from memjax.devices.rram import MultiLevelRRAM
     from memjax.models.memprop import memprop_eval
     from memjax.training import evaluate, restore_checkpoint

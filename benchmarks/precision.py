@@ -138,7 +138,7 @@ def _trained_accuracy(ctx, test, names):
             loss = _loss_in(name)
             master = jnp.float64 if name == "float64" else jnp.float32
             model = _cast(restored.model, master)
-            f = jax.jit(lambda m, x: loss(m, x, jnp.zeros(len(x), jnp.int32))[1])
+            f = jax.jit(lambda m, x, loss=loss: loss(m, x, jnp.zeros(len(x), jnp.int32))[1])
             correct, t0 = 0, time.perf_counter()
             for j in range(0, len(test[0]), 1000):
                 logits = f(model, jnp.asarray(test[0][j : j + 1000], master))

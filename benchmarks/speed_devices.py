@@ -170,7 +170,7 @@ def _throughput(ctx, sizes, total_steps, repeats):
         arrays = jax.tree.map(lambda a: a.astype(jnp.float32), arrays)
         amps = jnp.asarray(_amplitudes(n), jnp.float32)
 
-        def f(arrays, amps, T=T):
+        def f(arrays, amps, T=T, static=static):
             p = eqx.combine(arrays, static)
             s0 = p.init_state(amps.shape, jnp.float32)
             s, _ = jax.lax.scan(lambda s, _: (mif_step(p, s, amps, 2e-6), None), s0, None, length=T)

@@ -27,8 +27,8 @@ wide normal spread, ``R_on >= R_off``) raises at run time instead of running sil
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Literal, TypeVar
 
 import equinox as eqx

@@ -5,11 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rel_err
 
 import memjax as mj
 from memjax.integrate import checkpointed_scan, odeint, odeint_reference
-
-from helpers import rel_err
 
 
 @pytest.mark.parametrize("solver,order", [(mj.Euler(), 1), (mj.Heun(), 2), (mj.RK4(), 4)])

@@ -43,7 +43,7 @@ def direct(
     *,
     gain: float = 1.0,
     offset: float = 0.0,
-) -> Float[Array, "T *shape"] | Float[Array, "*shape"]:
+) -> Float[Array, "T *shape"] | Float[Array, "*shape"]:  # noqa: F821 (jaxtyping shape)
     """Direct current injection ``I = offset + gain * x``.
 
     Returns the static current (shape of `x`) when ``n_steps`` is None, else the same
@@ -64,7 +64,7 @@ def rate(
     max_rate: float = 100.0,
     dt: float = 1e-3,
     dtype=jnp.float32,
-) -> Float[Array, "T *shape"]:
+) -> Float[Array, "T *shape"]:  # noqa: F821 (jaxtyping shape)
     """Rate (Bernoulli) coding: ``s_t ~ Bernoulli(clip(x, 0, 1) * max_rate * dt)``.
 
     Args:
@@ -129,7 +129,7 @@ def latency(
     tau: float = 5.0,
     threshold: float = 0.01,
     dtype=jnp.float32,
-) -> Float[Array, "T *shape"]:
+) -> Float[Array, "T *shape"]:  # noqa: F821 (jaxtyping shape)
     """Latency coding: at most one spike per pixel, at step `latency_steps` (see there).
 
     Returns 0/1 spikes of shape ``(T, *x.shape)``; brighter pixels spike no later than

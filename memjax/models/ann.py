@@ -2,7 +2,8 @@
 
     h_0 = x,   h_l = relu(W_l h_{l-1} + b_l)  (l < L),   logits = W_L h_{L-1} + b_L
 
-trained with softmax cross-entropy (`memjax.losses`; recipe `memjax.recipes.train_mlp`). The default 784-512-10 is the usual one-hidden-layer
+trained with softmax cross-entropy (`memjax.losses`; recipe `memjax.recipes.train_mlp`).
+The default 784-512-10 is the usual one-hidden-layer
 MNIST baseline; weights and biases start U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the
 `eqx.nn.Linear` / PyTorch default). Inputs are flattened images scaled to [0, 1]
 (`flatten_scale`), without mean/std normalisation.

@@ -101,7 +101,8 @@ def check_images(owner: str, x, n_in: int, max_ndim: int = 2):
 
     Accepts intensities in [0, 1] of shape ``(n_in,)`` (one unbatched image: a batch
     axis is added; the caller removes it from the result) or ``(batch, n_in)`` (with
-    ``max_ndim = 3`` also ``(T, batch, n_in)``). float16 is promoted to float32. Raises ``TypeError`` for integer or bool images (scale uint8 images to
+    ``max_ndim = 3`` also ``(T, batch, n_in)``). float16 is promoted to float32. Raises
+    ``TypeError`` for integer or bool images (scale uint8 images to
     [0, 1] first) and ``ValueError`` for another shape or for values outside [0, 1]
     (under `jit` an `eqx.error_if` error).
     """

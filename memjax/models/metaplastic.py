@@ -302,7 +302,7 @@ def calibrate_bn(
         mean = tot / n
         var = jnp.maximum(tot2 / n - mean * mean, 0.0)
         model = eqx.tree_at(
-            lambda m: (m.bn_mean[l], m.bn_var[l]),
+            lambda m, l=l: (m.bn_mean[l], m.bn_var[l]),
             model,
             (model.bn_mean[l].at[s].set(mean), model.bn_var[l].at[s].set(var)),
         )

@@ -121,7 +121,8 @@ class WTALayer(eqx.Module):
 
     **Fields:** `n_in`, `n_out` (static ints), `neuron` (`ALIF`: leak, theta0, SFA beta,
     rho, adaptation device), `rule` (`STDP`), `synapse` (the synapse `MultiLevelRRAM`:
-    levels, bounds, write noise; default 16 levels, no write noise), `n_steps` (time steps per sample, static;
+    levels, bounds, write noise; default 16 levels, no write noise), `n_steps` (time steps
+    per sample, static;
     default 30), `p_in` (input spike probability per step at intensity 1, in (0, 1];
     default 0.3), `theta_plus` (homeostatic increment per winning spike, >= 0; default
     0.02), `homeo_decay` (per-sample decay of the offsets, in [0, 1]; default 0.01),

@@ -128,7 +128,7 @@ class AbstractNeuron(eqx.Module):
 def simulate(
     neuron: AbstractNeuron,
     state0: PyTree[Array] | None,
-    inputs: Float[ArrayLike, "T *shape"],
+    inputs: Float[ArrayLike, "T *shape"],  # noqa: F821 (jaxtyping shape)
     dt: float | None = None,
     *,
     key: PRNGKeyArray | None = None,

@@ -3,7 +3,6 @@ of the official files: good download, corrupted file, interrupted transfer, no s
 opt-out and offline mode, and the source each load records."""
 
 import http.server
-import os
 import shutil
 import threading
 import time

@@ -28,8 +28,12 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("PIL")
 
-from memjax.data import SampleDataWarning, load, read_idx  # noqa: E402
-from memjax.data import _tfds  # noqa: E402
+from memjax.data import (  # noqa: E402
+    SampleDataWarning,
+    _tfds,  # noqa: E402
+    load,
+    read_idx,
+)
 
 
 def _write_idx(path, arr, magic):

@@ -6,14 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, device_outputs_finite, rel_err
 
 from memjax.devices import simulate, simulate_reference
 from memjax.devices.hp import HPMemristor
 from memjax.devices.windows import Biolek, Joglekar, NoWindow, Prodromakis
 from memjax.integrate import odeint
 from memjax.waveforms import Constant, Sine
-
-from helpers import central_fd, device_outputs_finite, rel_err
 
 
 # Independent NumPy transcriptions of the published equations.

@@ -4,12 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices._base import simulate, simulate_reference
 from memjax.devices.mmss import MMSSMemristor, thermal_voltage
 from memjax.waveforms import Constant, Sine
-
-from helpers import central_fd, rel_err
 
 VT = 1.380649e-23 * 298.5 / 1.602176634e-19
 

@@ -5,12 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices._base import simulate
 from memjax.devices.stanford_pku import StanfordPKURRAM
 from memjax.waveforms import Sine
-
-from helpers import central_fd, rel_err
 
 KB, Q = 1.380649e-23, 1.602176634e-19
 

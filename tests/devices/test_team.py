@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, device_outputs_finite, rel_err
 from scipy.integrate import quad
 
-from helpers import central_fd, device_outputs_finite, rel_err
 from memjax.devices import simulate, simulate_reference
 from memjax.devices.team import Kvatinsky, TEAMMemristor, VTEAMMemristor, threshold_rate
 from memjax.devices.windows import Biolek, Joglekar, NoWindow

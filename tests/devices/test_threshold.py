@@ -4,12 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices._base import simulate, simulate_reference
 from memjax.devices.threshold import VO2ThresholdSwitch
 from memjax.waveforms import Sine
-
-from helpers import central_fd, rel_err
 
 # Zhang et al. 2024 (collective_dynamics_neuristor/model.py) values, SI units.
 P = dict(

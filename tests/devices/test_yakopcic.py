@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, device_outputs_finite, rel_err
 from scipy.integrate import quad
 
-from helpers import central_fd, device_outputs_finite, rel_err
 from memjax.devices import simulate, simulate_reference
 from memjax.devices.yakopcic import YakopcicMemristor
 from memjax.waveforms import Constant, Sine

@@ -22,7 +22,6 @@ from memjax.learning.quantize import (
     sign_ste,
 )
 
-
 # One compilation per (n_levels, w_max) instead of op-by-op dispatch (fast tests).
 meta_factor = jax.jit(_meta_factor, static_argnums=(3, 4))
 

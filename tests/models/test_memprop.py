@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.crossbar import Crossbar, CrossbarConfig
 from memjax.models.memprop import (
@@ -20,8 +21,6 @@ from memjax.models.memprop import (
     project,
 )
 from memjax.neurons.mif import mif_step
-
-from helpers import central_fd, rel_err
 
 
 @eqx.filter_jit

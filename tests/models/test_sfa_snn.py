@@ -9,13 +9,13 @@ import pytest
 
 from memjax.models.sfa_snn import (
     CNN,
+    NoveltyGate,
     accuracy_report,
+    calibrate_novelty_gate,
     cnn_features,
     cnn_predict,
     encode_features,
     feature_scale,
-    NoveltyGate,
-    calibrate_novelty_gate,
     fit_novelty_gate,
     label_neurons,
     learn_unsupervised,

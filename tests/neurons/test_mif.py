@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices.mmss import MMSSMemristor
 from memjax.integrate import Euler, odeint, odeint_reference
@@ -18,8 +19,6 @@ from memjax.neurons.mif import (
     phi1,
 )
 from memjax.populations import sample_population
-
-from helpers import central_fd, rel_err
 
 I_NOM = 2e-6  # nominal input: the knee of the default neuron's response (A)
 
