@@ -159,7 +159,7 @@ def odeint(
     *,
     dt: float,
     n_steps: int,
-    t0: float = 0.0,
+    t0: float | Array = 0.0,
     solver: AbstractSolver = RK4(),
     substeps: int = 1,
     project: Callable[[PyTree], PyTree] | None = None,
@@ -311,11 +311,11 @@ def checkpointed_scan(
     The stacked outputs ``ys`` are returned in full (``O(T)``) in every mode: return
     small per-step outputs, or reduce them in the carry, when memory matters.
     """
-    if xs is None and length is None:
-        raise ValueError("checkpointed_scan: give xs or length")
-    check_checkpoint("checkpointed_scan: checkpoint", checkpoint)
     leaves = jax.tree.leaves(xs)
     T = leaves[0].shape[0] if leaves else length
+    if T is None:
+        raise ValueError("checkpointed_scan: give xs or length")
+    check_checkpoint("checkpointed_scan: checkpoint", checkpoint)
     if checkpoint == "none":
         return jax.lax.scan(f, init, xs, length)
     step = jax.checkpoint(f)

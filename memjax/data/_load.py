@@ -165,7 +165,7 @@ def load(
 
     explicit = data_dir is not None
     env = os.environ.get(ENV_VAR)
-    root = Path(data_dir) if explicit else (Path(env) if env else None)
+    root = Path(data_dir) if data_dir is not None else (Path(env) if env else None)
 
     if source == "idx":
         if root is None:
@@ -183,16 +183,16 @@ def load(
         return rec(load_sample(name, split, limit=limit), "sample", None)
 
     # source == "auto"
-    if explicit:
+    if explicit and root is not None:
         return rec(load_idx(root, name, split, limit=limit), "idx", root)  # no fallback
     looked = []
     if root is not None:
         if find_idx(root, name, split) is not None:
             return rec(load_idx(root, name, split, limit=limit), "idx", root)
         looked = [str(p) for pair in idx_paths(root, name, split) for p in pair]
-    cache = _download.cached(name, split)
-    if cache is not None:
-        return rec(load_idx(cache, name, split, limit=limit), "download", cache)
+    cached = _download.cached(name, split)
+    if cached is not None:
+        return rec(load_idx(cached, name, split, limit=limit), "download", cached)
     if _tfds.prepared(name):
         return rec(_tfds.load_tfds(name, split, limit=limit), "tfds", _tfds.tfds_data_dir())
     why_not_download = _download.downloads_disabled() or (None if download else "download=False")

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -192,7 +193,7 @@ class MultiLevelRRAM(eqx.Module):
         """CrossSim's ``RRAMMilo`` device: G in [50, 225] uS (on/off 4.5), one-shot
         programming (``max_iterations = 1``) with sigma_G = max(-0.009107 G + 4.782321,
         0) uS. Other fields keep their defaults unless overridden."""
-        kw = dict(
+        kw: dict[str, Any] = dict(
             G_min=50e-6,
             G_max=225e-6,
             write_noise_model="crosssim_milo",
@@ -279,7 +280,7 @@ class MultiLevelRRAM(eqx.Module):
     def drift(self, G0: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Power-law drift ``G0 (t / t0)^(-nu)`` for ``t >= t0`` (``G0`` for ``t < t0``)."""
         t = jnp.maximum(jnp.asarray(t, dtype=jnp.result_type(t, float)), self.t0)
-        return G0 * (t / self.t0) ** (-self.nu)
+        return jnp.asarray(G0 * (t / self.t0) ** (-self.nu))
 
     def read(
         self,

@@ -235,7 +235,7 @@ class TEAMMemristor(AbstractMemristor):
     def rate_from_current(self, x, i) -> Float[Array, "..."]:
         """``dx/dt`` (1/s) under a device current ``i`` (A): TEAM eq. (14) / (w_off - w_on)."""
         dw = _drift(i, self.i_on, self.i_off, self.k_on, self.k_off, self.alpha_on, self.alpha_off)
-        return dw * self.window(x, i) / (self.w_off - self.w_on)
+        return dw * self.window(x, i) / (self.w_off - self.w_on)  # type: ignore[operator]
 
     def rate(self, x, v):
         return self.rate_from_current(x, self.current(x, v))
@@ -285,7 +285,7 @@ class VTEAMMemristor(AbstractMemristor):
     def rate(self, x, v):
         dw = _drift(v, self.v_on, self.v_off, self.k_on, self.k_off, self.alpha_on, self.alpha_off)
         i = self.current(x, v)
-        return dw * self.window(x, i) / (self.w_off - self.w_on)
+        return dw * self.window(x, i) / (self.w_off - self.w_on)  # type: ignore[operator]
 
     def state_bounds(self):
         return 0.0, 1.0

@@ -198,12 +198,12 @@ def metaplastic(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError("metaplastic: update needs the hidden weights (params)")
-        m_now = m(state.count) if scheduled else m
+        m_now = m(state.count) if callable(m) else m
         if m_scale is None:
             scales = jax.tree.map(lambda _: 1.0, params)  # 1.0 * m is m exactly
         else:
             scales = m_scale(params) if callable(m_scale) else m_scale
-            if jax.tree.structure(scales) != jax.tree.structure(params):
+            if jax.tree.structure(scales) != jax.tree.structure(params):  # type: ignore[operator]
                 raise ValueError(
                     "metaplastic: m_scale must have the structure of the "
                     f"params ({jax.tree.structure(params)}); got "

@@ -67,9 +67,15 @@ class MLP(eqx.Module):
         if jnp.shape(x)[-1:] != (self.in_size,):
             raise ValueError(f"MLP: x must have shape (..., {self.in_size}); got {jnp.shape(x)}")
         for layer in self.layers[:-1]:
-            x = jax.nn.relu(x @ layer.weight.T + layer.bias)
+            x = jax.nn.relu(x @ layer.weight.T + _bias(layer))
         last = self.layers[-1]
-        return x @ last.weight.T + last.bias
+        return x @ last.weight.T + _bias(last)
+
+
+def _bias(layer: eqx.nn.Linear) -> Array:
+    if layer.bias is None:  # the layers are built with use_bias=True
+        raise ValueError("MLP: a layer has no bias")
+    return layer.bias
 
 
 def flatten_scale(x: np.ndarray) -> Float[Array, "batch features"]:

@@ -42,6 +42,7 @@ with ``c`` cells per weight (1 here, 2 for a differential pair) and ``b_h`` hidd
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -163,12 +164,16 @@ class MetaplasticMLP(eqx.Module):
         ws = []
         for k, a, b in zip(keys, sizes[:-1], sizes[1:]):
             if init == "boundary":
-                s = init_scale if init_scale is not None else 0.05 * h
+                scale = init_scale if init_scale is not None else 0.05 * h
                 kb, ko = jax.random.split(k)
                 j = jax.random.randint(kb, (a, b), 1, n_levels)
-                w = -w_max + (2 * j - 1) * h + jax.random.uniform(ko, (a, b), minval=-s, maxval=s)
+                w = (
+                    -w_max
+                    + (2 * j - 1) * h
+                    + jax.random.uniform(ko, (a, b), minval=-scale, maxval=scale)
+                )
             else:
-                s = (
+                scale = (
                     init_scale
                     if init_scale is not None
                     else (1.0 / math.sqrt(a) if n_levels == 2 else float(w_max))
@@ -302,7 +307,7 @@ def calibrate_bn(
         mean = tot / n
         var = jnp.maximum(tot2 / n - mean * mean, 0.0)
         model = eqx.tree_at(
-            lambda m, l=l: (m.bn_mean[l], m.bn_var[l]),
+            functools.partial(_bn_pair, l=l),
             model,
             (model.bn_mean[l].at[s].set(mean), model.bn_var[l].at[s].set(var)),
         )
@@ -417,3 +422,7 @@ def memory_reduction(
     784-4096-4096-10 binarized network of Laborieux et al. with 32-bit hidden weights."""
     ref = memory_bits(reference_sizes, 2, reference_hidden_bits, 1)
     return ref / memory_bits(sizes, n_levels, hidden_bits, cells_per_weight)
+
+
+def _bn_pair(m, l):
+    return (m.bn_mean[l], m.bn_var[l])

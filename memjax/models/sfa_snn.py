@@ -357,7 +357,7 @@ def accuracy_report(
     pred: np.ndarray, y: np.ndarray, groups: dict[str, Sequence[int]]
 ) -> dict[str, Any]:
     """Accuracy overall, per group of classes and per class."""
-    out = {"all": float(np.mean(pred == y))}
+    out: dict[str, Any] = {"all": float(np.mean(pred == y))}
     for name, cl in groups.items():
         m = np.isin(y, np.asarray(cl))
         out[name] = float(np.mean(pred[m] == y[m])) if m.any() else float("nan")

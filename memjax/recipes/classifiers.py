@@ -4,6 +4,7 @@ with Adam on softmax cross-entropy by `memjax.training.fit`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -50,7 +51,7 @@ def train_mlp(
     in_size = int(np.prod(np.shape(x)[1:]))
     out_size = max(10, int(np.max(y)) + 1)
     model = MLP(in_size, hidden, out_size, key=jax.random.key(seed))
-    eval_kw = {}
+    eval_kw: dict[str, Any] = {}
     if test_data is not None:
         eval_kw = dict(eval_fn=classification_metrics, eval_data=test_data)
     return fit(

@@ -438,7 +438,21 @@ def _train_task(
     n = len(task.x_train)
 
     def step(c, xb, yb):
-        model, opt_state, counts, loss, acc = _train_step(*c, xb, yb, jnp.asarray(t), *step_args)
+        model, opt_state, counts = c
+        optimizer, affine_optimizer, hidden_bits, hidden_range, ewc = step_args
+        model, opt_state, counts, loss, acc = _train_step(
+            model,
+            opt_state,
+            counts,
+            xb,
+            yb,
+            jnp.asarray(t),
+            optimizer,
+            affine_optimizer,
+            hidden_bits,
+            hidden_range,
+            ewc,
+        )
         return (model, opt_state, counts), loss, acc
 
     def calibrate(r: EpochResult):

@@ -315,7 +315,7 @@ def fit_fingerprint(
     """The checkpoint fingerprint `fit` gives this run (same arguments as `fit`); with
     `memjax.training.checkpoint.fingerprint_digest` a key for its checkpoint folder."""
     params, _ = eqx.partition(model, filter_spec)
-    data = {"train": tuple(train_data)}
+    data: dict[str, Any] = {"train": tuple(train_data)}
     if eval_data is not None:
         data["eval"] = tuple(eval_data)
     return fingerprint(
@@ -500,8 +500,9 @@ def fit(
     skip = on_nonfinite == "skip"
 
     def step(c, xb, yb):
+        params, opt_state, key = c
         p, o, k, loss, aux = _train_step(
-            *_split(c, static), xb, yb, loss_fn, optimizer, project, filter_spec, skip
+            params, static, opt_state, key, xb, yb, loss_fn, optimizer, project, filter_spec, skip
         )
         return (p, o, k), loss, aux
 
@@ -526,11 +527,6 @@ def fit(
         if ckpt is not None:
             ckpt.close()
     return eqx.combine(carry[0], static), history
-
-
-def _split(carry, static):
-    params, opt_state, key = carry
-    return params, static, opt_state, key
 
 
 def _batcher(preprocess, mesh, batch_size):
