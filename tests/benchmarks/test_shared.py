@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from benchmarks import _child, _timing
 from benchmarks._memprop import make_train_step, random_batch
@@ -74,8 +75,7 @@ def test_train_step_equals_hand_written_step():
         project(eqx.combine(optax.apply_updates(params, upd), static)), eqx.is_inexact_array
     )
     np.testing.assert_allclose(l1, l2, rtol=1e-6)
-    for a, b in zip(jax.tree.leaves((p1, g1)), jax.tree.leaves((p2, g2))):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert tree_allclose((p1, g1), (p2, g2), rtol=1e-5, atol=1e-7)
 
 
 def test_benchmark_modules_import_without_a_backend():

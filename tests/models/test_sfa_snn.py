@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import tree_allclose
 
 from memjax.models.sfa_snn import (
     CNN,
@@ -77,8 +78,7 @@ def test_pipeline_learning_leaves_cnn_unchanged():
     assert out["spikes"].shape == (40,)
     assert int(st.syn.pulses.sum()) > 0  # the spiking layer did learn
     after = eqx.filter(cnn, eqx.is_array)
-    for a, b in zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(after)):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(before, after, rtol=0, atol=0)
     _, logits2 = cnn_features(cnn, x, "conv")
     np.testing.assert_array_equal(logits, logits2)
     head, conf = cnn_predict(logits, [0, 1, 2, 3, 4])

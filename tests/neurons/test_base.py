@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import tree_allclose
 
 from memjax.integrate import odeint
 from memjax.neurons import (
@@ -42,12 +43,8 @@ def test_simulate_time_base_matches_a_step_loop(neuron, dt, amp):
         ref.append(s)
         s = neuron.step(s, u[k], dt)
     for k in (0, 5, 11):
-        for a, b in zip(
-            jax.tree.leaves(ref[k]), jax.tree.leaves(jax.tree.map(lambda x: x[k], states))
-        ):
-            np.testing.assert_allclose(a, b, rtol=1e-6)
-    for a, b in zip(jax.tree.leaves(s), jax.tree.leaves(final)):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert tree_allclose(ref[k], jax.tree.map(lambda x: x[k], states), rtol=1e-6, atol=0)
+    assert tree_allclose(s, final, rtol=1e-6, atol=0)
     assert neuron.output(final).shape == (3,)
 
 

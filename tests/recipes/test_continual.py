@@ -1,11 +1,11 @@
 """Continual training of the metaplastic network (`memjax.recipes.train_continual`):
 level-change counts, resume, per-task optimizer state and BN slots, m, m_scale, adam_eps."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from memjax.learning.metaplastic import metaplastic_adam
 from memjax.models.metaplastic import MetaplasticMLP, evaluate_task
@@ -80,8 +80,7 @@ def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path, affine):
     with pytest.raises(Stop):
         train_continual(model, tasks, checkpoint_dir=tmp_path, on_epoch=stop, **kw)
     resumed, h2 = train_continual(model, tasks, checkpoint_dir=tmp_path, **kw)
-    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(straight, resumed, rtol=0, atol=0)
     assert h2["acc"] == h1["acc"] and h2["task"] == h1["task"] and h2["loss"] == h1["loss"]
     for a, b in zip(h1["counts"], h2["counts"]):
         np.testing.assert_array_equal(a, b)
@@ -119,8 +118,7 @@ def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(
     resumed, h2 = train_continual(
         model, tasks, checkpoint_dir=tmp_path, reset_optimizer=False, **kw
     )
-    for a, b in zip(jax.tree.leaves(carried), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(carried, resumed, rtol=0, atol=0)
     assert h2["loss"] == h1["loss"]
 
 
@@ -176,8 +174,7 @@ def test_train_continual_m_per_task(getkey):
 
     scalar, _ = train_continual(model, tasks, m=2.0, **kw)
     listed, _ = train_continual(model, tasks, m=[2.0, 2.0], **kw)
-    for a, b in zip(jax.tree.leaves(scalar), jax.tree.leaves(listed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(scalar, listed, rtol=0, atol=0)
     _, _ = train_continual(model, tasks, m=0.0, on_epoch=snap("adam"), **kw)
     sched, _ = train_continual(model, tasks, m=[0.0, 2.0], on_epoch=snap("sched"), **kw)
     np.testing.assert_array_equal(
@@ -190,8 +187,7 @@ def test_train_continual_m_per_task(getkey):
     # carries over with the optimizer state.
     warmup = optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(2.0)], [6])
     by_count, _ = train_continual(model, tasks, m=warmup, **kw)
-    for a, b in zip(jax.tree.leaves(by_count), jax.tree.leaves(sched)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    assert tree_allclose(by_count, sched, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="per task"):
         train_continual(model, tasks, m=[1.0, 1.0, 1.0], **kw)
     with pytest.raises(ValueError, match="m must be finite and >= 0"):
@@ -212,10 +208,8 @@ def test_train_continual_m_scale_per_layer(getkey):
     zeros, _ = train_continual(model, tasks, m=2.0, m_scale=(0.0, 0.0), **kw)
     adam, _ = train_continual(model, tasks, m=0.0, **kw)
     scaled, _ = train_continual(model, tasks, m=2.0, m_scale=(1.0, 3.0), **kw)
-    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(ones)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    for a, b in zip(jax.tree.leaves(adam), jax.tree.leaves(zeros)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(plain, ones, rtol=0, atol=0)
+    assert tree_allclose(adam, zeros, rtol=0, atol=0)
     assert not np.array_equal(np.asarray(plain.weights[1]), np.asarray(scaled.weights[1]))
     with pytest.raises(ValueError, match="one factor per layer"):
         train_continual(model, tasks, m=1.0, m_scale=(1.0,), **kw)
@@ -238,12 +232,10 @@ def test_train_continual_adam_eps(getkey):
     ref, _ = train_continual(
         model, tasks, m=2.0, **kw, optimizer=lambda: metaplastic_adam(0.05, 2.0, 3, eps=1e-3)
     )
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(got, ref, rtol=0, atol=0)
     default, _ = train_continual(model, tasks, m=2.0, **kw)
     explicit, _ = train_continual(model, tasks, m=2.0, adam_eps=1e-8, **kw)
-    for a, b in zip(jax.tree.leaves(default), jax.tree.leaves(explicit)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(default, explicit, rtol=0, atol=0)
     slow, _ = train_continual(model, tasks, m=2.0, adam_eps=10.0, **kw)
 
     def moved(m):
@@ -280,8 +272,7 @@ def test_train_continual_resume_of_another_run_raises(getkey, tmp_path):
             model, tasks, checkpoint_dir=tmp_path, seed=1, on_mismatch="restart", **kw
         )
     want, _ = train_continual(model, tasks, seed=1, **kw)
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(got, want, rtol=0, atol=0)
 
 
 def test_train_continual_rejects_labels_outside_the_outputs(getkey):

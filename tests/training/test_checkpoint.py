@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from memjax.losses import cross_entropy_loss
 from memjax.training import (
@@ -106,8 +107,7 @@ def test_on_mismatch_restart_trains_afresh_and_keeps_the_old_steps(tmp_path):
     with pytest.warns(RuntimeWarning, match="moved checkpoint step"):
         got, hist = _fit(other, tmp_path, on_mismatch="restart")
     want, want_hist = _fit(other, None)
-    for a, b in zip(_leaves(got), _leaves(want), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(_leaves(got), _leaves(want), rtol=0, atol=0)
     assert hist["epoch"] == [1, 2] and hist["train_loss"] == want_hist["train_loss"]
     old = list(tmp_path.glob("superseded-*"))
     assert len(old) == 1 and sorted(p.name for p in old[0].iterdir()) == ["1", "2"]
@@ -153,8 +153,7 @@ def test_flipped_bytes_fall_back_to_the_newest_intact_step(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"step 2 is corrupt.*falling back to step 1"):
         resumed, hist = _fit(data, tmp_path, epochs=3)
     straight, want = _fit(data, None, epochs=3)
-    for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(_leaves(resumed), _leaves(straight), rtol=0, atol=0)
     assert hist["train_loss"] == want["train_loss"]
     assert list(tmp_path.glob("corrupt-2-*"))  # kept for inspection, not deleted
 
@@ -212,8 +211,7 @@ def test_on_nonfinite_skip_leaves_the_state_unchanged():
     x[::7] = np.nan  # every batch of 50 holds a NaN sample
     model, hist = _fit((x, y), None, epochs=1, on_nonfinite="skip")
     assert hist["train_skipped_steps"] == [8]
-    for a, b in zip(_leaves(model), _leaves(Linear(jax.random.key(0))), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(_leaves(model), _leaves(Linear(jax.random.key(0))), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------------------

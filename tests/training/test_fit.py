@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from memjax.train import TrainState, accuracy, evaluate, fit, restore_checkpoint
 
@@ -95,8 +96,7 @@ def arrays(model):
 
 
 def assert_identical(m1, m2):
-    for a, b in zip(arrays(m1), arrays(m2), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(arrays(m1), arrays(m2), rtol=0, atol=0)
 
 
 def test_learns_and_history(mnist_small, capsys):
@@ -220,8 +220,7 @@ def test_matches_hand_written_projected_sgd(mnist_small):
     ref = model
     for _ in range(3):
         ref = sgd_step(ref, scale(x), jnp.asarray(y))
-    for a, b in zip(arrays(got), arrays(ref), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert tree_allclose(arrays(got), arrays(ref), rtol=1e-4, atol=1e-6)
     assert not np.allclose(got.l1.weight, model.l1.weight)
 
 
