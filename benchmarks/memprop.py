@@ -78,8 +78,8 @@ def _load(name, ctx, s):
     xtr, ytr = D.load(name, "train", data_dir=ctx.data_dir, limit=s["train_size"])
     xte, yte = D.load(name, "test", data_dir=ctx.data_dir, limit=s["test_size"])
     return (
-        (D.normalize(xtr, flatten=True), ytr.astype(np.int32)),
-        (D.normalize(xte, flatten=True), yte.astype(np.int32)),
+        (D.scale_images(xtr, flatten=True), ytr.astype(np.int32)),
+        (D.scale_images(xte, flatten=True), yte.astype(np.int32)),
     )
 
 

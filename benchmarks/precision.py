@@ -275,8 +275,8 @@ def run(ctx: Context) -> dict:
     steps, repeats = s.train_steps, s.repeats
     xtr, ytr = D.load("mnist", "train", data_dir=ctx.data_dir, limit=n_train)
     xte, yte = D.load("mnist", "test", data_dir=ctx.data_dir, limit=n_test)
-    train = (D.normalize(xtr, flatten=True), ytr.astype(np.int32))
-    test = (D.normalize(xte, flatten=True), yte.astype(np.int32))
+    train = (D.scale_images(xtr, flatten=True), ytr.astype(np.int32))
+    test = (D.scale_images(xte, flatten=True), yte.astype(np.int32))
     names = ("float64", "float32", "bfloat16")
     model0 = MEMprop.init(jax.random.key(ctx.seed), 784, H, 10)
     T = model0.n_steps

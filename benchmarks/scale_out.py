@@ -57,7 +57,7 @@ def _dp_setup(a: dict):
     """MNIST batches, model, optimizer and the jitted train step of the scale-out run."""
     steps, B = a["steps"], a["batch"]
     x, y = D.load("mnist", "train", data_dir=a["data_dir"], limit=steps * B)
-    x, y = D.normalize(x, flatten=True), y.astype(np.int32)
+    x, y = D.scale_images(x, flatten=True), y.astype(np.int32)
     model = MEMprop.init(jax.random.key(a["seed"]), 784, a["n_hidden"], 10)
     opt = optax.adam(4e-3)
     params0, static = eqx.partition(model, eqx.is_inexact_array)

@@ -114,12 +114,11 @@ def _config(ctx: Context, **over) -> dict:
 
 
 def _load(ctx, dataset, cfg, noise):
-    from memjax.data import load
+    from memjax.data import load, scale_images
 
     xtr, ytr = load(dataset, "train", data_dir=ctx.data_dir)
     xte, yte = load(dataset, "test", data_dir=ctx.data_dir)
-    xtr = xtr.astype(np.float32) / 255.0
-    xte = xte.astype(np.float32) / 255.0
+    xtr, xte = scale_images(xtr), scale_images(xte)
     if noise:
         rng = np.random.default_rng(ctx.seed + 1234)
         xtr = np.clip(xtr + noise * rng.standard_normal(xtr.shape, np.float32), 0, 1)

@@ -132,7 +132,7 @@ def _images(ctx: Context):
     """A batch of MNIST test images in [0, 1] (random images where no data is found)."""
     try:
         x, y = D.load("mnist", "test", data_dir=ctx.data_dir, limit=BATCH)
-        return D.normalize(x, flatten=True).astype(np.float32), y.astype(np.int32), "mnist"
+        return D.scale_images(x, flatten=True).astype(np.float32), y.astype(np.int32), "mnist"
     except Exception as e:  # pragma: no cover - data missing
         ctx.log(f"no MNIST ({e}); random images")
         rng = np.random.default_rng(ctx.seed)

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
 __all__ = [
     "concrete",
+    "is_int",
+    "check_int",
     "check_positive",
     "check_nonnegative",
     "check_range",
@@ -49,6 +54,46 @@ def traced_checks() -> Iterator[list[tuple[Any, str]]]:
 def _record(bad: Any, message: str) -> None:
     if _COLLECTED:
         _COLLECTED[-1].append((jnp.any(bad), message))
+
+
+def is_int(value: Any) -> TypeIs[int | np.integer]:
+    """Whether ``value`` is a Python or NumPy integer (a bool is not; 2.0 is not)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_int(
+    where: str,
+    value: Any,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    none_ok: bool = False,
+    note: str = "",
+    type_error: type[Exception] = ValueError,
+) -> None:
+    """Check a static integer argument or field.
+
+    ``where`` names the owner and the field as the message shows them (``"MLP.n_in"``,
+    ``"fit: batch_size"``). Raises ``type_error`` for a value that is not an integer
+    (:func:`is_int`) and `ValueError` for one outside ``[lo, hi]`` (either bound may be
+    None); ``none_ok`` lets None through. ``note`` follows the
+    allowed range in the message.
+    """
+    if value is None and none_ok:
+        return
+    if lo is not None and hi is not None:
+        allowed = f"an integer in [{lo}, {hi}]"
+    elif lo is not None:
+        allowed = f"an integer >= {lo}"
+    elif hi is not None:
+        allowed = f"an integer <= {hi}"
+    else:
+        allowed = "an integer"
+    allowed = ("None or " if none_ok else "") + allowed + note
+    if not is_int(value):
+        raise type_error(f"{where} must be {allowed}; got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{where} must be {allowed}; got {value!r}")
 
 
 def check_real(owner: str, name: str, value: Any) -> None:

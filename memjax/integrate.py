@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
+from ._validation import check_int, is_int
+
 __all__ = [
     "AbstractSolver",
     "Euler",
@@ -132,10 +134,7 @@ def check_finite(ys: PyTree, ts: Float[Array, " T"]) -> None:
 
 def _check_count(name: str, value: Any) -> int:
     """A static count >= 1: a Python or NumPy integer (not a bool, not 2.5)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"odeint: {name} must be an integer >= 1; got {value!r}")
-    if value < 1:
-        raise ValueError(f"odeint: {name} must be >= 1; got {value}")
+    check_int(f"odeint: {name}", value, 1, type_error=TypeError)
     return int(value)
 
 
@@ -266,7 +265,7 @@ def odeint(
 def check_checkpoint(name: str, checkpoint) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``checkpoint`` is a mode of
     :func:`checkpointed_scan`: ``'none'``, ``'step'``, ``'sqrt'`` or an int >= 1."""
-    if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool):
+    if is_int(checkpoint):
         if checkpoint < 1:
             raise ValueError(f"{name}: segment length must be >= 1; got {checkpoint}")
         return

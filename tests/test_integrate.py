@@ -206,7 +206,7 @@ def test_simulate_rejects_non_integer_n_steps(n_steps):
 
 @pytest.mark.parametrize("substeps", [0, -1])
 def test_simulate_rejects_bad_substeps(substeps):
-    with pytest.raises(ValueError, match="substeps must be >= 1"):
+    with pytest.raises(ValueError, match="substeps must be an integer >= 1"):
         _simulate(_HP(), lambda t: jnp.sin(t), dt=1e-3, n_steps=3, substeps=substeps)
 
 

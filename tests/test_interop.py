@@ -140,8 +140,8 @@ def test_flax_training_loop_on_mnist(getkey):
         warnings.simplefilter("ignore", mj.data.SampleDataWarning)
         xtr, ytr = mj.data.load("mnist", "train", source=src, limit=2000)
         xte, yte = mj.data.load("mnist", "test", source=src, limit=1000)
-    xtr = mj.data.normalize(xtr).reshape(len(xtr), -1)
-    xte = mj.data.normalize(xte).reshape(len(xte), -1)
+    xtr = mj.data.scale_images(xtr).reshape(len(xtr), -1)
+    xte = mj.data.scale_images(xte).reshape(len(xte), -1)
 
     model = _MNISTNet(getkey(), nnx.Rngs(0))
     opt = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_int
 from . import _download, _tfds
 from ._idx import find_idx, idx_paths, load_idx
 from ._sample import load_sample
@@ -119,8 +120,7 @@ def _check_split(split: str) -> str:
 def _check_limit(limit):
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
-        raise ValueError(f"limit must be None or an int >= 0; got {limit!r}")
+    check_int("load: limit", limit, 0)
     return int(limit)
 
 

@@ -76,7 +76,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from .._validation import check_nonnegative, check_positive, check_range, concrete
+from .._validation import check_int, check_nonnegative, check_positive, check_range, concrete
 
 __all__ = ["MultiLevelRRAM", "RRAMState", "crosssim_milo_sigma"]
 
@@ -115,11 +115,6 @@ class RRAMState(eqx.Module):
     def stuck(self) -> Bool[Array, "..."]:
         """Cells with either stuck fault."""
         return self.stuck_lrs | self.stuck_hrs
-
-
-def _check_int(owner: str, name: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
 class MultiLevelRRAM(eqx.Module):
@@ -166,10 +161,10 @@ class MultiLevelRRAM(eqx.Module):
                 f"{n}.G_min must be < {n}.G_max; got G_min = {float(np.max(lo)):.6g} S, "
                 f"G_max = {float(np.min(hi)):.6g} S"
             )
-        _check_int(n, "n_levels", self.n_levels, 2)
+        check_int(f"{n}.n_levels", self.n_levels, 2)
         check_nonnegative(n, "write_sigma", self.write_sigma)
         check_range(n, "verify_tol", self.verify_tol, 0.0, 1.0, lo_open=True)
-        _check_int(n, "max_iterations", self.max_iterations, 1)
+        check_int(f"{n}.max_iterations", self.max_iterations, 1)
         check_nonnegative(n, "read_sigma", self.read_sigma)
         check_nonnegative(n, "nu", self.nu)
         check_positive(n, "t0", self.t0, "s")

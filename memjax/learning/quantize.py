@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from .._validation import check_int
+
 __all__ = [
     "check_levels",
     "level_index",
@@ -40,8 +42,7 @@ __all__ = [
 
 def check_levels(owner: str, n_levels, w_max=1.0) -> None:
     """Raise ``ValueError`` naming ``owner.n_levels`` / ``owner.w_max`` when invalid."""
-    if isinstance(n_levels, bool) or not isinstance(n_levels, (int, np.integer)) or n_levels < 2:
-        raise ValueError(f"{owner}.n_levels must be an integer >= 2; got {n_levels!r}")
+    check_int(f"{owner}.n_levels", n_levels, 2)
     try:
         ok = np.isfinite(float(w_max)) and float(w_max) > 0
     except (TypeError, ValueError):
@@ -111,8 +112,7 @@ def fixed_point(x: Float[ArrayLike, "..."], bits: int | None, x_max: float) -> F
     x = jnp.asarray(x)
     if bits is None:
         return x
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
-        raise ValueError(f"fixed_point: bits must be None or an integer in [2, 32]; got {bits!r}")
+    check_int("fixed_point: bits", bits, 2, 32, none_ok=True)
     if not (np.isfinite(float(x_max)) and float(x_max) > 0):
         raise ValueError(f"fixed_point: x_max must be finite and > 0; got {x_max!r}")
     step = x_max / 2 ** (bits - 1)

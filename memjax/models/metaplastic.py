@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._validation import check_int
 from ..devices.rram import MultiLevelRRAM, RRAMState
 from ..learning.quantize import (
     check_levels,
@@ -77,11 +78,6 @@ REFERENCE_BNN_SIZES = (784, 4096, 4096, 10)
 _BN_MODES = ("per_task", "shared")
 _ACTIVATIONS = ("sign", "hardtanh")
 _INITS = ("uniform", "boundary")
-
-
-def _check_int(owner, name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
 class MetaplasticMLP(eqx.Module):
@@ -149,9 +145,9 @@ class MetaplasticMLP(eqx.Module):
         if len(sizes) < 2:
             raise ValueError(f"{n}.sizes must list at least input and output sizes; got {sizes}")
         for s in sizes:
-            _check_int(n, "sizes", s, 1)
+            check_int(f"{n}.sizes", s, 1)
         check_levels(n, n_levels, w_max)
-        _check_int(n, "n_tasks", n_tasks, 1)
+        check_int(f"{n}.n_tasks", n_tasks, 1)
         if bn not in _BN_MODES:
             raise ValueError(f"{n}.bn must be one of {_BN_MODES}; got {bn!r}")
         if init_scale is not None and not (np.isfinite(init_scale) and init_scale > 0):
@@ -402,8 +398,8 @@ def memory_bits(
     weights in digital memory). Batch-norm statistics (``2 sum_l n_{l+1}`` numbers) are
     not counted."""
     check_levels("memory_bits", n_levels)
-    _check_int("memory_bits", "hidden_bits", hidden_bits, 0)
-    _check_int("memory_bits", "cells_per_weight", cells_per_weight, 1)
+    check_int("memory_bits: hidden_bits", hidden_bits, 0)
+    check_int("memory_bits: cells_per_weight", cells_per_weight, 1)
     sizes = [int(s) for s in sizes]
     n_w = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return n_w * (cells_per_weight * math.ceil(math.log2(n_levels)) + hidden_bits)

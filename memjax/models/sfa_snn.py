@@ -51,6 +51,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._validation import check_int
+from ..data.encoding import scale_images
 from .wta import WTALayer, WTAState, wta_learn, wta_respond
 
 __all__ = [
@@ -88,8 +90,7 @@ class CNN(eqx.Module):
 
     def __init__(self, n_classes: int = 10, n_features: int = 64, *, key: PRNGKeyArray):
         for name, v in (("n_classes", n_classes), ("n_features", n_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"CNN.{name} must be a positive integer; got {v!r}")
+            check_int(f"CNN.{name}", v, 1)
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.conv1 = eqx.nn.Conv2d(1, 16, 5, key=k1)
         self.conv2 = eqx.nn.Conv2d(16, 32, 5, key=k2)
@@ -115,20 +116,9 @@ class CNN(eqx.Module):
 
 
 def _images(x: np.ndarray) -> Array:
-    """Images ``(N, 28, 28)`` or ``(N, 784)`` as float32 in [0, 1]: uint8 (0..255) are
-    divided by 255; floating images must already lie in [0, 1] (``ValueError``
-    otherwise, e.g. for float images in 0..255); other dtypes raise ``TypeError``."""
-    x = np.asarray(x)
-    if x.dtype == np.uint8:
-        return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32) * (1.0 / 255.0)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"CNN images must be uint8 (0..255) or floats in [0, 1]; got {x.dtype}")
-    if x.size and not (np.min(x) >= 0.0 and np.max(x) <= 1.0):
-        raise ValueError(
-            "CNN images must be uint8 (0..255) or floats scaled to [0, 1]; got floats in "
-            f"[{float(np.min(x))}, {float(np.max(x))}] (divide 0..255 images by 255)"
-        )
-    return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32)
+    """Images ``(N, 28, 28)`` or ``(N, 784)`` as float32 ``(N, 28, 28)`` in [0, 1]
+    (:func:`memjax.data.scale_images`)."""
+    return jnp.asarray(scale_images(x, owner="CNN").reshape(len(x), 28, 28))
 
 
 def select_classes(
@@ -279,8 +269,7 @@ def fit_novelty_gate(
     ``x_stream`` may contain trained-class samples (it is unlabelled): the fitted score
     is still monotone in the density ratio, which is all the gate needs. Threshold
     ``+inf`` (calibrate with :func:`calibrate_novelty_gate`)."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"fit_novelty_gate: steps must be a positive integer; got {steps!r}")
+    check_int("fit_novelty_gate: steps", steps, 1)
     xt = jnp.asarray(x_trained, jnp.float32)
     xs = jnp.asarray(x_stream, jnp.float32)
     if xt.ndim != 2 or xs.ndim != 2 or xt.shape[1] != xs.shape[1]:

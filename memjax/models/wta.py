@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._validation import check_nonnegative, check_range
+from .._validation import check_int, check_nonnegative, check_range
 from ..data.encoding import rate
 from ..devices.rram import MultiLevelRRAM, RRAMState
 from ..learning.stdp import STDP, pre_recent, stdp_pulses, steps_since
@@ -75,11 +75,6 @@ __all__ = [
     "wta_learn",
     "wta_respond",
 ]
-
-
-def _check_int(owner: str, name: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
 def _default_synapse() -> MultiLevelRRAM:
@@ -145,9 +140,9 @@ class WTALayer(eqx.Module):
     sfa: str = eqx.field(static=True, default="layer")
 
     def __check_init__(self):
-        _check_int("WTALayer", "n_in", self.n_in, 1)
-        _check_int("WTALayer", "n_out", self.n_out, 1)
-        _check_int("WTALayer", "n_steps", self.n_steps, 1)
+        check_int("WTALayer.n_in", self.n_in, 1)
+        check_int("WTALayer.n_out", self.n_out, 1)
+        check_int("WTALayer.n_steps", self.n_steps, 1)
         check_range("WTALayer", "p_in", self.p_in, 0.0, 1.0, lo_open=True)
         check_nonnegative("WTALayer", "theta_plus", self.theta_plus)
         check_range("WTALayer", "homeo_decay", self.homeo_decay, 0.0, 1.0)

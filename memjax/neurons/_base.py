@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
+from .._validation import check_int
+
 __all__ = ["AbstractNeuron", "simulate", "check_dt", "check_substeps"]
 
 
@@ -59,8 +61,7 @@ def check_dt(owner: str, dt: Any) -> None:
 
 def check_substeps(owner: str, substeps: Any) -> None:
     """Raise ``ValueError`` naming ``owner`` unless ``substeps`` is an integer >= 1."""
-    if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or substeps < 1:
-        raise ValueError(f"{owner}: substeps must be an integer >= 1; got {substeps!r}")
+    check_int(f"{owner}: substeps", substeps, 1)
 
 
 class AbstractNeuron(eqx.Module):

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..data.encoding import scale_images
 from ..losses import classification_metrics, cross_entropy_loss
 from ..models.ann import MLP, flatten_scale
 from ..models.sfa_snn import CNN, select_classes
@@ -19,8 +21,8 @@ __all__ = ["train_mlp", "train_cnn"]
 
 
 def _images(x: np.ndarray):
-    """Images to float32 ``(N, 28, 28)``, uint8 scaled to [0, 1] (`flatten_scale`)."""
-    return flatten_scale(x).reshape(len(x), 28, 28)
+    """Images to float32 ``(N, 28, 28)`` in [0, 1] (:func:`memjax.data.scale_images`)."""
+    return jnp.asarray(scale_images(x, owner="train_cnn").reshape(len(x), 28, 28))
 
 
 def train_mlp(

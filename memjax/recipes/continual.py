@@ -29,6 +29,8 @@ import numpy as np
 import optax
 from jaxtyping import Array
 
+from .._validation import check_int, is_int
+from ..data.encoding import scale_images
 from ..learning.ewc import ewc_penalty, fisher_diagonal
 from ..learning.metaplastic import _check_m, metaplastic_adam
 from ..learning.quantize import fixed_point, level_index
@@ -53,10 +55,7 @@ class Task(NamedTuple):
 
     def inputs(self, x: np.ndarray) -> Array:
         """Flattened float32 inputs in [0, 1], permuted if the task says so."""
-        x = np.asarray(x)
-        x = x.reshape(len(x), -1)
-        if x.dtype == np.uint8:
-            x = x.astype(np.float32) / 255.0
+        x = scale_images(x, flatten=True, owner="Task.inputs")
         if self.perm is not None:
             x = x[:, self.perm]
         return jnp.asarray(x, jnp.float32)
@@ -144,11 +143,6 @@ def _log_likelihood(model, task):
 # Arguments, optimizers, checkpoints
 
 
-def _check_int(name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"train_continual: {name} must be an integer >= {lo}; got {value!r}")
-
-
 def _check_number(name, value):
     if isinstance(value, bool) or not (
         isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value >= 0
@@ -157,11 +151,11 @@ def _check_number(name, value):
 
 
 def _check_args(model, tasks, m, m_scale, epochs, adam_eps, optimizer):
-    epochs = [epochs] * len(tasks) if isinstance(epochs, (int, np.integer)) else list(epochs)
+    epochs = [epochs] * len(tasks) if is_int(epochs) else list(epochs)
     if len(epochs) != len(tasks):
         raise ValueError("train_continual: epochs must be an int or one int per task")
     for e in epochs:
-        _check_int("epochs", e, 1)
+        check_int("train_continual: epochs", e, 1)
     if model.bn == "per_task" and model.n_slots < len(tasks):
         raise ValueError(
             f"train_continual: the model has {model.n_slots} BN slots for {len(tasks)} tasks "

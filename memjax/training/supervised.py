@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validation import check_int
 from ..losses import accuracy
 from .checkpoint import Checkpointer, fingerprint
 from .loop import EpochResult, check_labels, epoch_permutation, run_epochs
@@ -56,14 +57,6 @@ class TrainState(eqx.Module):
 
 # --------------------------------------------------------------------------------------
 # Argument checks
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None, what: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"fit: {name} must be an integer; got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]{what}"
-        raise ValueError(f"fit: {name} must be {rng}; got {value}")
 
 
 def _check_data(name: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +87,7 @@ def _infer_classes(model, xb) -> int | None:
 
 def _check_fit_labels(model, x, y, ey, n_classes, preprocess) -> None:
     if n_classes is not None:
-        _check_int("n_classes", n_classes, 1)
+        check_int("fit: n_classes", n_classes, 1)
     elif not np.issubdtype(y.dtype, np.integer):
         return  # not class indices (e.g. regression targets)
     else:
@@ -172,7 +165,7 @@ def evaluate(
         )
     if len(x) == 0:
         raise ValueError("evaluate: x is empty")
-    _check_int("eval_batch_size", batch_size, 1)
+    check_int("fit: eval_batch_size", batch_size, 1)
     sums: dict[str, Any] = {}
     for start in range(0, len(x), batch_size):
         xb = _as_input(x[start : start + batch_size], preprocess)
@@ -429,11 +422,11 @@ def fit(
         excluding evaluation and checkpointing) and the evaluation metrics.
     """
     x, y = _check_data("train_data", train_data)
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1, len(x), f" (train_data has {len(x)} samples)")
-    _check_int("eval_batch_size", eval_batch_size, 1)
-    _check_int("seed", seed, 0)
-    _check_int("max_to_keep", max_to_keep, 1)
+    check_int("fit: epochs", epochs, 1)
+    check_int("fit: batch_size", batch_size, 1, len(x), note=f" (train_data has {len(x)} samples)")
+    check_int("fit: eval_batch_size", eval_batch_size, 1)
+    check_int("fit: seed", seed, 0)
+    check_int("fit: max_to_keep", max_to_keep, 1)
     if (eval_fn is None) != (eval_data is None):
         raise ValueError("fit: eval_fn and eval_data must be given together")
     if on_mismatch not in ("raise", "restart"):
