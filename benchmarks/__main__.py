@@ -46,7 +46,14 @@ def run_benchmark(
     record = {
         "name": name,
         "metrics": result.get("metrics", {}),
-        "config": {"quick": quick, "seed": seed, **result.get("config", {})},
+        # every record says where its data came from (IDX folder, download cache,
+        # TFDS or the bundled sample): memjax.data records each load
+        "config": {
+            "quick": quick,
+            "seed": seed,
+            **result.get("config", {}),
+            **ctx.data_config(),
+        },
         "environment": environment(),
         "seconds": seconds,
         "figures": ctx.figures,

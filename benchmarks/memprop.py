@@ -102,17 +102,22 @@ def optimizer(lr, steps):
     return optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.01))
 
 
+def _mif_setup(ctx, train, s):
+    """The MEMprop model and optimizer `_train_mif` starts from."""
+    steps = s["epochs"] * (len(train[0]) // s["batch_size"])
+    return build_model(s, ctx.seed), optimizer(s["lr"], steps)
+
+
 def _train_mif(ctx, tag, train, test, s):
     from memjax.models.memprop import memprop_eval, memprop_loss, project
     from memjax.training import fit
 
-    model = build_model(s, ctx.seed)
-    steps = s["epochs"] * (len(train[0]) // s["batch_size"])
+    model, opt = _mif_setup(ctx, train, s)
     t0 = time.perf_counter()
     model, hist = fit(
         model,
         memprop_loss,
-        optimizer(s["lr"], steps),
+        opt,
         train,
         epochs=s["epochs"],
         batch_size=s["batch_size"],
@@ -120,15 +125,21 @@ def _train_mif(ctx, tag, train, test, s):
         eval_fn=memprop_eval,
         eval_data=test,
         project=project,
-        checkpoint_dir=_ckpt(ctx, tag),
+        checkpoint_dir=_ckpt(ctx, tag, model, opt, train, test, s["batch_size"]),
         progress=True,
         log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
 
 
-def _ckpt(ctx, tag) -> Path:
-    return (Path(ctx.out) / "checkpoints" / tag).absolute()
+def _ckpt(ctx, tag, model, opt, train, test, batch_size) -> Path:
+    """The checkpoint folder of one training run, keyed by the fingerprint `fit` gives
+    it (model, optimizer, data, seed, batch size): a run on other data (the bundled
+    sample, then the full set) or with other settings never resumes another's model."""
+    from memjax.training import fingerprint_digest, fit_fingerprint
+
+    fp = fit_fingerprint(model, opt, train, seed=ctx.seed, batch_size=batch_size, eval_data=test)
+    return (Path(ctx.out) / "checkpoints" / f"{tag}-{fingerprint_digest(fp)}").absolute()
 
 
 def _train_lif(ctx, tag, train, test, s):
@@ -139,18 +150,19 @@ def _train_lif(ctx, tag, train, test, s):
 
     model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, **_model_kwargs(s))
     steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
+    opt = optimizer(s["lif_lr"], steps)
     t0 = time.perf_counter()
     model, hist = fit(
         model,
         memprop_loss,
-        optimizer(s["lif_lr"], steps),
+        opt,
         train,
         epochs=s["lif_epochs"],
         batch_size=s["batch_size"],
         seed=ctx.seed,
         eval_fn=memprop_eval,
         eval_data=test,
-        checkpoint_dir=_ckpt(ctx, tag),
+        checkpoint_dir=_ckpt(ctx, tag, model, opt, train, test, s["batch_size"]),
         progress=True,
         log=ctx.log,
     )
@@ -158,8 +170,15 @@ def _train_lif(ctx, tag, train, test, s):
 
 
 def _train_ann(ctx, tag, train, test, s):
+    import jax
+    import optax
+
+    from memjax.models.ann import MLP
     from memjax.recipes import train_mlp
 
+    # the network and optimizer train_mlp builds, for the checkpoint folder's key
+    mlp = MLP(train[0].shape[1], (s["n_hidden"],), 10, key=jax.random.key(ctx.seed))
+    ckpt = _ckpt(ctx, tag, mlp, optax.adam(1e-3), train, test, s["batch_size"])
     t0 = time.perf_counter()
     model, hist = train_mlp(
         train,
@@ -169,7 +188,7 @@ def _train_ann(ctx, tag, train, test, s):
         batch_size=s["batch_size"],
         learning_rate=1e-3,
         seed=ctx.seed,
-        checkpoint_dir=_ckpt(ctx, tag),
+        checkpoint_dir=ckpt,
         progress=True,
         log=ctx.log,
     )
@@ -385,6 +404,25 @@ def run_fmnist(ctx):
     return _run(ctx, "fashion-mnist", "Fashion-MNIST")
 
 
+def _robustness_model(ctx, s):
+    """The trained MNIST network and memprop-mnist's test set: memprop-mnist's finished
+    checkpoint for the same settings and data when there is one, else trained here."""
+    from memjax.training import restore_checkpoint
+
+    train, test = _load("mnist", ctx, s)  # exactly as memprop-mnist loads them
+    model, opt = _mif_setup(ctx, train, s)
+    ckpt = _ckpt(ctx, "memprop-mnist-mif", model, opt, train, test, s["batch_size"])
+    restored = restore_checkpoint(ckpt, model, opt)
+    if restored is not None and restored.epoch >= s["epochs"]:
+        model, source = restored.model, f"checkpoint {ckpt} (epoch {restored.epoch})"
+    else:
+        ctx.log("no finished memprop-mnist checkpoint for these settings and data; training one")
+        model, _, _ = _train_mif(ctx, f"{ctx.name}-mif", train, test, s)
+        source = "trained here"
+    ctx.log(f"model from {source}")
+    return model, source, test
+
+
 def run_robustness(ctx):
     """Test accuracy of the trained MNIST network against read noise, programming noise
     and stuck-at faults (reuses the memprop-mnist checkpoint when present)."""
@@ -396,22 +434,14 @@ def run_robustness(ctx):
 
     from memjax.devices.rram import MultiLevelRRAM
     from memjax.models.memprop import memprop_eval
-    from memjax.training import evaluate, restore_checkpoint
+    from memjax.training import evaluate
 
     s = _settings(ctx)
+    t_start = time.perf_counter()
+    model, source, test = _robustness_model(ctx, s)
     if ctx.quick:
         s["test_size"] = 1000
-    t_start = time.perf_counter()
-    train, test = _load("mnist", ctx, s)
-    ckpt = _ckpt(ctx, ("memprop-mnist-mif"))
-    restored = restore_checkpoint(ckpt, build_model(s, ctx.seed), optimizer(s["lr"], 1))
-    if restored is not None and restored.epoch >= s["epochs"]:
-        model, source = restored.model, f"checkpoint {ckpt} (epoch {restored.epoch})"
-    else:
-        ctx.log("no finished memprop-mnist checkpoint; training one")
-        model, _, _ = _train_mif(ctx, f"{ctx.name}-mif", train, test, s)
-        source = "trained here"
-    ctx.log(f"model from {source}")
+        test = (test[0][:1000], test[1][:1000])
     acc_ideal = evaluate(model, memprop_eval, *test)["accuracy"]
     dev = MultiLevelRRAM()
     n_prog = s["n_programs"]

@@ -34,6 +34,7 @@ from .losses import accuracy as accuracy
 from .losses import cross_entropy as cross_entropy
 from .neurons import LIF as LIF
 from .neurons import MIF as MIF
+from .neurons import AbstractNeuron as AbstractNeuron
 from .neurons import lif_step as lif_step
 from .neurons import mif_step as mif_step
 from .populations import sample_population as sample_population
