@@ -170,7 +170,9 @@ def index(pop: M, i) -> M:
 def simulate_population(simulate_fn: Callable, pop: eqx.Module, *args, out_axes=0, **kwargs):
     """``vmap`` ``simulate_fn(device, *args, **kwargs)`` over a population's leading axis.
 
-    Every array leaf of ``pop`` is mapped; ``args``/``kwargs`` are shared; ``out_axes``
+    Every floating array leaf of ``pop`` with a leading axis is mapped; integer and
+    scalar leaves are shared, so this also works under `jax.jit` for a device with an
+    integer field (e.g. ``Biolek(p=2)``). ``args``/``kwargs`` are shared; ``out_axes``
     is passed to `eqx.filter_vmap` (``None`` for outputs shared by all devices). For
     models whose equations are elementwise (all built-in compact models), calling
     ``simulate(pop, ...)`` directly is equivalent and avoids the batching transform.
@@ -181,7 +183,15 @@ def simulate_population(simulate_fn: Callable, pop: eqx.Module, *args, out_axes=
         traj.x.shape  # (100_000, 1000)
     """
 
-    def one(dev):
-        return simulate_fn(dev, *args, **kwargs)
+    mapped, shared = eqx.partition(pop, _has_population_axis)
 
-    return eqx.filter_vmap(one, out_axes=out_axes)(pop)
+    def one(dev_mapped, dev_shared):
+        return simulate_fn(eqx.combine(dev_mapped, dev_shared), *args, **kwargs)
+
+    return eqx.filter_vmap(one, in_axes=(0, None), out_axes=out_axes)(mapped, shared)
+
+
+def _has_population_axis(leaf) -> bool:
+    """Floating array leaves of rank >= 1 carry the population axis; integer leaves
+    (e.g. a window exponent ``p``) and scalars, also as tracers under `jit`, are shared."""
+    return eqx.is_inexact_array(leaf) and jnp.ndim(leaf) >= 1

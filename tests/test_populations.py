@@ -56,6 +56,20 @@ def test_population_simulation_equals_per_device(getkey):
     assert float(jnp.std(direct.x[:, -1])) > 0
 
 
+def test_population_simulation_under_jit_with_integer_leaf(getkey):
+    # Biolek's p = 2 is an int leaf: under jit a 0-d integer tracer, shared, not mapped.
+    pop = sample_population(HPMemristor(window=Biolek(p=2)), getkey(), 6, {"R_off": 0.2})
+    kw = dict(dt=1e-3, n_steps=50)
+    run = jax.jit(lambda p: mj.simulate_population(mj.simulate, p, Sine(1.0, 1.0), **kw))
+    jitted = run(pop)
+    eager = mj.simulate_population(mj.simulate, pop, Sine(1.0, 1.0), **kw)
+    assert jitted.x.shape == (6, 50)
+    np.testing.assert_allclose(jitted.x, eager.x, rtol=1e-6)
+    np.testing.assert_allclose(
+        jitted.x[3], mj.simulate(index(pop, 3), Sine(1.0, 1.0), **kw).x, rtol=1e-6
+    )
+
+
 def test_bad_spread(getkey):
     with pytest.raises(ValueError, match="no parameter 'R_of'"):
         sample_population(HPMemristor(), getkey(), 10, {"R_of": 0.1})
