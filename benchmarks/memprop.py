@@ -15,7 +15,20 @@ import dataclasses
 import time
 from pathlib import Path
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+
+import memjax.data as D
+from memjax.crossbar import Crossbar
+from memjax.devices.rram import MultiLevelRRAM
+from memjax.models.ann import MLP
+from memjax.models.memprop import LIFNet, MEMprop, memprop_eval, memprop_loss, project
+from memjax.neurons.mif import MIF, mif_simulate
+from memjax.recipes import train_mlp
+from memjax.training import evaluate, fingerprint_digest, fit, fit_fingerprint, restore_checkpoint
 
 __all__ = [
     "run_mnist",
@@ -73,7 +86,6 @@ def _model_kwargs(s) -> dict:
 
 
 def _load(name, ctx, s):
-    import memjax.data as D
 
     xtr, ytr = D.load(name, "train", data_dir=ctx.data_dir, limit=s["train_size"])
     xte, yte = D.load(name, "test", data_dir=ctx.data_dir, limit=s["test_size"])
@@ -85,9 +97,6 @@ def _load(name, ctx, s):
 
 def build_model(s, seed, synapse="crossbar"):
     """The benchmark's MEMprop network for settings ``s`` (`Settings` or its dict)."""
-    import jax
-
-    from memjax.models.memprop import MEMprop
 
     n_hidden = s["n_hidden"] if isinstance(s, dict) else s.n_hidden
     return MEMprop.init(
@@ -97,7 +106,6 @@ def build_model(s, seed, synapse="crossbar"):
 
 def optimizer(lr, steps):
     """Adam with a cosine decay to 1 % of ``lr`` over ``steps`` updates."""
-    import optax
 
     return optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.01))
 
@@ -109,8 +117,6 @@ def _mif_setup(ctx, train, s):
 
 
 def _train_mif(ctx, tag, train, test, s):
-    from memjax.models.memprop import memprop_eval, memprop_loss, project
-    from memjax.training import fit
 
     model, opt = _mif_setup(ctx, train, s)
     t0 = time.perf_counter()
@@ -136,17 +142,12 @@ def _ckpt(ctx, tag, model, opt, train, test, batch_size) -> Path:
     """The checkpoint folder of one training run, keyed by the fingerprint `fit` gives
     it (model, optimizer, data, seed, batch size): a run on other data (the bundled
     sample, then the full set) or with other settings never resumes another's model."""
-    from memjax.training import fingerprint_digest, fit_fingerprint
 
     fp = fit_fingerprint(model, opt, train, seed=ctx.seed, batch_size=batch_size, eval_data=test)
     return (Path(ctx.out) / "checkpoints" / f"{tag}-{fingerprint_digest(fp)}").absolute()
 
 
 def _train_lif(ctx, tag, train, test, s):
-    import jax
-
-    from memjax.models.memprop import LIFNet, memprop_eval, memprop_loss
-    from memjax.training import fit
 
     model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, **_model_kwargs(s))
     steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
@@ -170,11 +171,6 @@ def _train_lif(ctx, tag, train, test, s):
 
 
 def _train_ann(ctx, tag, train, test, s):
-    import jax
-    import optax
-
-    from memjax.models.ann import MLP
-    from memjax.recipes import train_mlp
 
     # the network and optimizer train_mlp builds, for the checkpoint folder's key
     mlp = MLP(train[0].shape[1], (s["n_hidden"],), 10, key=jax.random.key(ctx.seed))
@@ -198,9 +194,6 @@ def _train_ann(ctx, tag, train, test, s):
 def with_config(model, **changes):
     """The model with every crossbar's config (and device) changed, e.g.
     ``read_noise=True`` or ``device=dev.replace(read_sigma=0.05)``."""
-    import jax
-
-    from memjax.crossbar import Crossbar
 
     is_xb = lambda c: isinstance(c, Crossbar)
 
@@ -216,9 +209,6 @@ def with_config(model, **changes):
 
 def program(model, key):
     """Program every crossbar of ``model`` (``Crossbar.program``), one key each."""
-    import jax
-
-    from memjax.crossbar import Crossbar
 
     is_xb = lambda c: isinstance(c, Crossbar)
     leaves, treedef = jax.tree.flatten(model, is_leaf=is_xb)
@@ -229,9 +219,6 @@ def program(model, key):
 
 def noisy_accuracy(model, x, y, key, batch_size=1000):
     """Test accuracy with a fresh read-noise key per batch (read noise where enabled)."""
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
 
     @eqx.filter_jit
     def acc(m, xb, yb, k):
@@ -250,7 +237,6 @@ def noisy_accuracy(model, x, y, key, batch_size=1000):
 def programmed_accuracy(model, x, y, key, n_programs=3, **changes):
     """Mean and std of the accuracy over ``n_programs`` programmings (config ``changes``
     applied first; default: program noise, 32 levels, read noise)."""
-    import jax
 
     cfg = dict(read_noise=True, program_noise=True, quantize_levels=True)
     cfg.update(changes)
@@ -263,13 +249,10 @@ def programmed_accuracy(model, x, y, key, n_programs=3, **changes):
 
 
 def _figures(ctx, model, test, hists, labels_ds):
-    import jax.numpy as jnp
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from memjax.neurons.mif import MIF, mif_simulate
 
     # 1. the network's membrane voltages for one test image
     x = jnp.asarray(test[0][:1])
@@ -324,10 +307,6 @@ def _figures(ctx, model, test, hists, labels_ds):
 
 
 def _run(ctx, dataset: str, label: str):
-    import jax
-
-    from memjax.models.memprop import memprop_eval
-    from memjax.training import evaluate
 
     s = _settings(ctx)
     t_start = time.perf_counter()
@@ -404,10 +383,93 @@ def run_fmnist(ctx):
     return _run(ctx, "fashion-mnist", "Fashion-MNIST")
 
 
+def _robustness_sweeps(dev, thin):
+    """``(name, values, make)`` of each robustness sweep: ``make(value)`` gives the
+    `programmed_accuracy` switches and device for one point."""
+    return [
+        # read noise alone (ideal programming, no level rounding)
+        (
+            "read_sigma",
+            thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
+            lambda r: dict(
+                read_noise=True,
+                program_noise=False,
+                quantize_levels=False,
+                device=dev.replace(read_sigma=r),
+            ),
+        ),
+        # programming noise, one shot (no verify loop), no level rounding, no read noise
+        (
+            "write_sigma_one_shot",
+            thin([0.0, 0.01, 0.02, 0.05, 0.1]),
+            lambda w: dict(
+                read_noise=False,
+                program_noise=True,
+                quantize_levels=False,
+                device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6),
+            ),
+        ),
+        # stuck-at faults: cells stuck at HRS (G_min), then at LRS (G_max); otherwise ideal
+        (
+            "stuck_hrs_fraction",
+            thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
+            lambda p: dict(
+                read_noise=False,
+                program_noise=False,
+                quantize_levels=False,
+                stuck_faults=True,
+                device=dev.replace(p_stuck_hrs=p),
+            ),
+        ),
+        (
+            "stuck_lrs_fraction",
+            thin([0.0, 0.001, 0.002, 0.005, 0.01, 0.02]),
+            lambda p: dict(
+                read_noise=False,
+                program_noise=False,
+                quantize_levels=False,
+                stuck_faults=True,
+                device=dev.replace(p_stuck_lrs=p),
+            ),
+        ),
+    ]
+
+
+def _robustness_figure(ctx, sweeps, acc_ideal):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    titles = {
+        "read_sigma": ("read noise sigma (relative to G)", "read noise (fresh every read)"),
+        "write_sigma_one_shot": (
+            "write noise sigma (fraction of G range)",
+            "programming noise (one shot)",
+        ),
+        "stuck_hrs_fraction": ("fraction of cells stuck at G_min", "stuck at HRS"),
+        "stuck_lrs_fraction": ("fraction of cells stuck at G_max", "stuck at LRS"),
+    }
+    for ax, (name, sw) in zip(axes, sweeps.items()):
+        ax.errorbar(
+            sw["values"],
+            np.asarray(sw["accuracy"]) * 100,
+            yerr=np.asarray(sw["std"]) * 100,
+            fmt="o-",
+            capsize=3,
+        )
+        ax.axhline(acc_ideal * 100, color="gray", ls="--", lw=1, label="ideal")
+        ax.set(xlabel=titles[name][0], ylabel="test accuracy (%)", title=titles[name][1])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    ctx.save_figure(fig, "sweeps")
+
+
 def _robustness_model(ctx, s):
     """The trained MNIST network and memprop-mnist's test set: memprop-mnist's finished
     checkpoint for the same settings and data when there is one, else trained here."""
-    from memjax.training import restore_checkpoint
 
     train, test = _load("mnist", ctx, s)  # exactly as memprop-mnist loads them
     model, opt = _mif_setup(ctx, train, s)
@@ -426,16 +488,6 @@ def _robustness_model(ctx, s):
 def run_robustness(ctx):
     """Test accuracy of the trained MNIST network against read noise, programming noise
     and stuck-at faults (reuses the memprop-mnist checkpoint when present)."""
-    import jax
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from memjax.devices.rram import MultiLevelRRAM
-    from memjax.models.memprop import memprop_eval
-    from memjax.training import evaluate
-
     s = _settings(ctx)
     t_start = time.perf_counter()
     model, source, test = _robustness_model(ctx, s)
@@ -464,52 +516,8 @@ def run_robustness(ctx):
         sweeps[name] = {"values": list(values), "accuracy": accs, "std": stds}
 
     thin = (lambda v: v[::2]) if ctx.quick else (lambda v: v)
-    # read noise alone (ideal programming, no level rounding)
-    sweep(
-        "read_sigma",
-        thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
-        lambda r: dict(
-            read_noise=True,
-            program_noise=False,
-            quantize_levels=False,
-            device=dev.replace(read_sigma=r),
-        ),
-    )
-    # programming noise, one shot (no verify loop), no level rounding, no read noise
-    sweep(
-        "write_sigma_one_shot",
-        thin([0.0, 0.01, 0.02, 0.05, 0.1]),
-        lambda w: dict(
-            read_noise=False,
-            program_noise=True,
-            quantize_levels=False,
-            device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6),
-        ),
-    )
-    # stuck-at faults: cells stuck at HRS (G_min), then at LRS (G_max); otherwise ideal
-    stuck = thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2])
-    sweep(
-        "stuck_hrs_fraction",
-        stuck,
-        lambda p: dict(
-            read_noise=False,
-            program_noise=False,
-            quantize_levels=False,
-            stuck_faults=True,
-            device=dev.replace(p_stuck_hrs=p),
-        ),
-    )
-    sweep(
-        "stuck_lrs_fraction",
-        thin([0.0, 0.001, 0.002, 0.005, 0.01, 0.02]),
-        lambda p: dict(
-            read_noise=False,
-            program_noise=False,
-            quantize_levels=False,
-            stuck_faults=True,
-            device=dev.replace(p_stuck_lrs=p),
-        ),
-    )
+    for name, values, make in _robustness_sweeps(dev, thin):
+        sweep(name, values, make)
     # time discretisation: the trained network re-simulated with dt / substeps (ideal
     # crossbars): how much of the accuracy depends on the coarse training step
     sub_acc = {}
@@ -523,30 +531,7 @@ def run_robustness(ctx):
         model, *test, jax.random.fold_in(key, 99), n_programs=n_prog
     )
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
-    titles = {
-        "read_sigma": ("read noise sigma (relative to G)", "read noise (fresh every read)"),
-        "write_sigma_one_shot": (
-            "write noise sigma (fraction of G range)",
-            "programming noise (one shot)",
-        ),
-        "stuck_hrs_fraction": ("fraction of cells stuck at G_min", "stuck at HRS"),
-        "stuck_lrs_fraction": ("fraction of cells stuck at G_max", "stuck at LRS"),
-    }
-    for ax, (name, sw) in zip(axes, sweeps.items()):
-        ax.errorbar(
-            sw["values"],
-            np.asarray(sw["accuracy"]) * 100,
-            yerr=np.asarray(sw["std"]) * 100,
-            fmt="o-",
-            capsize=3,
-        )
-        ax.axhline(acc_ideal * 100, color="gray", ls="--", lw=1, label="ideal")
-        ax.set(xlabel=titles[name][0], ylabel="test accuracy (%)", title=titles[name][1])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    ctx.save_figure(fig, "sweeps")
+    _robustness_figure(ctx, sweeps, acc_ideal)
 
     metrics = {
         "test_accuracy_ideal": acc_ideal,

@@ -20,9 +20,7 @@ ABOVE_MODELS = ("memjax.training", "memjax.train", "memjax.recipes")
 KNOWN_LONG = {
     "memjax.training.supervised": {"fit"},
     "benchmarks.devices": {"run"},
-    "benchmarks.memprop": {"run_robustness"},
     "benchmarks.metaplastic": {"run_mnist_fmnist"},
-    "benchmarks.sfa": {"experiment"},
     "benchmarks.speed": {"run_lif"},
 }
 
