@@ -246,14 +246,16 @@ class MetaplasticMLP(eqx.Module):
 
     def _bn(self, z, l, task, train):
         s = self.slot_index(task)
+        # per-feature vectors given the batch axes explicitly (no implicit rank promotion)
+        lead = lambda v: jax.lax.broadcast_to_rank(v, z.ndim)
         if train:
-            mean = jnp.mean(z, axis=0)
-            var = jnp.var(z, axis=0)
+            mean = jnp.mean(z, axis=0, keepdims=True)
+            var = jnp.var(z, axis=0, keepdims=True)
         else:
-            mean, var = self.bn_mean[l][s], self.bn_var[l][s]
+            mean, var = lead(self.bn_mean[l][s]), lead(self.bn_var[l][s])
         z = (z - mean) * jax.lax.rsqrt(var + self.bn_eps)
         if self.bn_affine:
-            z = z * self.bn_scale[l][s] + self.bn_shift[l][s]
+            z = z * lead(self.bn_scale[l][s]) + lead(self.bn_shift[l][s])
         return z
 
     def __call__(
