@@ -41,7 +41,7 @@ def scale_images(
     elif np.issubdtype(x.dtype, np.floating):
         if x.size and not (np.min(x) >= 0.0 and np.max(x) <= 1.0):
             raise ValueError(
-                f"{owner}: images must be uint8 (0..255) or floats in [0, 1]; got floats in "
+                f"{owner}: images must be uint8 (0..255) or floats scaled to [0, 1]; got floats in "
                 f"[{float(np.min(x))}, {float(np.max(x))}] (divide 0..255 images by 255)"
             )
         x = x.astype(np.float32)

@@ -289,7 +289,7 @@ class MEMprop(eqx.Module):
                 raise ValueError("MEMprop with encoding='rate' needs a key (or spikes)")
             else:
                 p = jnp.clip(x, 0.0, 1.0) * jnp.minimum(self.rate_max * self.dt, 1.0)
-                spikes = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
+                spikes = jax.random.bernoulli(k_in, p[None], (T,) + x.shape).astype(x.dtype)
             # Crossbar 1 read for every step before the time scan: one [T batch, n_in]
             # matmul instead of T small ones, and outside the rematerialised body, so
             # the backward pass does not recompute it (the same currents and read noise
@@ -447,7 +447,7 @@ class LIFNet(eqx.Module):
             # Each step's input is projected inside the scan (its slice stays in cache).
             xs, i1 = x, None
         else:
-            xs, i1 = None, x @ self.w1 + self.b1
+            xs, i1 = None, x @ self.w1 + self.b1[None]
         dtype = jnp.result_type(x.dtype, self.w1.dtype)
         n = jax.lax.stop_gradient(self.neuron)
         s1 = n.init_state((x.shape[-2], self.w1.shape[1]), dtype)
@@ -455,8 +455,8 @@ class LIFNet(eqx.Module):
 
         def body(carry, xt):
             s1, s2 = carry
-            s1 = n.step(s1, i1 if xt is None else xt @ self.w1 + self.b1)
-            s2 = n.step(s2, n.output(s1) @ self.w2 + self.b2)
+            s1 = n.step(s1, i1 if xt is None else xt @ self.w1 + self.b1[None])
+            s2 = n.step(s2, n.output(s1) @ self.w2 + self.b2[None])
             out = (s1.v, s2.v) if traces else s2.v
             return (s1, s2), out
 

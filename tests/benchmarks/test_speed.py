@@ -165,7 +165,7 @@ def test_memjax_rate_coding_equals_step_by_step_read():
     l_m = eqx.filter_jit(lambda m, x, k: cross_entropy(m(x, k), y))(m, x, key)
     k_in, _, _ = jax.random.split(key, 3)
     p = jnp.clip(x, 0.0, 1.0) * min(m.rate_max * m.dt, 1.0)
-    spikes = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
+    spikes = jax.random.bernoulli(k_in, p[None], (T,) + x.shape).astype(x.dtype)
     assert 0 < float(spikes.mean()) < 1
     net = TP.mif_from_memprop(m)
     logits = net(torch.from_numpy(np.array(x)), torch.from_numpy(np.array(spikes)))

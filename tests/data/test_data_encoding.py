@@ -19,7 +19,8 @@ def test_scale_images():
     f = np.array([[0.0, 0.5, 1.0]], np.float64)
     np.testing.assert_array_equal(scale_images(f), f.astype(np.float32))
     with pytest.raises(
-        ValueError, match=r"Task: images must be uint8 .* got floats in \[0.0, 255.0\]"
+        ValueError,
+        match=r"Task: images must be uint8 .* scaled to \[0, 1\]; got floats in \[0.0, 255.0\]",
     ):
         scale_images(np.array([[0.0, 255.0]]), owner="Task")
     with pytest.raises(TypeError, match="got int32"):

@@ -146,7 +146,7 @@ def test_rate_coding_with_given_spikes(getkey):
     x = jax.random.uniform(getkey(), (4, 12))
     k = getkey()
     p = jnp.clip(x, 0.0, 1.0) * min(r.rate_max * r.dt, 1.0)
-    spikes = jax.random.bernoulli(jax.random.split(k, 3)[0], p, (r.n_steps,) + x.shape)
+    spikes = jax.random.bernoulli(jax.random.split(k, 3)[0], p[None], (r.n_steps,) + x.shape)
     np.testing.assert_allclose(r(x, k, spikes=spikes), r(x, k), rtol=1e-6)
     assert np.all(np.isfinite(r(x, spikes=spikes)))  # no key needed then
     with pytest.raises(ValueError, match="n_steps, batch, n_in"):

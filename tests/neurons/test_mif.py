@@ -147,7 +147,7 @@ def test_grad_matches_finite_differences(x64, getkey):
 def test_strong_input_stable_where_euler_blows_up():
     n = MIF()
     dt = 5e-4
-    u = jnp.full((40, 8), 10 * I_NOM) * jnp.linspace(-1.0, 1.0, 8)
+    u = jnp.full((40, 8), 10 * I_NOM) * jnp.linspace(-1.0, 1.0, 8)[None]
     _, st = mif_simulate(n, u, dt)
     for leaf in (st.a, st.i, st.v, st.x1, st.x2):
         assert np.all(np.isfinite(np.asarray(leaf)))

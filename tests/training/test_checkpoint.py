@@ -36,7 +36,7 @@ class Linear(eqx.Module):
         self.b = jnp.zeros(n_out)
 
     def __call__(self, x):
-        return x @ self.w + self.b
+        return x @ self.w + self.b[None]
 
 
 def _data(seed=0, n=400):
