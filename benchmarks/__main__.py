@@ -26,8 +26,12 @@ def check_names(names) -> None:
 
 
 def run_benchmark(
-    name: str, *, quick: bool = False, out: str | Path = "benchmark-output",
-    data_dir: str | None = None, seed: int = 0,
+    name: str,
+    *,
+    quick: bool = False,
+    out: str | Path = "benchmark-output",
+    data_dir: str | None = None,
+    seed: int = 0,
 ) -> dict:
     """Run one benchmark and write ``out/NAME.json``; returns the record."""
     check_names([name])
@@ -42,7 +46,14 @@ def run_benchmark(
     record = {
         "name": name,
         "metrics": result.get("metrics", {}),
-        "config": {"quick": quick, "seed": seed, **result.get("config", {})},
+        # every record says where its data came from (IDX folder, download cache,
+        # TFDS or the bundled sample): memjax.data records each load
+        "config": {
+            "quick": quick,
+            "seed": seed,
+            **result.get("config", {}),
+            **ctx.data_config(),
+        },
         "environment": environment(),
         "seconds": seconds,
         "figures": ctx.figures,
@@ -52,8 +63,13 @@ def run_benchmark(
     if nulls:  # each null of the record and why (strict JSON has no NaN or infinity)
         record["nulls"] = nulls
     # stdout first: the metrics survive a failure to write the file
-    print(dumps({"name": name, "metrics": record["metrics"],
-                 **({"nulls": nulls} if nulls else {})}, indent=2), flush=True)
+    print(
+        dumps(
+            {"name": name, "metrics": record["metrics"], **({"nulls": nulls} if nulls else {})},
+            indent=2,
+        ),
+        flush=True,
+    )
     path = write_atomic(out / f"{name}.json", record)
     print(f"wrote {path} ({seconds:.1f} s)", file=sys.stderr)
     return record

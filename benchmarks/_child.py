@@ -29,18 +29,25 @@ def _command(module: str, kind: str, args: dict) -> list[str]:
 def start_child(module: str, kind: str, args: dict, env: dict | None = None) -> subprocess.Popen:
     """Start ``python -m module kind JSON`` on the CPU backend (pipes for its output)."""
     e = dict(os.environ, JAX_PLATFORMS="cpu", **(env or {}))
-    return subprocess.Popen(_command(module, kind, args), cwd=REPO, env=e,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        _command(module, kind, args),
+        cwd=REPO,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def read_result(stdout: str) -> dict | None:
     """The child's result (its ``RESULT`` line), None where it printed none."""
     line = next((ln for ln in stdout.splitlines() if ln.startswith(_PREFIX)), None)
-    return None if line is None else json.loads(line[len(_PREFIX):])
+    return None if line is None else json.loads(line[len(_PREFIX) :])
 
 
-def run_child(module: str, kind: str, args: dict, env: dict | None = None,
-              timeout: float = 1200) -> dict:
+def run_child(
+    module: str, kind: str, args: dict, env: dict | None = None, timeout: float = 1200
+) -> dict:
     """Run one child to its end; its result, or `RuntimeError` with its stderr's tail."""
     proc = start_child(module, kind, args, env)
     try:
@@ -50,8 +57,9 @@ def run_child(module: str, kind: str, args: dict, env: dict | None = None,
         out, err = proc.communicate()
     res = read_result(out)
     if proc.returncode != 0 or res is None:
-        raise RuntimeError(f"child {module} {kind} {args} failed (rc {proc.returncode}):\n"
-                           f"{err[-3000:]}")
+        raise RuntimeError(
+            f"child {module} {kind} {args} failed (rc {proc.returncode}):\n{err[-3000:]}"
+        )
     return res
 
 

@@ -60,8 +60,7 @@ def init_params(key, n_in: int = 784, n_hidden: int = 128, n_out: int = 10) -> d
     }
 
 
-def time_step(params, carry, inp, *, seq: bool, beta=0.9, theta=1.0, slope=25.0,
-              reset="immediate"):
+def time_step(params, carry, inp, *, seq: bool, beta=0.9, theta=1.0, slope=25.0, reset="immediate"):
     """One step of the time loop: ``(v1, v2)`` and the step's input (layer 1's current
     for a static input, the step's spikes ``[B, n_in]`` for a sequence) ->
     ``((v1, v2), v2)``."""
@@ -77,8 +76,8 @@ def time_step(params, carry, inp, *, seq: bool, beta=0.9, theta=1.0, slope=25.0,
         return v, heaviside(v - theta, slope)
 
     v1, v2 = carry
-    v1, s1 = lif(v1, inp @ w1 + b1 if seq else inp)
-    v2, _ = lif(v2, s1 @ w2 + b2)
+    v1, s1 = lif(v1, inp @ w1 + b1[None] if seq else inp)
+    v2, _ = lif(v2, s1 @ w2 + b2[None])
     return (v1, v2), v2
 
 
@@ -92,7 +91,7 @@ def logits(params, x, *, n_steps: int, **kw):
         assert x.shape[0] == n_steps, (x.shape, n_steps)
         xs = x  # projected step by step inside the scan
     else:
-        cur1 = x @ w1 + params["b1"]  # held over the window
+        cur1 = x @ w1 + params["b1"][None]  # held over the window
         xs = None
     B = x.shape[-2]
 

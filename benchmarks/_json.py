@@ -20,8 +20,9 @@ def to_json(obj: Any, nulls: dict[str, str] | None = None, path: str = "") -> An
     ``nulls`` is given, ``nulls[path] = "nan" | "inf" | "-inf"`` records why, ``path``
     being the dotted key path (list indices in brackets)."""
     if isinstance(obj, dict):
-        return {str(k): to_json(v, nulls, f"{path}.{k}" if path else str(k))
-                for k, v in obj.items()}
+        return {
+            str(k): to_json(v, nulls, f"{path}.{k}" if path else str(k)) for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return [to_json(v, nulls, f"{path}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, np.generic):

@@ -42,7 +42,8 @@ def make_train_step(
 
     def step(params, opt_state, *batch):
         out, grads = jax.value_and_grad(
-            lambda p: loss(eqx.combine(p, static), *batch), has_aux=has_aux)(params)
+            lambda p: loss(eqx.combine(p, static), *batch), has_aux=has_aux
+        )(params)
         value, aux = out if has_aux else (out, None)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -60,5 +61,7 @@ def random_batch(batch: int, n_in: int, n_classes: int, seed: int, dtype=jnp.flo
     """``(x, y)``: uniform random intensities in [0, 1) and labels (the memory and time
     of a step do not depend on the values)."""
     rng = np.random.default_rng(seed)
-    return (jnp.asarray(rng.uniform(size=(batch, n_in)), dtype),
-            jnp.asarray(rng.integers(0, n_classes, batch), jnp.int32))
+    return (
+        jnp.asarray(rng.uniform(size=(batch, n_in)), dtype),
+        jnp.asarray(rng.integers(0, n_classes, batch), jnp.int32),
+    )

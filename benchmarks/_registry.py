@@ -29,7 +29,8 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "metaplastic-mnist-fmnist": (
         "benchmarks.metaplastic",
         "run_mnist_fmnist",
-        "metaplastic QNN on multi-level RRAM: MNIST then Fashion-MNIST (+ m = 0, EWC, non-sequential)",
+        "metaplastic QNN on multi-level RRAM: MNIST then Fashion-MNIST"
+        " (+ m = 0, EWC, non-sequential)",
     ),
     "metaplastic-validation": (
         "benchmarks.metaplastic",

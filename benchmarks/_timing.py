@@ -86,10 +86,16 @@ def interleaved(
             for _ in range(inner[k]):
                 jax.block_until_ready(fns[k]())
             times[k].append((time.perf_counter() - t0) / inner[k])
-    return {k: dict(first_s=first[k], median_s=float(np.median(times[k])),
-                    min_s=float(np.min(times[k])), n_inner=inner[k],
-                    times_s=[float(t) for t in times[k]])
-            for k in fns}
+    return {
+        k: dict(
+            first_s=first[k],
+            median_s=float(np.median(times[k])),
+            min_s=float(np.min(times[k])),
+            n_inner=inner[k],
+            times_s=[float(t) for t in times[k]],
+        )
+        for k in fns
+    }
 
 
 def round_ratio(res: dict[str, dict], a: str, b: str) -> float:

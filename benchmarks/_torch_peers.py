@@ -175,9 +175,28 @@ class TorchMEMprop(nn.Module):
     probability ``x min(rate_max dt, 1)`` every step and reads crossbar 1 every step.
     """
 
-    def __init__(self, u1p, u1n, u2p, u2n, log_k_out, *, neuron1, neuron2, G_min, G_max,
-                 v_read, g1, g2, a_v, dt, n_steps, substeps=1, encoding="direct",
-                 rate_max=1000.0):
+    def __init__(
+        self,
+        u1p,
+        u1n,
+        u2p,
+        u2n,
+        log_k_out,
+        *,
+        neuron1,
+        neuron2,
+        G_min,
+        G_max,
+        v_read,
+        g1,
+        g2,
+        a_v,
+        dt,
+        n_steps,
+        substeps=1,
+        encoding="direct",
+        rate_max=1000.0,
+    ):
         super().__init__()
         self.u1p, self.u1n = nn.Parameter(_t(u1p)), nn.Parameter(_t(u1n))
         self.u2p, self.u2n = nn.Parameter(_t(u2p)), nn.Parameter(_t(u2n))
@@ -233,11 +252,26 @@ def mif_from_memprop(model, **changes) -> TorchMEMprop:
     whose synapses are ideal ``Crossbar``\\ s."""
     dev = model.syn1.config.device
     kw = dict(
-        neuron1=model.neuron1, neuron2=model.neuron2, G_min=dev.G_min, G_max=dev.G_max,
-        v_read=model.v_read, g1=model.g1, g2=model.g2, a_v=model.a_v, dt=model.dt,
-        n_steps=model.n_steps, substeps=model.substeps, encoding=model.encoding,
+        neuron1=model.neuron1,
+        neuron2=model.neuron2,
+        G_min=dev.G_min,
+        G_max=dev.G_max,
+        v_read=model.v_read,
+        g1=model.g1,
+        g2=model.g2,
+        a_v=model.a_v,
+        dt=model.dt,
+        n_steps=model.n_steps,
+        substeps=model.substeps,
+        encoding=model.encoding,
         rate_max=model.rate_max,
     )
     kw.update(changes)
-    return TorchMEMprop(model.syn1.u_pos, model.syn1.u_neg, model.syn2.u_pos,
-                        model.syn2.u_neg, model.log_k_out, **kw)
+    return TorchMEMprop(
+        model.syn1.u_pos,
+        model.syn1.u_neg,
+        model.syn2.u_pos,
+        model.syn2.u_neg,
+        model.log_k_out,
+        **kw,
+    )

@@ -93,17 +93,29 @@ def _hp_biolek(m):
 
 CASES: tuple[Case, ...] = (
     Case(
-        "HP (Joglekar)", "memjax.devices.hp", lambda m: m.HPMemristor(), 1.0, 0.5,
+        "HP (Joglekar)",
+        "memjax.devices.hp",
+        lambda m: m.HPMemristor(),
+        1.0,
+        0.5,
         spread={"R_on": 0.1, "R_off": 0.1, "mu_v": 0.1},
         note="Strukov 2008 Fig. 2 device, Joglekar p=1; x swings 0.1 -> 0.49 at f0",
     ),
     Case(
-        "HP (Biolek)", "memjax.devices.hp", _hp_biolek, 1.0, 1.0,
+        "HP (Biolek)",
+        "memjax.devices.hp",
+        _hp_biolek,
+        1.0,
+        1.0,
         spread={"R_on": 0.1, "R_off": 0.1, "mu_v": 0.1},
         note="same device, Biolek window p=1",
     ),
     Case(
-        "MMSS", "memjax.devices.mmss", lambda m: m.MMSSMemristor(), 0.5, 1e3,
+        "MMSS",
+        "memjax.devices.mmss",
+        lambda m: m.MMSSMemristor(),
+        0.5,
+        1e3,
         spread={"R_on": 0.1, "R_off": 0.1, "tau": 0.1},
         note="Knowm defaults (tau = 0.1 ms, thresholds 0.27 V)",
     ),
@@ -122,7 +134,11 @@ CASES: tuple[Case, ...] = (
     # 20th, each monotone (no periodic loop to measure). At 1 V |i| stays below 2.4 mA.
     # 4 RK4 substeps: the first ON switch is fast (1 substep: 6.8e-4 against diffrax).
     Case(
-        "TEAM", "memjax.devices.team", lambda m: m.TEAMMemristor(x0=0.95), 1.0, 1.0,
+        "TEAM",
+        "memjax.devices.team",
+        lambda m: m.TEAMMemristor(x0=0.95),
+        1.0,
+        1.0,
         substeps=4,
         spread={"R_on": 0.1, "R_off": 0.1, "k_on": 0.1, "k_off": 0.1},
         note="TEAM paper's Pickett fit and Kvatinsky window (library defaults) with an "
@@ -135,27 +151,42 @@ CASES: tuple[Case, ...] = (
         "below the exp(60) overflow clamp",
     ),
     Case(
-        "VTEAM", "memjax.devices.team", lambda m: m.VTEAMMemristor(), 0.3, 3e6,
+        "VTEAM",
+        "memjax.devices.team",
+        lambda m: m.VTEAMMemristor(),
+        0.3,
+        3e6,
         spread={"R_on": 0.1, "R_off": 0.1, "k_on": 0.1, "k_off": 0.1},
         note="Technion example set, ideal rectangular window (bounds by clipping); "
         "thresholds -0.2 / +0.02 V; ON switching in tens of ns at -0.3 V",
     ),
     Case(
-        "Yakopcic", "memjax.devices.yakopcic", lambda m: m.YakopcicMemristor(), 0.5, 1e3,
+        "Yakopcic",
+        "memjax.devices.yakopcic",
+        lambda m: m.YakopcicMemristor(),
+        0.5,
+        1e3,
         spread={"a1": 0.1, "a2": 0.1, "A_p": 0.1, "A_n": 0.1},
         note="EDL 2011 fit to the Oblea et al. Ag-chalcogenide device; thresholds 0.16/0.15 V",
     ),
     Case(
-        "Stanford-PKU RRAM", "memjax.devices.stanford_pku",
-        lambda m: m.StanfordPKURRAM(x0=X0_PKU), 1.5, 3e7,
+        "Stanford-PKU RRAM",
+        "memjax.devices.stanford_pku",
+        lambda m: m.StanfordPKURRAM(x0=X0_PKU),
+        1.5,
+        3e7,
         spread={"I0": 0.1, "v0": 0.1, "g0": 0.05},
         note="Verilog-A v1.0.0 defaults except an interior x0 (the default g_min sits on "
         "the hard stop, where the gradient w.r.t. x0 is one-sided); |v| > 1.05 V opens the "
         "F_min gate",
     ),
     Case(
-        "VO2 threshold switch", "memjax.devices.threshold",
-        lambda m: m.VO2ThresholdSwitch(), 10.0, 2e4, substeps=16,
+        "VO2 threshold switch",
+        "memjax.devices.threshold",
+        lambda m: m.VO2ThresholdSwitch(),
+        10.0,
+        2e4,
+        substeps=16,
         spread={"R0": 0.1, "C_th": 0.1, "R_th": 0.05},
         note="volatile (not held to the pinched-loop test): switches to the metallic branch "
         "near 8 V and cools back to insulating near v = 0 every half period at f0, 2 f0 and "
@@ -180,8 +211,7 @@ class Settings:
 FULL = Settings()
 QUICK = dataclasses.replace(FULL, settle=1, sizes=(1_000, 4_000), repeats=2)
 #: A seconds-long smoke setting for the tests.
-TINY = dataclasses.replace(QUICK, spp_scale=0.25, sizes=(100,), repeats=1,
-                           only=("HP (Joglekar)",))
+TINY = dataclasses.replace(QUICK, spp_scale=0.25, sizes=(100,), repeats=1, only=("HP (Joglekar)",))
 
 
 def _settings(ctx: Context, tiny: bool) -> dict:
@@ -239,8 +269,10 @@ def _loop(dev, case: Case, spp: int, f: float, settle: int) -> dict:
     lobe_neg = abs(float(np.trapezoid(i[h:], v[h:])))
     zc = float(np.max(np.abs(i[[0, h, spp]]))) / imax
     return {
-        "v": v, "i": i,
-        "lobe_area_pos": lobe_pos, "lobe_area_neg": lobe_neg,
+        "v": v,
+        "i": i,
+        "lobe_area_pos": lobe_pos,
+        "lobe_area_neg": lobe_neg,
         "lobe_area": lobe_pos + lobe_neg,
         "fatness": (lobe_pos + lobe_neg) / (case.amplitude * imax),
         "zero_crossing_residual": zc,
@@ -271,11 +303,18 @@ def _scan_vs_reference(dev, case: Case, spp: int, periods: int) -> dict:
     # dtmax = the output spacing: threshold models have stretches where the rate is
     # identically zero, across which an uncapped controller grows its step and can step
     # over part of a switching window.
-    ref = simulate_reference(dev, drive, tr.t, rtol=1e-10, atol=1e-12 * scale,
-                             stiff=case.stiff, max_steps=4_000_000, dtmax=dt)
+    ref = simulate_reference(
+        dev,
+        drive,
+        tr.t,
+        rtol=1e-10,
+        atol=1e-12 * scale,
+        stiff=case.stiff,
+        max_steps=4_000_000,
+        dtmax=dt,
+    )
     out = _errors(tr.x, tr.i, ref.x, ref.i)
-    out.update(x_range=float(np.ptp(np.asarray(ref.x))),
-               reference_seconds=time.perf_counter() - t0)
+    out.update(x_range=float(np.ptp(np.asarray(ref.x))), reference_seconds=time.perf_counter() - t0)
     return out
 
 
@@ -298,8 +337,7 @@ def _grad_vs_fd(dev, case: Case, spp: int) -> dict:
     def loss(theta):
         p = jax.tree_util.tree_unflatten(treedef, [theta[k] for k in range(n_p)])
         d = eqx.combine(p, static)
-        tr = simulate(d, Sine(theta[n_p], case.f0), dt=dt, n_steps=spp + 1,
-                      substeps=case.substeps)
+        tr = simulate(d, Sine(theta[n_p], case.f0), dt=dt, n_steps=spp + 1, substeps=case.substeps)
         return jnp.mean(tr.i * tr.v)
 
     keep = [k for k in range(len(theta0)) if theta0[k] != 0.0]
@@ -347,8 +385,13 @@ def _throughput(dev, case: Case, n: int, key, repeats: int) -> dict:
     drive = Sine(case.amplitude, case.f0)
 
     def f(arrays):
-        tr = simulate(eqx.combine(arrays, static), drive, dt=case.dt, n_steps=n_samples,
-                      substeps=case.substeps)
+        tr = simulate(
+            eqx.combine(arrays, static),
+            drive,
+            dt=case.dt,
+            n_steps=n_samples,
+            substeps=case.substeps,
+        )
         return tr.x, tr.i
 
     t0 = time.perf_counter()
@@ -360,8 +403,11 @@ def _throughput(dev, case: Case, n: int, key, repeats: int) -> dict:
         xs, _ = compiled(arrays)
         finite = bool(np.all(np.isfinite(np.asarray(xs))))
     return {
-        "n": n, "steps": steps, "compile_seconds": compile_s,
-        "median_seconds": stats["median_s"], "min_seconds": stats["min_s"],
+        "n": n,
+        "steps": steps,
+        "compile_seconds": compile_s,
+        "median_seconds": stats["median_s"],
+        "min_seconds": stats["min_s"],
         "device_steps_per_second": n * steps / stats["median_s"],
         "finite": finite,
     }
@@ -379,15 +425,19 @@ def _plot_loops(ctx: Context, loops: dict, cases: dict):
         case = cases[name]
         for mult, rec in loops[name].items():
             scale, unit = _current_unit(max(r["max_abs_i"] for r in loops[name].values()))
-            ax.plot(rec["v"], rec["i"] * scale, lw=1.2,
-                    label=f"{'' if mult == 1 else mult} f0 = {_fmt_hz(mult * case.f0)}")
+            ax.plot(
+                rec["v"],
+                rec["i"] * scale,
+                lw=1.2,
+                label=f"{'' if mult == 1 else mult} f0 = {_fmt_hz(mult * case.f0)}",
+            )
         ax.axhline(0, color="0.8", lw=0.6, zorder=0)
         ax.axvline(0, color="0.8", lw=0.6, zorder=0)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("v (V)")
         ax.set_ylabel(f"i ({unit})")
         ax.legend(fontsize=7, loc="upper left")
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.suptitle("I-V loops under a sine drive (one period after settling)", fontsize=11)
     fig.tight_layout()
@@ -489,17 +539,23 @@ def run(ctx: Context, *, tiny: bool = False) -> dict:
     with jax.enable_x64(True):
         for name, (case, dev) in ctx.progress(loaded.items(), desc="devices: float64 checks"):
             spp = max(int(round(case.spp * st["spp_scale"] / 4)) * 4, 8)
-            recs = {m: attempt(name, "hysteresis", _loop, dev, case, spp, m * case.f0,
-                               st["settle"]) for m in mults}
+            recs = {
+                m: attempt(name, "hysteresis", _loop, dev, case, spp, m * case.f0, st["settle"])
+                for m in mults
+            }
             volatile = bool(getattr(type(dev), "volatile", False))
             if all(r is not None for r in recs.values()):
                 loops[name] = recs
                 pinched[name] = _pinched(recs, mults, volatile)
             else:
-                pinched[name] = {"volatile": volatile, "passes": None if volatile else False,
-                                 "error": errors[name]["hysteresis"]}
-            s = attempt(name, "scan_vs_diffrax", _scan_vs_reference, dev, case, spp,
-                        st["settle"] + 1)
+                pinched[name] = {
+                    "volatile": volatile,
+                    "passes": None if volatile else False,
+                    "error": errors[name]["hysteresis"],
+                }
+            s = attempt(
+                name, "scan_vs_diffrax", _scan_vs_reference, dev, case, spp, st["settle"] + 1
+            )
             g = attempt(name, "grad_fd", _grad_vs_fd, dev, case, spp)
             scan[name] = s if s is not None else {"error": errors[name]["scan_vs_diffrax"]}
             grads[name] = g if g is not None else {"error": errors[name]["grad_fd"]}
@@ -518,13 +574,16 @@ def run(ctx: Context, *, tiny: bool = False) -> dict:
         for name, n in ctx.progress(jobs, desc="devices: throughput"):
             case, dev = loaded[name]
             reps = st["repeats"] if n < 100_000 else max(st["repeats"] - 2, 1)
-            rec = attempt(name, f"throughput_{n}", _throughput, dev, case, n,
-                          jax.random.fold_in(key, n), reps)
+            rec = attempt(
+                name, f"throughput_{n}", _throughput, dev, case, n, jax.random.fold_in(key, n), reps
+            )
             if rec is None:
                 continue
             by_n.setdefault(name, {})[str(n)] = rec
-            ctx.log(f"{name}: n={n}: {rec['device_steps_per_second']:.3g} device-steps/s "
-                    f"(median {rec['median_seconds']:.3g} s, compile {rec['compile_seconds']:.2f} s)")
+            ctx.log(
+                f"{name}: n={n}: {rec['device_steps_per_second']:.3g} device-steps/s "
+                f"(median {rec['median_seconds']:.3g} s, compile {rec['compile_seconds']:.2f} s)"
+            )
 
     _plot_loops(ctx, loops, {c.name: c for c, _ in loaded.values()})
     _plot_scaling(ctx, by_n)
@@ -542,7 +601,8 @@ def run(ctx: Context, *, tiny: bool = False) -> dict:
         "device_steps_per_second_n": int(n_top),
         "device_steps_per_second": {
             name: recs[n_top]["device_steps_per_second"]
-            for name, recs in by_n.items() if n_top in recs
+            for name, recs in by_n.items()
+            if n_top in recs
         },
         "device_steps_per_second_by_n": {
             name: {k: r["device_steps_per_second"] for k, r in recs.items()}
@@ -570,8 +630,9 @@ def _config(st, tiny, cases, loaded) -> dict:
         "frequencies": "f0, 2 f0, 4 f0",
         "throughput_sizes": list(st["sizes"]),
         "throughput_steps": THROUGHPUT_STEPS,
-        "throughput_repeats": {str(n): st["repeats"] if n < 100_000 else max(st["repeats"] - 2, 1)
-                               for n in st["sizes"]},
+        "throughput_repeats": {
+            str(n): st["repeats"] if n < 100_000 else max(st["repeats"] - 2, 1) for n in st["sizes"]
+        },
         "throughput_dtype": "float32",
         "checks_dtype": "float64",
         "solver": "RK4",
@@ -584,9 +645,15 @@ def _config(st, tiny, cases, loaded) -> dict:
         "min_fatness": MIN_FATNESS,
         "cases": {
             name: {
-                "class": type(dev).__name__, "amplitude_V": case.amplitude, "f0_Hz": case.f0,
-                "samples_per_period": case.spp, "dt_s": case.dt, "substeps": case.substeps,
-                "spread": case.spread, "stiff_reference": case.stiff, "note": case.note,
+                "class": type(dev).__name__,
+                "amplitude_V": case.amplitude,
+                "f0_Hz": case.f0,
+                "samples_per_period": case.spp,
+                "dt_s": case.dt,
+                "substeps": case.substeps,
+                "spread": case.spread,
+                "stiff_reference": case.stiff,
+                "note": case.note,
             }
             for name, (case, dev) in loaded.items()
         },

@@ -48,8 +48,9 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = dataclasses.replace(FULL, Ts=(50, 200), n_hidden=32, batch=8, repeats=2,
-                            T_interleaved=200, rounds=3)
+QUICK = dataclasses.replace(
+    FULL, Ts=(50, 200), n_hidden=32, batch=8, repeats=2, T_interleaved=200, rounds=3
+)
 
 
 def _slope(xs, ys) -> float:
@@ -59,8 +60,7 @@ def _slope(xs, ys) -> float:
 
 def _memprop_step(n_hidden, T, checkpoint, batch, seed=0):
     """(compiled step, args, compile seconds) of one MEMprop training step."""
-    model = MEMprop.init(jax.random.key(seed), 784, n_hidden, 10, n_steps=T,
-                         checkpoint=checkpoint)
+    model = MEMprop.init(jax.random.key(seed), 784, n_hidden, 10, n_steps=T, checkpoint=checkpoint)
     opt = optax.adam(1e-3)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     opt_state = opt.init(params)
@@ -79,10 +79,12 @@ def _status_kb(field: str) -> int:
 def _child_memory(a: dict) -> dict:
     comp, args, compile_s = _memprop_step(a["n_hidden"], a["T"], a["mode"], a["batch"])
     ma = comp.memory_analysis()
-    out = {"compile_s": compile_s,
-           "temp_bytes": int(ma.temp_size_in_bytes),
-           "argument_bytes": int(ma.argument_size_in_bytes),
-           "output_bytes": int(ma.output_size_in_bytes)}
+    out = {
+        "compile_s": compile_s,
+        "temp_bytes": int(ma.temp_size_in_bytes),
+        "argument_bytes": int(ma.argument_size_in_bytes),
+        "output_bytes": int(ma.output_size_in_bytes),
+    }
     jax.block_until_ready(args)
     rss0 = _status_kb("VmRSS")
     reset = True
@@ -106,13 +108,19 @@ def _child_memory_time(a: dict) -> dict:
     """The three modes' steps at one T, compiled in one process and timed in
     interleaved rounds: their time ratios without the load drift between processes."""
     steps = {m: _memprop_step(a["n_hidden"], a["T"], m, a["batch"])[:2] for m in MODES}
-    r = interleaved({m: (lambda c=c, args=args: c(*args)) for m, (c, args) in steps.items()},
-                    a["rounds"], seed=1)
-    return {"T": a["T"], "rounds": a["rounds"],
-            "median_ms": {m: r[m]["median_s"] * 1e3 for m in MODES},
-            "sqrt_over_step": round_ratio(r, "sqrt", "step"),
-            "sqrt_over_none": round_ratio(r, "sqrt", "none"),
-            "step_over_none": round_ratio(r, "step", "none")}
+    r = interleaved(
+        {m: (lambda c=c, args=args: c(*args)) for m, (c, args) in steps.items()},
+        a["rounds"],
+        seed=1,
+    )
+    return {
+        "T": a["T"],
+        "rounds": a["rounds"],
+        "median_ms": {m: r[m]["median_s"] * 1e3 for m in MODES},
+        "sqrt_over_step": round_ratio(r, "sqrt", "step"),
+        "sqrt_over_none": round_ratio(r, "sqrt", "none"),
+        "step_over_none": round_ratio(r, "step", "none"),
+    }
 
 
 def run(ctx: Context) -> dict:
@@ -127,8 +135,10 @@ def run(ctx: Context) -> dict:
             # --quick measures in this process (a smoke test: RSS then shares the process)
             r = _child_memory(args) if ctx.quick else run_child(__name__, "memory", args)
             rec[mode][str(T)] = r
-            ctx.log(f"T={T} {mode}: temp {r['temp_bytes'] / 2**20:.1f} MiB, peak RSS +"
-                    f"{r['peak_rss_increase_MB']:.1f} MB, step {r['step_ms']:.1f} ms")
+            ctx.log(
+                f"T={T} {mode}: temp {r['temp_bytes'] / 2**20:.1f} MiB, peak RSS +"
+                f"{r['peak_rss_increase_MB']:.1f} MB, step {r['step_ms']:.1f} ms"
+            )
     metrics: dict[str, Any] = {"by_mode": rec}
     for mode in MODES:
         temp = [rec[mode][str(T)]["temp_bytes"] for T in Ts]
@@ -138,7 +148,8 @@ def run(ctx: Context) -> dict:
     upper = [T for T in Ts if T >= 1000] or list(Ts[-2:])
     for mode in MODES:  # the large-T slope, past the T-independent buffers (weights, ...)
         metrics[f"temp_bytes_exponent_{mode}_T_ge_{upper[0]}"] = _slope(
-            upper, [rec[mode][str(T)]["temp_bytes"] for T in upper])
+            upper, [rec[mode][str(T)]["temp_bytes"] for T in upper]
+        )
     Tm = str(Ts[-1])
     metrics["T_max"] = Ts[-1]
     for mode in MODES:
@@ -146,11 +157,17 @@ def run(ctx: Context) -> dict:
         metrics[f"peak_rss_increase_MB_{mode}_Tmax"] = rec[mode][Tm]["peak_rss_increase_MB"]
         metrics[f"step_ms_{mode}_Tmax"] = rec[mode][Tm]["step_ms"]
     metrics["memory_ratio_step_over_sqrt_Tmax"] = (
-        rec["step"][Tm]["temp_bytes"] / rec["sqrt"][Tm]["temp_bytes"])
+        rec["step"][Tm]["temp_bytes"] / rec["sqrt"][Tm]["temp_bytes"]
+    )
     metrics["memory_ratio_none_over_sqrt_Tmax"] = (
-        rec["none"][Tm]["temp_bytes"] / rec["sqrt"][Tm]["temp_bytes"])
-    metrics["time_ratio_sqrt_over_step_Tmax"] = rec["sqrt"][Tm]["step_ms"] / rec["step"][Tm]["step_ms"]
-    metrics["time_ratio_sqrt_over_none_Tmax"] = rec["sqrt"][Tm]["step_ms"] / rec["none"][Tm]["step_ms"]
+        rec["none"][Tm]["temp_bytes"] / rec["sqrt"][Tm]["temp_bytes"]
+    )
+    metrics["time_ratio_sqrt_over_step_Tmax"] = (
+        rec["sqrt"][Tm]["step_ms"] / rec["step"][Tm]["step_ms"]
+    )
+    metrics["time_ratio_sqrt_over_none_Tmax"] = (
+        rec["sqrt"][Tm]["step_ms"] / rec["none"][Tm]["step_ms"]
+    )
     metrics["sublinear"] = bool(metrics["temp_bytes_exponent_sqrt"] < 0.75)
     T_int = s.T_interleaved
     targs = {"T": T_int, "n_hidden": H, "batch": B, "rounds": s.rounds}
@@ -158,15 +175,21 @@ def run(ctx: Context) -> dict:
     metrics["interleaved_time"] = it
     ctx.log(f"interleaved at T={T_int}: {it['median_ms']}, sqrt/step {it['sqrt_over_step']:.2f}")
     _plot_memory(ctx, Ts, rec)
-    config = {"load_avg_start": load0, "load_avg_end": load_avg(), "T": list(Ts),
-              "topology": f"784-{H}-10 MEMprop (crossbars, MIF), dt 1 ms, direct coding",
-              "batch": B, "dtype": "float32", "repeats": reps,
-              "input": "uniform random intensities (memory and time do not depend on values)",
-              "step": "jit(value_and_grad(memprop_loss) + Adam), compiled once per process",
-              "measurement": ("in-process (--quick) " if ctx.quick else "fresh subprocess ")
-                             + "per (T, mode): XLA memory_analysis temp bytes; "
-                             "VmHWM after /proc/self/clear_refs minus VmRSS before the first "
-                             "run; median step time of repeats after one warm-up"}
+    config = {
+        "load_avg_start": load0,
+        "load_avg_end": load_avg(),
+        "T": list(Ts),
+        "topology": f"784-{H}-10 MEMprop (crossbars, MIF), dt 1 ms, direct coding",
+        "batch": B,
+        "dtype": "float32",
+        "repeats": reps,
+        "input": "uniform random intensities (memory and time do not depend on values)",
+        "step": "jit(value_and_grad(memprop_loss) + Adam), compiled once per process",
+        "measurement": ("in-process (--quick) " if ctx.quick else "fresh subprocess ")
+        + "per (T, mode): XLA memory_analysis temp bytes; "
+        "VmHWM after /proc/self/clear_refs minus VmRSS before the first "
+        "run; median step time of repeats after one warm-up",
+    }
     return {"metrics": metrics, "config": config}
 
 
@@ -174,19 +197,40 @@ def _plot_memory(ctx, Ts, rec):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for c, mode in enumerate(MODES):
         r = rec[mode]
-        axes[0].loglog(Ts, [r[str(T)]["temp_bytes"] / 2**20 for T in Ts], "o-", color=f"C{c}",
-                       label=f"checkpoint={mode!r}")
-        axes[1].loglog(Ts, [max(r[str(T)]["peak_rss_increase_MB"] or 0, 1e-3) for T in Ts],
-                       "o-", color=f"C{c}", label=f"checkpoint={mode!r}")
-        axes[2].loglog(Ts, [r[str(T)]["step_ms"] for T in Ts], "o-", color=f"C{c}",
-                       label=f"checkpoint={mode!r}")
+        axes[0].loglog(
+            Ts,
+            [r[str(T)]["temp_bytes"] / 2**20 for T in Ts],
+            "o-",
+            color=f"C{c}",
+            label=f"checkpoint={mode!r}",
+        )
+        axes[1].loglog(
+            Ts,
+            [max(r[str(T)]["peak_rss_increase_MB"] or 0, 1e-3) for T in Ts],
+            "o-",
+            color=f"C{c}",
+            label=f"checkpoint={mode!r}",
+        )
+        axes[2].loglog(
+            Ts,
+            [r[str(T)]["step_ms"] for T in Ts],
+            "o-",
+            color=f"C{c}",
+            label=f"checkpoint={mode!r}",
+        )
     t = np.asarray(Ts, float)
     ref = rec["sqrt"][str(Ts[0])]["temp_bytes"] / 2**20
     axes[0].loglog(t, ref * np.sqrt(t / t[0]), "k:", alpha=0.5, label="~ sqrt(T)")
-    axes[0].set(xlabel="time steps T", ylabel="XLA temp memory (MiB)",
-                title="compiled temp buffers of one training step")
-    axes[1].set(xlabel="time steps T", ylabel="peak RSS increase (MB)",
-                title="measured peak resident memory of the step")
+    axes[0].set(
+        xlabel="time steps T",
+        ylabel="XLA temp memory (MiB)",
+        title="compiled temp buffers of one training step",
+    )
+    axes[1].set(
+        xlabel="time steps T",
+        ylabel="peak RSS increase (MB)",
+        title="measured peak resident memory of the step",
+    )
     axes[2].set(xlabel="time steps T", ylabel="step time (ms)", title="training step time")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)

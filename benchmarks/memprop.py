@@ -15,10 +15,32 @@ import dataclasses
 import time
 from pathlib import Path
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
-__all__ = ["run_mnist", "run_fmnist", "run_robustness", "Settings", "FULL", "QUICK",
-           "build_model", "optimizer"]
+import memjax.data as D
+from memjax.crossbar import Crossbar
+from memjax.devices.rram import MultiLevelRRAM
+from memjax.models.ann import MLP
+from memjax.models.memprop import LIFNet, MEMprop, memprop_eval, memprop_loss, project
+from memjax.neurons.mif import MIF, mif_simulate
+from memjax.recipes import train_mlp
+from memjax.training import evaluate, fingerprint_digest, fit, fit_fingerprint, restore_checkpoint
+
+__all__ = [
+    "run_mnist",
+    "run_fmnist",
+    "run_robustness",
+    "Settings",
+    "FULL",
+    "QUICK",
+    "build_model",
+    "optimizer",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -39,9 +61,18 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = dataclasses.replace(FULL, n_hidden=128, n_steps=8, epochs=2, train_size=10000,
-                            test_size=2000, lif_epochs=2, lif_lr=2e-3, ann_epochs=2,
-                            n_programs=1)
+QUICK = dataclasses.replace(
+    FULL,
+    n_hidden=128,
+    n_steps=8,
+    epochs=2,
+    train_size=10000,
+    test_size=2000,
+    lif_epochs=2,
+    lif_lr=2e-3,
+    ann_epochs=2,
+    n_programs=1,
+)
 
 
 def _settings(ctx):
@@ -55,79 +86,106 @@ def _model_kwargs(s) -> dict:
 
 
 def _load(name, ctx, s):
-    import memjax.data as D
 
     xtr, ytr = D.load(name, "train", data_dir=ctx.data_dir, limit=s["train_size"])
     xte, yte = D.load(name, "test", data_dir=ctx.data_dir, limit=s["test_size"])
     return (
-        (D.normalize(xtr, flatten=True), ytr.astype(np.int32)),
-        (D.normalize(xte, flatten=True), yte.astype(np.int32)),
+        (D.scale_images(xtr, flatten=True), ytr.astype(np.int32)),
+        (D.scale_images(xte, flatten=True), yte.astype(np.int32)),
     )
 
 
 def build_model(s, seed, synapse="crossbar"):
     """The benchmark's MEMprop network for settings ``s`` (`Settings` or its dict)."""
-    import jax
-
-    from memjax.models.memprop import MEMprop
 
     n_hidden = s["n_hidden"] if isinstance(s, dict) else s.n_hidden
-    return MEMprop.init(jax.random.key(seed), 784, n_hidden, 10, synapse=synapse,
-                        **_model_kwargs(s))
+    return MEMprop.init(
+        jax.random.key(seed), 784, n_hidden, 10, synapse=synapse, **_model_kwargs(s)
+    )
 
 
 def optimizer(lr, steps):
     """Adam with a cosine decay to 1 % of ``lr`` over ``steps`` updates."""
-    import optax
 
     return optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.01))
 
 
-def _train_mif(ctx, tag, train, test, s):
-    from memjax.models.memprop import memprop_eval, memprop_loss, project
-    from memjax.training import fit
-
-    model = build_model(s, ctx.seed)
+def _mif_setup(ctx, train, s):
+    """The MEMprop model and optimizer `_train_mif` starts from."""
     steps = s["epochs"] * (len(train[0]) // s["batch_size"])
+    return build_model(s, ctx.seed), optimizer(s["lr"], steps)
+
+
+def _train_mif(ctx, tag, train, test, s):
+
+    model, opt = _mif_setup(ctx, train, s)
     t0 = time.perf_counter()
     model, hist = fit(
-        model, memprop_loss, optimizer(s["lr"], steps), train,
-        epochs=s["epochs"], batch_size=s["batch_size"], seed=ctx.seed,
-        eval_fn=memprop_eval, eval_data=test, project=project,
-        checkpoint_dir=_ckpt(ctx, tag), progress=True, log=ctx.log,
+        model,
+        memprop_loss,
+        opt,
+        train,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        seed=ctx.seed,
+        eval_fn=memprop_eval,
+        eval_data=test,
+        project=project,
+        checkpoint_dir=_ckpt(ctx, tag, model, opt, train, test, s["batch_size"]),
+        progress=True,
+        log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
 
 
-def _ckpt(ctx, tag) -> Path:
-    return (Path(ctx.out) / "checkpoints" / tag).absolute()
+def _ckpt(ctx, tag, model, opt, train, test, batch_size) -> Path:
+    """The checkpoint folder of one training run, keyed by the fingerprint `fit` gives
+    it (model, optimizer, data, seed, batch size): a run on other data (the bundled
+    sample, then the full set) or with other settings never resumes another's model."""
+
+    fp = fit_fingerprint(model, opt, train, seed=ctx.seed, batch_size=batch_size, eval_data=test)
+    return (Path(ctx.out) / "checkpoints" / f"{tag}-{fingerprint_digest(fp)}").absolute()
 
 
 def _train_lif(ctx, tag, train, test, s):
-    import jax
-
-    from memjax.models.memprop import LIFNet, memprop_eval, memprop_loss
-    from memjax.training import fit
 
     model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, **_model_kwargs(s))
     steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
+    opt = optimizer(s["lif_lr"], steps)
     t0 = time.perf_counter()
     model, hist = fit(
-        model, memprop_loss, optimizer(s["lif_lr"], steps), train,
-        epochs=s["lif_epochs"], batch_size=s["batch_size"], seed=ctx.seed,
-        eval_fn=memprop_eval, eval_data=test, checkpoint_dir=_ckpt(ctx, tag),
-        progress=True, log=ctx.log,
+        model,
+        memprop_loss,
+        opt,
+        train,
+        epochs=s["lif_epochs"],
+        batch_size=s["batch_size"],
+        seed=ctx.seed,
+        eval_fn=memprop_eval,
+        eval_data=test,
+        checkpoint_dir=_ckpt(ctx, tag, model, opt, train, test, s["batch_size"]),
+        progress=True,
+        log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
 
 
 def _train_ann(ctx, tag, train, test, s):
-    from memjax.recipes import train_mlp
 
+    # the network and optimizer train_mlp builds, for the checkpoint folder's key
+    mlp = MLP(train[0].shape[1], (s["n_hidden"],), 10, key=jax.random.key(ctx.seed))
+    ckpt = _ckpt(ctx, tag, mlp, optax.adam(1e-3), train, test, s["batch_size"])
     t0 = time.perf_counter()
     model, hist = train_mlp(
-        train, test, hidden=(s["n_hidden"],), epochs=s["ann_epochs"], batch_size=s["batch_size"],
-        learning_rate=1e-3, seed=ctx.seed, checkpoint_dir=_ckpt(ctx, tag), progress=True,
+        train,
+        test,
+        hidden=(s["n_hidden"],),
+        epochs=s["ann_epochs"],
+        batch_size=s["batch_size"],
+        learning_rate=1e-3,
+        seed=ctx.seed,
+        checkpoint_dir=ckpt,
+        progress=True,
         log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
@@ -136,25 +194,21 @@ def _train_ann(ctx, tag, train, test, s):
 def with_config(model, **changes):
     """The model with every crossbar's config (and device) changed, e.g.
     ``read_noise=True`` or ``device=dev.replace(read_sigma=0.05)``."""
-    import jax
-
-    from memjax.crossbar import Crossbar
 
     is_xb = lambda c: isinstance(c, Crossbar)
 
     def f(c):
         if not is_xb(c):
             return c
-        return Crossbar(u_pos=c.u_pos, u_neg=c.u_neg, config=dataclasses.replace(c.config, **changes))
+        return Crossbar(
+            u_pos=c.u_pos, u_neg=c.u_neg, config=dataclasses.replace(c.config, **changes)
+        )
 
     return jax.tree.map(f, model, is_leaf=is_xb)
 
 
 def program(model, key):
     """Program every crossbar of ``model`` (``Crossbar.program``), one key each."""
-    import jax
-
-    from memjax.crossbar import Crossbar
 
     is_xb = lambda c: isinstance(c, Crossbar)
     leaves, treedef = jax.tree.flatten(model, is_leaf=is_xb)
@@ -165,9 +219,6 @@ def program(model, key):
 
 def noisy_accuracy(model, x, y, key, batch_size=1000):
     """Test accuracy with a fresh read-noise key per batch (read noise where enabled)."""
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
 
     @eqx.filter_jit
     def acc(m, xb, yb, k):
@@ -175,7 +226,10 @@ def noisy_accuracy(model, x, y, key, batch_size=1000):
 
     correct = 0
     for i, start in enumerate(range(0, len(x), batch_size)):
-        xb, yb = jnp.asarray(x[start : start + batch_size]), jnp.asarray(y[start : start + batch_size])
+        xb, yb = (
+            jnp.asarray(x[start : start + batch_size]),
+            jnp.asarray(y[start : start + batch_size]),
+        )
         correct += int(acc(model, xb, yb, jax.random.fold_in(key, i)))
     return correct / len(x)
 
@@ -183,7 +237,6 @@ def noisy_accuracy(model, x, y, key, batch_size=1000):
 def programmed_accuracy(model, x, y, key, n_programs=3, **changes):
     """Mean and std of the accuracy over ``n_programs`` programmings (config ``changes``
     applied first; default: program noise, 32 levels, read noise)."""
-    import jax
 
     cfg = dict(read_noise=True, program_noise=True, quantize_levels=True)
     cfg.update(changes)
@@ -196,14 +249,10 @@ def programmed_accuracy(model, x, y, key, n_programs=3, **changes):
 
 
 def _figures(ctx, model, test, hists, labels_ds):
-    import jax
-    import jax.numpy as jnp
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from memjax.neurons.mif import MIF, mif_simulate
 
     # 1. the network's membrane voltages for one test image
     x = jnp.asarray(test[0][:1])
@@ -215,11 +264,19 @@ def _figures(ctx, model, test, hists, labels_ds):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for j in active:
         axes[0].plot(t_ms, vh[:, j], "o-", ms=3, label=f"hidden {j}")
-    axes[0].set(xlabel="t (ms)", ylabel="v (mV)", title=f"hidden MIF membranes ({labels_ds} test image 0)")
+    axes[0].set(
+        xlabel="t (ms)", ylabel="v (mV)", title=f"hidden MIF membranes ({labels_ds} test image 0)"
+    )
     axes[0].legend(fontsize=7)
     for j in range(vo.shape[1]):
-        axes[1].plot(t_ms, vo[:, j], "o-", ms=3, lw=2.5 if j == int(test[1][0]) else 1,
-                     label=f"class {j}" + (" (label)" if j == int(test[1][0]) else ""))
+        axes[1].plot(
+            t_ms,
+            vo[:, j],
+            "o-",
+            ms=3,
+            lw=2.5 if j == int(test[1][0]) else 1,
+            label=f"class {j}" + (" (label)" if j == int(test[1][0]) else ""),
+        )
     axes[1].set(xlabel="t (ms)", ylabel="v (mV)", title="output MIF membranes")
     axes[1].legend(fontsize=6, ncol=2)
     # a single neuron at fine time resolution: the graded spike under a current pulse
@@ -238,7 +295,11 @@ def _figures(ctx, model, test, hists, labels_ds):
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, h in hists.items():
         ax.plot(h["epoch"], np.asarray(h["accuracy"]) * 100, "o-", label=name)
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"{labels_ds}: test accuracy (ideal weights)")
+    ax.set(
+        xlabel="epoch",
+        ylabel="test accuracy (%)",
+        title=f"{labels_ds}: test accuracy (ideal weights)",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -246,10 +307,6 @@ def _figures(ctx, model, test, hists, labels_ds):
 
 
 def _run(ctx, dataset: str, label: str):
-    import jax
-
-    from memjax.models.memprop import memprop_eval
-    from memjax.training import evaluate
 
     s = _settings(ctx)
     t_start = time.perf_counter()
@@ -261,10 +318,19 @@ def _run(ctx, dataset: str, label: str):
     acc_prog, acc_prog_std = programmed_accuracy(
         model, *test, jax.random.key(ctx.seed + 100), n_programs=s["n_programs"]
     )
-    ctx.log(f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f} ({t_mif:.0f} s)")
+    ctx.log(
+        f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f}"
+        f" ({t_mif:.0f} s)"
+    )
     _, h_lif, t_lif = _train_lif(ctx, f"{tag}-lif", train, test, s)
     _, h_ann, t_ann = _train_ann(ctx, f"{tag}-ann", train, test, s)
-    _figures(ctx, model, test, {"MEMprop (MIF)": h_mif, "LIF (surrogate)": h_lif, "ReLU MLP": h_ann}, label)
+    _figures(
+        ctx,
+        model,
+        test,
+        {"MEMprop (MIF)": h_mif, "LIF (surrogate)": h_lif, "ReLU MLP": h_ann},
+        label,
+    )
     metrics = {
         "test_accuracy": acc_prog,
         "test_accuracy_std": acc_prog_std,
@@ -292,8 +358,12 @@ def _run(ctx, dataset: str, label: str):
         "dt": model.dt,
         "topology": f"784-{s['n_hidden']}-10",
         "neuron": "MIF defaults (memjax.neurons.mif.MIF())",
-        "crossbar_device": "MultiLevelRRAM defaults (0.476-10 uS, 32 levels, write 0.5 %, verify 1 %, read 1 %)",
-        "programmed_eval": "program_noise + quantize_levels (32) + read_noise, mean of n_programs programmings",
+        "crossbar_device": (
+            "MultiLevelRRAM defaults (0.476-10 uS, 32 levels, write 0.5 %, verify 1 %, read 1 %)"
+        ),
+        "programmed_eval": (
+            "program_noise + quantize_levels (32) + read_noise, mean of n_programs programmings"
+        ),
         "window_ms": model.n_steps * model.dt * 1e3,
         "readout": "mean over time of the output membrane voltage x k_out (trained)",
         "optimizer": "Adam, cosine decay to 1 % over all steps",
@@ -313,35 +383,117 @@ def run_fmnist(ctx):
     return _run(ctx, "fashion-mnist", "Fashion-MNIST")
 
 
-def run_robustness(ctx):
-    """Test accuracy of the trained MNIST network against read noise, programming noise
-    and stuck-at faults (reuses the memprop-mnist checkpoint when present)."""
-    import jax
+def _robustness_sweeps(dev, thin):
+    """``(name, values, make)`` of each robustness sweep: ``make(value)`` gives the
+    `programmed_accuracy` switches and device for one point."""
+    return [
+        # read noise alone (ideal programming, no level rounding)
+        (
+            "read_sigma",
+            thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
+            lambda r: dict(
+                read_noise=True,
+                program_noise=False,
+                quantize_levels=False,
+                device=dev.replace(read_sigma=r),
+            ),
+        ),
+        # programming noise, one shot (no verify loop), no level rounding, no read noise
+        (
+            "write_sigma_one_shot",
+            thin([0.0, 0.01, 0.02, 0.05, 0.1]),
+            lambda w: dict(
+                read_noise=False,
+                program_noise=True,
+                quantize_levels=False,
+                device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6),
+            ),
+        ),
+        # stuck-at faults: cells stuck at HRS (G_min), then at LRS (G_max); otherwise ideal
+        (
+            "stuck_hrs_fraction",
+            thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
+            lambda p: dict(
+                read_noise=False,
+                program_noise=False,
+                quantize_levels=False,
+                stuck_faults=True,
+                device=dev.replace(p_stuck_hrs=p),
+            ),
+        ),
+        (
+            "stuck_lrs_fraction",
+            thin([0.0, 0.001, 0.002, 0.005, 0.01, 0.02]),
+            lambda p: dict(
+                read_noise=False,
+                program_noise=False,
+                quantize_levels=False,
+                stuck_faults=True,
+                device=dev.replace(p_stuck_lrs=p),
+            ),
+        ),
+    ]
+
+
+def _robustness_figure(ctx, sweeps, acc_ideal):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optax
 
-    from memjax.crossbar import CrossbarConfig
-    from memjax.devices.rram import MultiLevelRRAM
-    from memjax.models.memprop import memprop_eval
-    from memjax.training import evaluate, restore_checkpoint
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    titles = {
+        "read_sigma": ("read noise sigma (relative to G)", "read noise (fresh every read)"),
+        "write_sigma_one_shot": (
+            "write noise sigma (fraction of G range)",
+            "programming noise (one shot)",
+        ),
+        "stuck_hrs_fraction": ("fraction of cells stuck at G_min", "stuck at HRS"),
+        "stuck_lrs_fraction": ("fraction of cells stuck at G_max", "stuck at LRS"),
+    }
+    for ax, (name, sw) in zip(axes, sweeps.items()):
+        ax.errorbar(
+            sw["values"],
+            np.asarray(sw["accuracy"]) * 100,
+            yerr=np.asarray(sw["std"]) * 100,
+            fmt="o-",
+            capsize=3,
+        )
+        ax.axhline(acc_ideal * 100, color="gray", ls="--", lw=1, label="ideal")
+        ax.set(xlabel=titles[name][0], ylabel="test accuracy (%)", title=titles[name][1])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    ctx.save_figure(fig, "sweeps")
 
-    s = _settings(ctx)
-    if ctx.quick:
-        s["test_size"] = 1000
-    t_start = time.perf_counter()
-    train, test = _load("mnist", ctx, s)
-    ckpt = _ckpt(ctx, ("memprop-mnist-mif"))
-    restored = restore_checkpoint(ckpt, build_model(s, ctx.seed), optimizer(s["lr"], 1))
+
+def _robustness_model(ctx, s):
+    """The trained MNIST network and memprop-mnist's test set: memprop-mnist's finished
+    checkpoint for the same settings and data when there is one, else trained here."""
+
+    train, test = _load("mnist", ctx, s)  # exactly as memprop-mnist loads them
+    model, opt = _mif_setup(ctx, train, s)
+    ckpt = _ckpt(ctx, "memprop-mnist-mif", model, opt, train, test, s["batch_size"])
+    restored = restore_checkpoint(ckpt, model, opt)
     if restored is not None and restored.epoch >= s["epochs"]:
         model, source = restored.model, f"checkpoint {ckpt} (epoch {restored.epoch})"
     else:
-        ctx.log("no finished memprop-mnist checkpoint; training one")
+        ctx.log("no finished memprop-mnist checkpoint for these settings and data; training one")
         model, _, _ = _train_mif(ctx, f"{ctx.name}-mif", train, test, s)
         source = "trained here"
     ctx.log(f"model from {source}")
+    return model, source, test
+
+
+def run_robustness(ctx):
+    """Test accuracy of the trained MNIST network against read noise, programming noise
+    and stuck-at faults (reuses the memprop-mnist checkpoint when present)."""
+    s = _settings(ctx)
+    t_start = time.perf_counter()
+    model, source, test = _robustness_model(ctx, s)
+    if ctx.quick:
+        s["test_size"] = 1000
+        test = (test[0][:1000], test[1][:1000])
     acc_ideal = evaluate(model, memprop_eval, *test)["accuracy"]
     dev = MultiLevelRRAM()
     n_prog = s["n_programs"]
@@ -351,55 +503,35 @@ def run_robustness(ctx):
     def sweep(name, values, make):
         accs, stds = [], []
         for i, val in enumerate(values):
-            a, sd = programmed_accuracy(model, *test, jax.random.fold_in(key, 1000 * len(sweeps) + i),
-                                        n_programs=n_prog, **make(val))
+            a, sd = programmed_accuracy(
+                model,
+                *test,
+                jax.random.fold_in(key, 1000 * len(sweeps) + i),
+                n_programs=n_prog,
+                **make(val),
+            )
             accs.append(a)
             stds.append(sd)
             ctx.log(f"{name} = {val}: accuracy {a:.4f} +- {sd:.4f}")
         sweeps[name] = {"values": list(values), "accuracy": accs, "std": stds}
 
     thin = (lambda v: v[::2]) if ctx.quick else (lambda v: v)
-    # read noise alone (ideal programming, no level rounding)
-    sweep("read_sigma", thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2]),
-          lambda r: dict(read_noise=True, program_noise=False, quantize_levels=False,
-                         device=dev.replace(read_sigma=r)))
-    # programming noise, one shot (no verify loop), no level rounding, no read noise
-    sweep("write_sigma_one_shot", thin([0.0, 0.01, 0.02, 0.05, 0.1]),
-          lambda w: dict(read_noise=False, program_noise=True, quantize_levels=False,
-                         device=dev.replace(write_sigma=w, max_iterations=1, verify_tol=1e-6)))
-    # stuck-at faults: cells stuck at HRS (G_min), then at LRS (G_max); otherwise ideal
-    stuck = thin([0.0, 0.01, 0.02, 0.05, 0.1, 0.2])
-    sweep("stuck_hrs_fraction", stuck,
-          lambda p: dict(read_noise=False, program_noise=False, quantize_levels=False,
-                         stuck_faults=True, device=dev.replace(p_stuck_hrs=p)))
-    sweep("stuck_lrs_fraction", thin([0.0, 0.001, 0.002, 0.005, 0.01, 0.02]),
-          lambda p: dict(read_noise=False, program_noise=False, quantize_levels=False,
-                         stuck_faults=True, device=dev.replace(p_stuck_lrs=p)))
+    for name, values, make in _robustness_sweeps(dev, thin):
+        sweep(name, values, make)
     # time discretisation: the trained network re-simulated with dt / substeps (ideal
     # crossbars): how much of the accuracy depends on the coarse training step
     sub_acc = {}
-    for sub in ([1, 10] if ctx.quick else [1, 2, 5, 10]):
-        sub_acc[sub] = evaluate(dataclasses.replace(model, substeps=sub), memprop_eval, *test)["accuracy"]
+    for sub in [1, 10] if ctx.quick else [1, 2, 5, 10]:
+        sub_acc[sub] = evaluate(dataclasses.replace(model, substeps=sub), memprop_eval, *test)[
+            "accuracy"
+        ]
         ctx.log(f"substeps = {sub} (dt = {model.dt / sub * 1e3:g} ms): accuracy {sub_acc[sub]:.4f}")
     # the default non-ideal setting of memprop-mnist, for reference
-    a_def, sd_def = programmed_accuracy(model, *test, jax.random.fold_in(key, 99), n_programs=n_prog)
+    a_def, sd_def = programmed_accuracy(
+        model, *test, jax.random.fold_in(key, 99), n_programs=n_prog
+    )
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
-    titles = {
-        "read_sigma": ("read noise sigma (relative to G)", "read noise (fresh every read)"),
-        "write_sigma_one_shot": ("write noise sigma (fraction of G range)", "programming noise (one shot)"),
-        "stuck_hrs_fraction": ("fraction of cells stuck at G_min", "stuck at HRS"),
-        "stuck_lrs_fraction": ("fraction of cells stuck at G_max", "stuck at LRS"),
-    }
-    for ax, (name, sw) in zip(axes, sweeps.items()):
-        ax.errorbar(sw["values"], np.asarray(sw["accuracy"]) * 100, yerr=np.asarray(sw["std"]) * 100,
-                    fmt="o-", capsize=3)
-        ax.axhline(acc_ideal * 100, color="gray", ls="--", lw=1, label="ideal")
-        ax.set(xlabel=titles[name][0], ylabel="test accuracy (%)", title=titles[name][1])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    ctx.save_figure(fig, "sweeps")
+    _robustness_figure(ctx, sweeps, acc_ideal)
 
     metrics = {
         "test_accuracy_ideal": acc_ideal,
@@ -416,7 +548,10 @@ def run_robustness(ctx):
     return {
         "metrics": metrics,
         "config": {
-            "model_source": source, "n_programs": n_prog, "sweeps": sweeps,
-            "device": "MultiLevelRRAM defaults except the swept parameter", **s,
+            "model_source": source,
+            "n_programs": n_prog,
+            "sweeps": sweeps,
+            "device": "MultiLevelRRAM defaults except the swept parameter",
+            **s,
         },
     }

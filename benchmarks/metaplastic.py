@@ -52,9 +52,21 @@ from memjax.recipes import Task, train_continual
 # (pixels MNIST hardly uses) neither move nor settle into their level, and stay free for
 # Fashion-MNIST. m is the value metaplastic-validation selects (validation split of the
 # training sets; the test sets are not read).
-QNN = dict(sizes=(784, 3840, 10), n_levels=4, m=3.5, m_scale=(1.0, 2.0), warmup_epochs=1,
-           hidden_bits=12, hidden_range=2.0, logit_scale=1.0, activation="hardtanh",
-           bn_affine=True, reset_optimizer=False, init="boundary", adam_eps=1e-5)
+QNN = dict(
+    sizes=(784, 3840, 10),
+    n_levels=4,
+    m=3.5,
+    m_scale=(1.0, 2.0),
+    warmup_epochs=1,
+    hidden_bits=12,
+    hidden_range=2.0,
+    logit_scale=1.0,
+    activation="hardtanh",
+    bn_affine=True,
+    reset_optimizer=False,
+    init="boundary",
+    adam_eps=1e-5,
+)
 
 
 #: Published mean final accuracy over 6 permuted-MNIST tasks against m (Laborieux et al.,
@@ -67,9 +79,14 @@ BATCH_SIZE = 100  # train_continual's default, as the authors'
 def _train_kwargs(cfg=QNN) -> dict[str, Any]:
     """The `train_continual` settings of every QNN run (m = 0 runs included: ``m_scale``
     times 0 is 0, plain Adam)."""
-    return dict(batch_size=BATCH_SIZE, reset_optimizer=cfg["reset_optimizer"],
-                hidden_bits=cfg["hidden_bits"], hidden_range=cfg["hidden_range"],
-                m_scale=cfg["m_scale"], adam_eps=cfg["adam_eps"])
+    return dict(
+        batch_size=BATCH_SIZE,
+        reset_optimizer=cfg["reset_optimizer"],
+        hidden_bits=cfg["hidden_bits"],
+        hidden_range=cfg["hidden_range"],
+        m_scale=cfg["m_scale"],
+        adam_eps=cfg["adam_eps"],
+    )
 
 
 def _warmup_steps(tasks, cfg=QNN) -> int:
@@ -81,8 +98,9 @@ def m_schedule(m: float, warmup_steps: int):
     """``m`` after ``warmup_steps`` updates, 0 before (the consolidation warm-up)."""
     if m == 0 or warmup_steps == 0:
         return m
-    return optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(m)],
-                                [warmup_steps])
+    return optax.join_schedules(
+        [optax.constant_schedule(0.0), optax.constant_schedule(m)], [warmup_steps]
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,13 +165,20 @@ def _modes(full, **quick) -> dict:
 
 #: Per benchmark, the full settings and the quick ones (--quick: fewer images and epochs).
 SETTINGS = {
-    "mnist_fmnist": _modes(TwoTasks(), n_train=4000, n_test=1000, epochs=(2, 2),
-                           extra_seeds=()),
-    "validation": _modes(Validation(), n_train=4000, n_val=1000, epochs=(2, 2),
-                         ms=(3.5, 4.0), tail=2),
+    "mnist_fmnist": _modes(TwoTasks(), n_train=4000, n_test=1000, epochs=(2, 2), extra_seeds=()),
+    "validation": _modes(
+        Validation(), n_train=4000, n_val=1000, epochs=(2, 2), ms=(3.5, 4.0), tail=2
+    ),
     "pmnist": _modes(PermutedMNIST(), n_train=2000, n_test=500, epochs=1, hidden=(256, 256)),
-    "devices": _modes(Devices(), n_train=3000, n_test=500, epochs=1, levels=(2, 3, 5, 16),
-                      write_sigmas=(0.0, 0.02, 0.1), p_stuck=(0.0, 0.01, 0.05)),
+    "devices": _modes(
+        Devices(),
+        n_train=3000,
+        n_test=500,
+        epochs=1,
+        levels=(2, 3, 5, 16),
+        write_sigmas=(0.0, 0.02, 0.1),
+        p_stuck=(0.0, 0.01, 0.05),
+    ),
 }
 
 
@@ -178,9 +203,16 @@ def _load_task(ctx, name, n_train, n_test, perm=None, label=None, n_val=None):
 
 def _qnn(key, n_tasks, base=QNN, **over):
     cfg = dict(base, **over)
-    return MetaplasticMLP(cfg["sizes"], cfg["n_levels"], n_tasks=n_tasks,
-                          logit_scale=cfg["logit_scale"], activation=cfg["activation"],
-                          bn_affine=cfg["bn_affine"], init=cfg["init"], key=key)
+    return MetaplasticMLP(
+        cfg["sizes"],
+        cfg["n_levels"],
+        n_tasks=n_tasks,
+        logit_scale=cfg["logit_scale"],
+        activation=cfg["activation"],
+        bn_affine=cfg["bn_affine"],
+        init=cfg["init"],
+        key=key,
+    )
 
 
 def _settled_fraction(model, cfg=QNN) -> dict[str, float]:
@@ -191,16 +223,17 @@ def _settled_fraction(model, cfg=QNN) -> dict[str, float]:
     out = {}
     for i, (w, c) in enumerate(zip(model.weights, scales)):
         one = jnp.ones_like(w)
-        f = jnp.minimum(meta_factor(w, one, c * cfg["m"], model.n_levels, model.w_max),
-                        meta_factor(w, -one, c * cfg["m"], model.n_levels, model.w_max))
+        f = jnp.minimum(
+            meta_factor(w, one, c * cfg["m"], model.n_levels, model.w_max),
+            meta_factor(w, -one, c * cfg["m"], model.n_levels, model.w_max),
+        )
         out[f"layer{i}"] = float(jnp.mean(f < 0.5))
     return out
 
 
 def _count_stats(counts):
     c = np.concatenate([np.asarray(a).ravel() for a in counts])
-    return {"mean": float(c.mean()), "max": int(c.max()),
-            "fraction_never": float(np.mean(c == 0))}
+    return {"mean": float(c.mean()), "max": int(c.max()), "fraction_never": float(np.mean(c == 0))}
 
 
 class _DeviceTracker:
@@ -214,13 +247,16 @@ class _DeviceTracker:
     def __call__(self, model, task, epoch):
         levels = model.levels()
         if self.states is None:
-            self.states = [self.device.sample_devices(jax.random.fold_in(self.key, i), l.shape)
-                           for i, l in enumerate(levels)]
+            self.states = [
+                self.device.sample_devices(jax.random.fold_in(self.key, i), l.shape)
+                for i, l in enumerate(levels)
+            ]
             self.last = [None] * len(levels)
         for i, lv in enumerate(levels):
             k = jax.random.fold_in(self.key, 1000 * (task + 1) + 10 * epoch + i + 7)
-            self.states[i], _ = program_levels(self.device, k, self.states[i], lv,
-                                               self.last[i], model.n_levels)
+            self.states[i], _ = program_levels(
+                self.device, k, self.states[i], lv, self.last[i], model.n_levels
+            )
             self.last[i] = lv
 
     def pulses(self):
@@ -228,10 +264,14 @@ class _DeviceTracker:
         return {"mean": float(p.mean()), "max": int(p.max())}
 
     def accuracy(self, model, tasks, key):
-        ws = [read_device_weights(self.device, jax.random.fold_in(key, i), s, model.w_max)
-              for i, s in enumerate(self.states)]
-        return [evaluate_task(model, t.x_test, t.y_test, j, weights=ws, preprocess=t.inputs)
-                for j, t in enumerate(tasks)]
+        ws = [
+            read_device_weights(self.device, jax.random.fold_in(key, i), s, model.w_max)
+            for i, s in enumerate(self.states)
+        ]
+        return [
+            evaluate_task(model, t.x_test, t.y_test, j, weights=ws, preprocess=t.inputs)
+            for j, t in enumerate(tasks)
+        ]
 
 
 def _plot_curves(ctx, runs, tasks, stem, title):
@@ -265,8 +305,10 @@ def _plot_curves(ctx, runs, tasks, stem, title):
 def run_mnist_fmnist(ctx) -> dict[str, Any]:
     """MNIST then Fashion-MNIST on the quantized perceptron: metaplastic, plain, EWC."""
     s = _settings(ctx, "mnist_fmnist")
-    tasks = [_load_task(ctx, "mnist", s["n_train"], s["n_test"]),
-             _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"])]
+    tasks = [
+        _load_task(ctx, "mnist", s["n_train"], s["n_test"]),
+        _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"]),
+    ]
     key = jax.random.key(ctx.seed)
     device = MultiLevelRRAM(n_levels=QNN["n_levels"])
     common = dict(log=ctx.log, **_train_kwargs())
@@ -284,9 +326,16 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
                 settled.update(_settled_fraction(model))
 
         t0 = time.perf_counter()
-        model, hist = train_continual(_qnn(jax.random.key(seed), len(task_list)), task_list,
-                                      epochs=epochs, m=m_schedule(m, warmup), seed=seed,
-                                      on_epoch=on_epoch, **common, **kw)
+        model, hist = train_continual(
+            _qnn(jax.random.key(seed), len(task_list)),
+            task_list,
+            epochs=epochs,
+            m=m_schedule(m, warmup),
+            seed=seed,
+            on_epoch=on_epoch,
+            **common,
+            **kw,
+        )
         hist["wall_s"] = time.perf_counter() - t0
         hist["settled_after_task1"] = settled
         seconds.extend(hist["seconds"])
@@ -301,8 +350,10 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
 
     def alone_runs(suffix="", **kw):
         """Each task trained alone (the non-sequential baselines)."""
-        return [run(f"{t.name} alone{suffix}", 0.0, [t], track=False, epochs=[e], **kw)
-                for t, e in zip(tasks, s["epochs"])]
+        return [
+            run(f"{t.name} alone{suffix}", 0.0, [t], track=False, epochs=[e], **kw)
+            for t, e in zip(tasks, s["epochs"])
+        ]
 
     alone = alone_runs()
     # The metaplastic run and the non-sequential baselines again with other seeds (model
@@ -310,8 +361,14 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
     per_seed = {ctx.seed: (meta["final_acc"], [a["final_acc"][0] for a in alone])}
     for sd in s["extra_seeds"]:
         sd = ctx.seed + sd
-        mt = run(f"metaplastic m={QNN['m']:g}, seed {sd}", QNN["m"], tasks, track=False,
-                 seed=sd, eval_every_epoch=False)
+        mt = run(
+            f"metaplastic m={QNN['m']:g}, seed {sd}",
+            QNN["m"],
+            tasks,
+            track=False,
+            seed=sd,
+            eval_every_epoch=False,
+        )
         al = alone_runs(f", seed {sd}", seed=sd, eval_every_epoch=False)
         per_seed[sd] = (mt["final_acc"], [a["final_acc"][0] for a in al])
     seeds = _over_seeds(per_seed)
@@ -332,19 +389,27 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
         "over_seeds": seeds,
         # Seed 0's accuracies averaged over the last 3 epochs (the estimator
         # metaplastic-validation selects m with; diagnostics, not the targets).
-        "last3_epochs_mean": {"metaplastic": _tail_mean(meta, 3),
-                              "alone": [_tail_mean(a, 3)[0] for a in alone]},
+        "last3_epochs_mean": {
+            "metaplastic": _tail_mean(meta, 3),
+            "alone": [_tail_mean(a, 3)[0] for a in alone],
+        },
         "mnist_acc_after_task1": meta["acc"][s["epochs"][0] - 1][0],
         # Hidden weights settled into their level after MNIST (meta factor toward the
         # nearest boundary < 1/2 at the benchmark's m), per layer.
-        "settled_fraction_after_task1": {"metaplastic": meta["settled_after_task1"],
-                                         "m=0": plain["settled_after_task1"]},
+        "settled_fraction_after_task1": {
+            "metaplastic": meta["settled_after_task1"],
+            "m=0": plain["settled_after_task1"],
+        },
         "baseline_mnist_acc_after_task1": plain["acc"][s["epochs"][0] - 1][0],
-        "device_acc_after_task2": {"metaplastic": dev_acc[list(runs)[0]],
-                                   "m=0": dev_acc[list(runs)[1]]},
-        "level_changes_per_weight": {"metaplastic": _count_stats(meta["counts"]),
-                                     "m=0": _count_stats(plain["counts"]),
-                                     "ewc": _count_stats(ewc["counts"])},
+        "device_acc_after_task2": {
+            "metaplastic": dev_acc[list(runs)[0]],
+            "m=0": dev_acc[list(runs)[1]],
+        },
+        "level_changes_per_weight": {
+            "metaplastic": _count_stats(meta["counts"]),
+            "m=0": _count_stats(plain["counts"]),
+            "ewc": _count_stats(ewc["counts"]),
+        },
         "program_verify_pulses_per_cell": {
             "metaplastic": trackers[list(runs)[0]][0].pulses(),
             "m=0": trackers[list(runs)[1]][0].pulses(),
@@ -355,11 +420,23 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
         "seconds_per_epoch_median": float(np.median(seconds)),
         "curves": {k: {"acc": v["acc"], "task": v["task"]} for k, v in runs.items()},
     }
-    _plot_curves(ctx, {k: runs[k] for k in list(runs)[:3]}, tasks, "curves",
-                 f"QNN {'-'.join(map(str, QNN['sizes']))}, {QNN['n_levels']} levels: "
-                 "MNIST then Fashion-MNIST")
-    config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005,
-                  bn="per_task", device=repr(device))
+    _plot_curves(
+        ctx,
+        {k: runs[k] for k in list(runs)[:3]},
+        tasks,
+        "curves",
+        f"QNN {'-'.join(map(str, QNN['sizes']))}, {QNN['n_levels']} levels: "
+        "MNIST then Fashion-MNIST",
+    )
+    config = dict(
+        s,
+        qnn=QNN,
+        warmup_steps=warmup,
+        batch_size=BATCH_SIZE,
+        learning_rate=0.005,
+        bn="per_task",
+        device=repr(device),
+    )
     return {"metrics": metrics, "config": config}
 
 
@@ -368,14 +445,22 @@ def _over_seeds(per_seed) -> dict[str, Any]:
     their means and standard deviations, and the targets' margins of the means."""
     seq = np.array([v[0] for v in per_seed.values()])
     non = np.array([v[1] for v in per_seed.values()])
-    cols = {"mnist_acc_after_task2": seq[:, 0], "fmnist_acc": seq[:, 1],
-            "mnist_acc_nonsequential": non[:, 0], "fmnist_acc_nonsequential": non[:, 1]}
-    seeds = {"seeds": list(per_seed), **{k: v.tolist() for k, v in cols.items()},
-             "mean": {k: float(v.mean()) for k, v in cols.items()},
-             "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in cols.items()}}
+    cols = {
+        "mnist_acc_after_task2": seq[:, 0],
+        "fmnist_acc": seq[:, 1],
+        "mnist_acc_nonsequential": non[:, 0],
+        "fmnist_acc_nonsequential": non[:, 1],
+    }
+    seeds = {
+        "seeds": list(per_seed),
+        **{k: v.tolist() for k, v in cols.items()},
+        "mean": {k: float(v.mean()) for k, v in cols.items()},
+        "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in cols.items()},
+    }
     seeds["target_margins_of_means"] = _margins(
         [seeds["mean"]["mnist_acc_after_task2"], seeds["mean"]["fmnist_acc"]],
-        [seeds["mean"]["mnist_acc_nonsequential"], seeds["mean"]["fmnist_acc_nonsequential"]])
+        [seeds["mean"]["mnist_acc_nonsequential"], seeds["mean"]["fmnist_acc_nonsequential"]],
+    )
     return seeds
 
 
@@ -383,9 +468,12 @@ def _margins(acc, alone):
     """Distance (accuracy points as fractions) of a two-task result to each target of
     metaplastic-mnist-fmnist: MNIST >= 0.97, Fashion-MNIST >= 0.86, each within 1 point
     of its task trained alone."""
-    return {"mnist_ge_0.97": acc[0] - 0.97, "fmnist_ge_0.86": acc[1] - 0.86,
-            "mnist_within_1pt": acc[0] - (alone[0] - 0.01),
-            "fmnist_within_1pt": acc[1] - (alone[1] - 0.01)}
+    return {
+        "mnist_ge_0.97": acc[0] - 0.97,
+        "fmnist_ge_0.86": acc[1] - 0.86,
+        "mnist_within_1pt": acc[0] - (alone[0] - 0.01),
+        "fmnist_within_1pt": acc[1] - (alone[1] - 0.01),
+    }
 
 
 def _tail_mean(hist, tail: int) -> list[float]:
@@ -398,16 +486,24 @@ def run_validation(ctx) -> dict[str, Any]:
     test sets): a scan over m and each task alone; accuracies averaged over the last
     ``tail`` epochs; the m whose smallest margin to the targets is largest is selected."""
     s = _settings(ctx, "validation")
-    tasks = [_load_task(ctx, n, s["n_train"], None, n_val=s["n_val"])
-             for n in ("mnist", "fashion-mnist")]
+    tasks = [
+        _load_task(ctx, n, s["n_train"], None, n_val=s["n_val"]) for n in ("mnist", "fashion-mnist")
+    ]
     key = jax.random.key(ctx.seed)
     warmup = _warmup_steps(tasks)
     tail = s["tail"]
 
     def run(cfg, m, task_list, epochs=s["epochs"]):
-        _, hist = train_continual(_qnn(key, len(task_list), cfg), task_list, epochs=epochs,
-                                  m=m_schedule(m, warmup), seed=ctx.seed, log=ctx.log,
-                                  eval_every_epoch=True, **_train_kwargs(cfg))
+        _, hist = train_continual(
+            _qnn(key, len(task_list), cfg),
+            task_list,
+            epochs=epochs,
+            m=m_schedule(m, warmup),
+            seed=ctx.seed,
+            log=ctx.log,
+            eval_every_epoch=True,
+            **_train_kwargs(cfg),
+        )
         return hist
 
     scan, final, after1, counts, curves = {}, {}, {}, {}, {}
@@ -430,8 +526,7 @@ def run_validation(ctx) -> dict[str, Any]:
         # The last epoch's accuracies alone (not used for the selection).
         "val_final_epoch_acc_vs_m": final,
         "val_final_epoch_acc_alone": alone_final,
-        "val_final_epoch_margins_vs_m": {m: _margins(acc, alone_final)
-                                         for m, acc in final.items()},
+        "val_final_epoch_margins_vs_m": {m: _margins(acc, alone_final) for m, acc in final.items()},
         "val_mnist_acc_after_task1_vs_m": after1,
         "level_changes_per_weight_vs_m": counts,
         "val_curves": {"m": curves, "alone": [h["acc"] for h in alone_hist]},
@@ -456,8 +551,7 @@ def run_validation(ctx) -> dict[str, Any]:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     ctx.save_figure(fig, "scan")
-    config = dict(s, qnn=QNN, warmup_steps=warmup,
-                  batch_size=BATCH_SIZE, learning_rate=0.005)
+    config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005)
     return {"metrics": metrics, "config": config}
 
 
@@ -466,16 +560,26 @@ def run_pmnist(ctx) -> dict[str, Any]:
     s = _settings(ctx, "pmnist")
     rng = np.random.default_rng(ctx.seed)
     base = _load_task(ctx, "mnist", s["n_train"], s["n_test"])
-    tasks = [base._replace(name=f"P{i + 1}", perm=None if i == 0 else rng.permutation(784))
-             for i in range(s["n_tasks"])]
+    tasks = [
+        base._replace(name=f"P{i + 1}", perm=None if i == 0 else rng.permutation(784))
+        for i in range(s["n_tasks"])
+    ]
     key = jax.random.key(ctx.seed)
     results, mats, seconds = {}, {}, []
     for m in s["ms"]:
-        model = MetaplasticMLP((784, *s["hidden"], 10), 2, n_tasks=len(tasks), bn_affine=True,
-                               key=key)
-        model, hist = train_continual(model, tasks, m=m, epochs=s["epochs"], seed=ctx.seed,
-                                      learning_rate=s["learning_rate"],
-                                      eval_every_epoch=False, log=ctx.log)
+        model = MetaplasticMLP(
+            (784, *s["hidden"], 10), 2, n_tasks=len(tasks), bn_affine=True, key=key
+        )
+        model, hist = train_continual(
+            model,
+            tasks,
+            m=m,
+            epochs=s["epochs"],
+            seed=ctx.seed,
+            learning_rate=s["learning_rate"],
+            eval_every_epoch=False,
+            log=ctx.log,
+        )
         seconds.extend(hist["seconds"])
         # Accuracy matrix: row = after training task i, column = task j.
         ends = np.cumsum([s["epochs"]] * len(tasks)) - 1
@@ -508,12 +612,15 @@ def run_pmnist(ctx) -> dict[str, Any]:
 def run_devices(ctx) -> dict[str, Any]:
     """Accuracy against levels, programming noise and stuck faults; endurance."""
     s = _settings(ctx, "devices")
-    tasks = [_load_task(ctx, "mnist", s["n_train"], s["n_test"]),
-             _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"])]
+    tasks = [
+        _load_task(ctx, "mnist", s["n_train"], s["n_test"]),
+        _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"]),
+    ]
     key = jax.random.key(ctx.seed)
     cfg = QNN
-    common = dict(epochs=s["epochs"], seed=ctx.seed, log=ctx.log, eval_every_epoch=False,
-                  **_train_kwargs(cfg))
+    common = dict(
+        epochs=s["epochs"], seed=ctx.seed, log=ctx.log, eval_every_epoch=False, **_train_kwargs(cfg)
+    )
     warmup = _warmup_steps(tasks, cfg)
     by_levels, endurance, seconds = {}, {}, []
     models = {}
@@ -521,8 +628,9 @@ def run_devices(ctx) -> dict[str, Any]:
         for m in (cfg["m"], 0.0):
             if m == 0.0 and k != cfg["n_levels"]:
                 continue
-            model, hist = train_continual(_qnn(key, 2, cfg, n_levels=k), tasks,
-                                          m=m_schedule(m, warmup), **common)
+            model, hist = train_continual(
+                _qnn(key, 2, cfg, n_levels=k), tasks, m=m_schedule(m, warmup), **common
+            )
             seconds.extend(hist["seconds"])
             tag = f"k={k}, m={m:g}"
             endurance[tag] = _count_stats(hist["counts"])
@@ -540,16 +648,23 @@ def run_devices(ctx) -> dict[str, Any]:
             st = dev.sample_devices(jax.random.fold_in(kk, i), lv.shape)
             st, _ = program_levels(dev, jax.random.fold_in(kk, 100 + i), st, lv, None, k)
             states.append(st)
-        ws = [read_device_weights(dev, jax.random.fold_in(kk, 200 + i), st, model.w_max)
-              for i, st in enumerate(states)]
-        return [evaluate_task(model, t.x_test, t.y_test, j, weights=ws, preprocess=t.inputs)
-                for j, t in enumerate(tasks)]
+        ws = [
+            read_device_weights(dev, jax.random.fold_in(kk, 200 + i), st, model.w_max)
+            for i, st in enumerate(states)
+        ]
+        return [
+            evaluate_task(model, t.x_test, t.y_test, j, weights=ws, preprocess=t.inputs)
+            for j, t in enumerate(tasks)
+        ]
 
-    noise = {f"{w:g}": device_acc(MultiLevelRRAM(n_levels=k, write_sigma=w), 1)
-             for w in s["write_sigmas"]}
-    stuck = {f"{p:g}": device_acc(MultiLevelRRAM(n_levels=k, p_stuck_lrs=p / 2,
-                                                 p_stuck_hrs=p / 2), 2)
-             for p in s["p_stuck"]}
+    noise = {
+        f"{w:g}": device_acc(MultiLevelRRAM(n_levels=k, write_sigma=w), 1)
+        for w in s["write_sigmas"]
+    }
+    stuck = {
+        f"{p:g}": device_acc(MultiLevelRRAM(n_levels=k, p_stuck_lrs=p / 2, p_stuck_hrs=p / 2), 2)
+        for p in s["p_stuck"]
+    }
     metrics = {
         "final_acc_vs_levels": by_levels,
         "final_acc_vs_write_sigma": noise,
@@ -563,8 +678,9 @@ def run_devices(ctx) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
-    for ax, (data, xlabel) in zip(axes, ((by_levels, "levels"), (noise, "write sigma (of range)"),
-                                         (stuck, "stuck fraction"))):
+    for ax, (data, xlabel) in zip(
+        axes, ((by_levels, "levels"), (noise, "write sigma (of range)"), (stuck, "stuck fraction"))
+    ):
         xs = [float(x) for x in data]
         acc = np.array(list(data.values()))
         for j, t in enumerate(tasks):
@@ -574,6 +690,7 @@ def run_devices(ctx) -> dict[str, Any]:
     axes[0].set_ylabel("test accuracy after both tasks")
     axes[0].legend(fontsize=8)
     ctx.save_figure(fig, "robustness")
-    config = dict(s, qnn=cfg, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005,
-                  bn="per_task")
+    config = dict(
+        s, qnn=cfg, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005, bn="per_task"
+    )
     return {"metrics": metrics, "config": config}

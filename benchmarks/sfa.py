@@ -36,13 +36,32 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from types import SimpleNamespace
 
+import jax
 import numpy as np
+
+from memjax.data import load, scale_images
+from memjax.devices.rram import MultiLevelRRAM
+from memjax.learning.stdp import STDP
+from memjax.models import sfa_snn as M
+from memjax.models.wta import WTALayer, wta_respond
+from memjax.neurons.alif import ALIF
+from memjax.recipes import train_cnn
 
 from ._context import Context
 
-__all__ = ["experiment", "run_mnist", "run_fmnist", "run_noisy_mnist", "run_sweep", "Settings",
-           "FULL", "QUICK"]
+__all__ = [
+    "experiment",
+    "run_mnist",
+    "run_fmnist",
+    "run_noisy_mnist",
+    "run_sweep",
+    "Settings",
+    "FULL",
+    "QUICK",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -61,15 +80,37 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = dataclasses.replace(FULL, n_train=8000, n_stream=3000, n_test=2000, n_val=2000,
-                            cnn_epochs=1, neurons_per_class=10, label_per_class=20,
-                            n_steps=20, supervised=False, gate_steps=150)
+QUICK = dataclasses.replace(
+    FULL,
+    n_train=8000,
+    n_stream=3000,
+    n_test=2000,
+    n_val=2000,
+    cnn_epochs=1,
+    neurons_per_class=10,
+    label_per_class=20,
+    n_steps=20,
+    supervised=False,
+    gate_steps=150,
+)
 #: WTA-layer settings (relative to the mean input intensity ``d0 = mean(x) p_in``).
 #: ``beta_factor``: the SFA strength (beta / theta0) of the main runs; the spikes-vs-accuracy
 #: curve (:data:`BETAS`) shows the trade-off around it.
-LAYER = dict(feature_norm="scale", gain=4.0, p_in=1.0, window=1, p_pot=0.05, p_dep=0.1, n_levels=16,
-             theta_factor=4.0, beta_factor=200.0, theta_plus_factor=0.05, homeo_decay=0.002,
-             max_false_route=0.005, filter_stream=True)
+LAYER = dict(
+    feature_norm="scale",
+    gain=4.0,
+    p_in=1.0,
+    window=1,
+    p_pot=0.05,
+    p_dep=0.1,
+    n_levels=16,
+    theta_factor=4.0,
+    beta_factor=200.0,
+    theta_plus_factor=0.05,
+    homeo_decay=0.002,
+    max_false_route=0.005,
+    filter_stream=True,
+)
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
 BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
 NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, clipped
@@ -83,49 +124,57 @@ def _config(ctx: Context, **over) -> dict:
 
 
 def _load(ctx, dataset, cfg, noise):
-    from memjax.data import load
 
     xtr, ytr = load(dataset, "train", data_dir=ctx.data_dir)
     xte, yte = load(dataset, "test", data_dir=ctx.data_dir)
-    xtr = xtr.astype(np.float32) / 255.0
-    xte = xte.astype(np.float32) / 255.0
+    xtr, xte = scale_images(xtr), scale_images(xte)
     if noise:
         rng = np.random.default_rng(ctx.seed + 1234)
         xtr = np.clip(xtr + noise * rng.standard_normal(xtr.shape, np.float32), 0, 1)
         xte = np.clip(xte + noise * rng.standard_normal(xte.shape, np.float32), 0, 1)
     n_val = cfg["n_val"]
     val = (xtr[-n_val:], ytr[-n_val:])
-    train = (xtr[: min(cfg["n_train"], len(xtr) - n_val)], ytr[: min(cfg["n_train"], len(xtr) - n_val)])
+    train = (
+        xtr[: min(cfg["n_train"], len(xtr) - n_val)],
+        ytr[: min(cfg["n_train"], len(xtr) - n_val)],
+    )
     test = (xte[: cfg["n_test"]], yte[: cfg["n_test"]])
     return train, val, test
 
 
 def _layer(cfg, n_in, n_out, d0, sfa=True):
-    from memjax.devices.rram import MultiLevelRRAM
-    from memjax.learning.stdp import STDP
-    from memjax.models.wta import WTALayer
-    from memjax.neurons.alif import ALIF
 
     th0 = cfg["theta_factor"] * d0
     neuron = ALIF(leak=1.0, theta0=th0, beta=cfg["beta_factor"] * th0 if sfa else 0.0)
     rule = STDP(window=cfg["window"], p_pot=cfg["p_pot"], p_dep=cfg["p_dep"])
     synapse = MultiLevelRRAM(n_levels=cfg["n_levels"], write_sigma=0.0)
-    return WTALayer(n_in=n_in, n_out=n_out, neuron=neuron, rule=rule, synapse=synapse,
-                    n_steps=cfg["n_steps"],
-                    p_in=cfg["p_in"], theta_plus=cfg["theta_plus_factor"] * th0,
-                    homeo_decay=cfg["homeo_decay"])
+    return WTALayer(
+        n_in=n_in,
+        n_out=n_out,
+        neuron=neuron,
+        rule=rule,
+        synapse=synapse,
+        n_steps=cfg["n_steps"],
+        p_in=cfg["p_in"],
+        theta_plus=cfg["theta_plus_factor"] * th0,
+        homeo_decay=cfg["homeo_decay"],
+    )
 
 
-def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0,
-               figures: bool = True, betas=(), **over) -> dict:
+def experiment(
+    ctx: Context,
+    dataset: str,
+    n_new: int = 5,
+    *,
+    noise: float = 0.0,
+    figures: bool = True,
+    betas=(),
+    **over,
+) -> dict:
     """One continual-learning experiment; returns ``{"metrics", "config"}``.
 
     ``betas``: extra SFA strengths (in units of ``theta0``) for the spikes-vs-accuracy
     curve, each a layer learned and evaluated like the main ones."""
-    import jax
-
-    from memjax.models import sfa_snn as M
-    from memjax.recipes import train_cnn
 
     cfg = _config(ctx, **over)
     t_start = time.perf_counter()
@@ -135,8 +184,9 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
     ctx.log(f"{dataset}: trained {trained}, new {new}, {len(train[0])} train images")
 
     t0 = time.perf_counter()
-    cnn, hist = train_cnn(train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed,
-                          progress=not ctx.quick)
+    cnn, hist = train_cnn(
+        train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
+    )
     t_cnn = time.perf_counter() - t0
     f_tr, _ = M.cnn_features(cnn, train[0])
     f_va, l_va = M.cnn_features(cnn, val[0])
@@ -152,6 +202,111 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
 
     rng = np.random.default_rng(ctx.seed)
     stream = rng.permutation(len(e_tr))[: cfg["n_stream"]]
+    routed_te, routed_st, metrics = _gates(
+        cfg, e_tr, e_va, e_te, stream, tm_tr, tm_va, tm_te, conf_va, conf_te, train[1]
+    )
+    metrics = {"acc_trained_before": acc_before, **metrics}
+    x_learn, n_out, lab_idx, found = _learning_set(
+        cfg, e_tr, train[1], val[1], stream, routed_st, trained, new
+    )
+    metrics.update(found)
+    d0 = float(e_tr.mean() * cfg["p_in"])
+    keep = {}
+    runs = [("sfa", cfg["beta_factor"]), ("nosfa", 0.0)]
+    runs += [(f"beta{b:g}", float(b)) for b in betas if b not in (0.0, cfg["beta_factor"])]
+    curve = {}
+    d = SimpleNamespace(
+        e_tr=e_tr,
+        e_va=e_va,
+        e_te=e_te,
+        val=val,
+        test=test,
+        lab_idx=lab_idx,
+        trained=trained,
+        new=new,
+        head_te=head_te,
+        routed_te=routed_te,
+        tm_te=tm_te,
+        x_learn=x_learn,
+        n_out=n_out,
+        d0=d0,
+    )
+    for tag, beta in runs:
+        entry, found, kept = _snn_run(ctx, cfg, tag, beta, d)
+        curve[f"{beta:g}"] = entry
+        metrics.update(found)
+        if kept is not None:
+            keep[tag] = kept
+    metrics["acc_trained_drop"] = acc_before - metrics["acc_trained_classes"]
+    metrics["spike_reduction_sfa"] = metrics["spikes_per_inference_nosfa"] / max(
+        metrics["spikes_per_inference"], 1e-12
+    )
+    metrics["acc_all_cost_sfa"] = metrics["acc_all_nosfa"] - metrics["acc_all"]
+    if len(curve) > 2:
+        metrics["sfa_curve"] = dict(sorted(curve.items(), key=lambda kv: kv[1]["beta_over_theta0"]))
+    metrics["cnn_train_s"] = t_cnn
+    metrics["cnn_train_accuracy"] = hist["train_accuracy"][-1]
+    if cfg["supervised"]:
+        metrics.update(_supervised_baseline(ctx, cfg, train, test))
+    if figures:
+        _figures(
+            ctx, keep, e_te, test[1], metrics["acc_per_class"], trained, metrics.get("sfa_curve")
+        )
+    metrics["seconds_total"] = time.perf_counter() - t_start
+    config = dict(
+        cfg,
+        dataset=dataset,
+        n_new=n_new,
+        new_classes=new,
+        noise_sigma=noise,
+        features="conv (512, pooled conv2 ReLU)",
+        betas=list(betas),
+    )
+    return {"metrics": metrics, "config": config}
+
+
+def _learning_set(cfg, e_tr, y_tr, y_va, stream, routed_st, trained, new):
+    """What the spiking layer learns from (the routed stream, or the whole stream), its
+    size, and the small labelled validation set that names its neurons."""
+    if cfg["filter_stream"]:
+        x_learn = e_tr[stream][routed_st]
+        n_out = cfg["neurons_per_class"] * len(new)
+    else:
+        x_learn = e_tr[stream]
+        n_out = cfg["neurons_per_class"] * 10
+    metrics = {"snn_stream_size": int(len(x_learn))}
+    metrics["snn_stream_new_fraction"] = float(
+        np.mean(
+            ~np.isin(y_tr[stream][routed_st] if cfg["filter_stream"] else y_tr[stream], trained)
+        )
+    )
+    lab_classes = new if cfg["filter_stream"] else list(range(10))
+    lab_idx = np.concatenate(
+        [np.flatnonzero(y_va == c)[: cfg["label_per_class"]] for c in lab_classes]
+    )
+    metrics["labelled_set_size"] = int(len(lab_idx))
+    return x_learn, n_out, lab_idx, metrics
+
+
+def _supervised_baseline(ctx, cfg, train, test):
+    """The CNN trained on all ten classes with labels: the accuracy continual learning
+    would reach with every label."""
+    t0 = time.perf_counter()
+    sup, _ = train_cnn(
+        train, list(range(10)), epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
+    )
+    _, l_sup = M.cnn_features(sup, test[0], "fc")
+    return {
+        "acc_all_supervised": float(np.mean(l_sup.argmax(-1) == test[1])),
+        "supervised_train_s": time.perf_counter() - t0,
+    }
+
+
+def _gates(cfg, e_tr, e_va, e_te, stream, tm_tr, tm_va, tm_te, conf_va, conf_te, y_tr):
+    """The novelty gate (fitted on trained-class training images against the stream,
+    calibrated on trained-class validation images) and two comparison gates at the same
+    false-route budget; returns the gate's routing of the test set and the stream, and
+    the gates' metrics."""
     # novelty gate: trained-class training images vs the unlabelled stream
     t0 = time.perf_counter()
     gate = M.fit_novelty_gate(e_tr[tm_tr], e_tr[stream], steps=cfg["gate_steps"])
@@ -160,7 +315,6 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
     routed_te = gate(e_te)
     routed_st = gate(e_tr[stream])
     metrics: dict = {
-        "acc_trained_before": acc_before,
         "gate_routed_trained_test": float(routed_te[tm_te].mean()),
         "gate_routed_new_test": float(routed_te[~tm_te].mean()),
         "gate_fit_s": t_gate,
@@ -169,115 +323,95 @@ def experiment(ctx: Context, dataset: str, n_new: int = 5, *, noise: float = 0.0
     k_va = 1.0 - cfg["max_false_route"]
     for name, s_va, s_te in (
         ("softmax", -conf_va, -conf_te),
-        ("mahalanobis", *(lambda sc: (sc(e_va), sc(e_te)))(
-            M.mahalanobis_score(e_tr[tm_tr], train[1][tm_tr]))),
+        (
+            "mahalanobis",
+            *(lambda sc: (sc(e_va), sc(e_te)))(M.mahalanobis_score(e_tr[tm_tr], y_tr[tm_tr])),
+        ),
     ):
         r = s_te > np.quantile(s_va[tm_va], k_va)
         metrics[f"gate_{name}_routed_trained_test"] = float(r[tm_te].mean())
         metrics[f"gate_{name}_routed_new_test"] = float(r[~tm_te].mean())
-    if cfg["filter_stream"]:
-        x_learn = e_tr[stream][routed_st]
-        n_out = cfg["neurons_per_class"] * n_new
-    else:
-        x_learn = e_tr[stream]
-        n_out = cfg["neurons_per_class"] * 10
-    metrics["snn_stream_size"] = int(len(x_learn))
-    metrics["snn_stream_new_fraction"] = float(np.mean(~np.isin(
-        train[1][stream][routed_st] if cfg["filter_stream"] else train[1][stream], trained)))
-    lab_classes = new if cfg["filter_stream"] else list(range(10))
-    lab_idx = np.concatenate(
-        [np.flatnonzero(val[1] == c)[: cfg["label_per_class"]] for c in lab_classes]
+    return routed_te, routed_st, metrics
+
+
+def _snn_run(ctx: Context, cfg: dict, tag: str, beta: float, d: SimpleNamespace):
+    """Learn one WTA layer (SFA strength ``beta``) on the routed stream, label its
+    neurons and classify the test set; returns the curve entry, the metrics (for the
+    ``"sfa"`` and ``"nosfa"`` runs) and ``(layer, state, labels)`` for the figures."""
+
+    e_tr, e_va, e_te, val, test = d.e_tr, d.e_va, d.e_te, d.val, d.test
+    lab_idx, trained, new, head_te, routed_te, tm_te = (
+        d.lab_idx,
+        d.trained,
+        d.new,
+        d.head_te,
+        d.routed_te,
+        d.tm_te,
     )
-    metrics["labelled_set_size"] = int(len(lab_idx))
-    d0 = float(e_tr.mean() * cfg["p_in"])
-    keep = {}
-    runs = [("sfa", cfg["beta_factor"]), ("nosfa", 0.0)]
-    runs += [(f"beta{b:g}", float(b)) for b in betas if b not in (0.0, cfg["beta_factor"])]
-    curve = {}
-    for tag, beta in runs:
-        layer = _layer(dict(cfg, beta_factor=beta), e_tr.shape[1], n_out, d0, beta > 0)
-        key = jax.random.key(ctx.seed)
-        st = layer.init_state(jax.random.fold_in(key, 0))
-        t0 = time.perf_counter()
-        st, lout = M.learn_unsupervised(layer, st, x_learn, jax.random.fold_in(key, 1))
-        t_learn = time.perf_counter() - t0
-        r_lab = M.respond(layer, st, e_va[lab_idx], jax.random.fold_in(key, 2))
-        nl = M.label_neurons(r_lab["counts"], val[1][lab_idx])
-        t0 = time.perf_counter()
-        r_te = M.respond(layer, st, e_te, jax.random.fold_in(key, 3))
-        t_infer = time.perf_counter() - t0
-        nl_new = np.where(np.isin(nl, new), nl, -1)  # routed inputs: new-class neurons
-        snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl_new)
-        pred = M.route(head_te, snn_te, routed_te)
-        rep = M.accuracy_report(pred, test[1], {"trained": trained, "new": new})
-        rn = routed_te & ~tm_te
-        acc_routed_new = float(np.mean(snn_te[rn] == test[1][rn])) if rn.any() else float("nan")
-        spikes = float(r_te["spikes"].mean())
-        curve[f"{beta:g}"] = {"beta_over_theta0": beta, "acc_all": rep["all"],
-                              "acc_new_classes": rep["new"], "acc_routed_new": acc_routed_new,
-                              "spikes_per_inference": spikes,
-                              "spikes_per_routed_inference": float(r_te["spikes"][routed_te].mean())}
-        ctx.log(f"{tag}: acc_all {rep['all']:.4f} (trained {rep['trained']:.4f}, new "
-                f"{rep['new']:.4f}), spikes/inference {spikes:.2f}, learn {t_learn:.1f} s")
-        if tag not in ("sfa", "nosfa"):
-            continue
-        sfx = "" if tag == "sfa" else "_nosfa"
-        metrics.update({
-            f"acc_trained_classes{sfx}": rep["trained"],
-            f"acc_new_classes{sfx}": rep["new"],
-            f"acc_all{sfx}": rep["all"],
-            f"acc_routed_new{sfx}": acc_routed_new,
-            f"acc_all_snn_drive{sfx}": float(np.mean(M.route(
-                head_te, M.snn_classify(0 * r_te["counts"], r_te["drive"], nl_new), routed_te)
-                == test[1])),
-            f"spikes_per_inference{sfx}": spikes,
-            f"spikes_per_routed_inference{sfx}": curve[f"{beta:g}"]["spikes_per_routed_inference"],
-            f"learning_spikes_per_sample{sfx}": float(lout["spikes"].mean()),
-            f"stdp_pulses_per_synapse{sfx}": float(np.asarray(st.syn.pulses).mean()),
-            f"neurons_labelled{sfx}": int((nl >= 0).sum()),
-            f"learn_s{sfx}": t_learn,
-            f"infer_s{sfx}": t_infer,
-        })
-        if not cfg["filter_stream"]:
-            metrics[f"acc_all_snn_only{sfx}"] = float(np.mean(
-                M.snn_classify(r_te["counts"], r_te["drive"], nl) == test[1]))
-        if tag == "sfa":
-            metrics["acc_per_class"] = rep["per_class"]
-        keep[tag] = (layer, st, nl)
-    metrics["acc_trained_drop"] = acc_before - metrics["acc_trained_classes"]
-    metrics["spike_reduction_sfa"] = (
-        metrics["spikes_per_inference_nosfa"] / max(metrics["spikes_per_inference"], 1e-12)
+    layer = _layer(dict(cfg, beta_factor=beta), e_tr.shape[1], d.n_out, d.d0, beta > 0)
+    key = jax.random.key(ctx.seed)
+    st = layer.init_state(jax.random.fold_in(key, 0))
+    t0 = time.perf_counter()
+    st, lout = M.learn_unsupervised(layer, st, d.x_learn, jax.random.fold_in(key, 1))
+    t_learn = time.perf_counter() - t0
+    r_lab = M.respond(layer, st, e_va[lab_idx], jax.random.fold_in(key, 2))
+    nl = M.label_neurons(r_lab["counts"], val[1][lab_idx])
+    t0 = time.perf_counter()
+    r_te = M.respond(layer, st, e_te, jax.random.fold_in(key, 3))
+    t_infer = time.perf_counter() - t0
+    nl_new = np.where(np.isin(nl, new), nl, -1)  # routed inputs: new-class neurons
+    snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl_new)
+    pred = M.route(head_te, snn_te, routed_te)
+    rep = M.accuracy_report(pred, test[1], {"trained": trained, "new": new})
+    rn = routed_te & ~tm_te
+    acc_routed_new = float(np.mean(snn_te[rn] == test[1][rn])) if rn.any() else float("nan")
+    spikes = float(r_te["spikes"].mean())
+    entry = {
+        "beta_over_theta0": beta,
+        "acc_all": rep["all"],
+        "acc_new_classes": rep["new"],
+        "acc_routed_new": acc_routed_new,
+        "spikes_per_inference": spikes,
+        "spikes_per_routed_inference": float(r_te["spikes"][routed_te].mean()),
+    }
+    ctx.log(
+        f"{tag}: acc_all {rep['all']:.4f} (trained {rep['trained']:.4f}, new "
+        f"{rep['new']:.4f}), spikes/inference {spikes:.2f}, learn {t_learn:.1f} s"
     )
-    metrics["acc_all_cost_sfa"] = metrics["acc_all_nosfa"] - metrics["acc_all"]
-    if len(curve) > 2:
-        metrics["sfa_curve"] = dict(sorted(curve.items(), key=lambda kv: kv[1]["beta_over_theta0"]))
-    metrics["cnn_train_s"] = t_cnn
-    metrics["cnn_train_accuracy"] = hist["train_accuracy"][-1]
-    if cfg["supervised"]:
-        t0 = time.perf_counter()
-        sup, _ = train_cnn(train, list(range(10)), epochs=cfg["cnn_epochs"], seed=ctx.seed,
-                           progress=not ctx.quick)
-        _, l_sup = M.cnn_features(sup, test[0], "fc")
-        metrics["acc_all_supervised"] = float(np.mean(l_sup.argmax(-1) == test[1]))
-        metrics["supervised_train_s"] = time.perf_counter() - t0
-    if figures:
-        _figures(ctx, keep, e_te, test[1], metrics["acc_per_class"], trained,
-                 metrics.get("sfa_curve"))
-    metrics["seconds_total"] = time.perf_counter() - t_start
-    config = {k: v for k, v in cfg.items()}
-    config.update(dataset=dataset, n_new=n_new, new_classes=new, noise_sigma=noise,
-                  features="conv (512, pooled conv2 ReLU)", betas=list(betas))
-    return {"metrics": metrics, "config": config}
+    if tag not in ("sfa", "nosfa"):
+        return entry, {}, None
+    sfx = "" if tag == "sfa" else "_nosfa"
+    drive_only = M.snn_classify(0 * r_te["counts"], r_te["drive"], nl_new)
+    metrics = {
+        f"acc_trained_classes{sfx}": rep["trained"],
+        f"acc_new_classes{sfx}": rep["new"],
+        f"acc_all{sfx}": rep["all"],
+        f"acc_routed_new{sfx}": acc_routed_new,
+        f"acc_all_snn_drive{sfx}": float(
+            np.mean(M.route(head_te, drive_only, routed_te) == test[1])
+        ),
+        f"spikes_per_inference{sfx}": spikes,
+        f"spikes_per_routed_inference{sfx}": entry["spikes_per_routed_inference"],
+        f"learning_spikes_per_sample{sfx}": float(lout["spikes"].mean()),
+        f"stdp_pulses_per_synapse{sfx}": float(np.asarray(st.syn.pulses).mean()),
+        f"neurons_labelled{sfx}": int((nl >= 0).sum()),
+        f"learn_s{sfx}": t_learn,
+        f"infer_s{sfx}": t_infer,
+    }
+    if not cfg["filter_stream"]:
+        metrics[f"acc_all_snn_only{sfx}"] = float(
+            np.mean(M.snn_classify(r_te["counts"], r_te["drive"], nl) == test[1])
+        )
+    if tag == "sfa":
+        metrics["acc_per_class"] = rep["per_class"]
+    return entry, metrics, (layer, st, nl)
 
 
 def _figures(ctx, keep, e_te, y_te, per_class, trained, curve=None):
-    import jax
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from memjax.models.wta import wta_respond
 
     layer, st, nl = keep["sfa"]
     dev = layer.synapse
@@ -305,8 +439,11 @@ def _figures(ctx, keep, e_te, y_te, per_class, trained, curve=None):
 
     fig, ax = plt.subplots(figsize=(6, 3))
     cls = sorted(per_class)
-    ax.bar(cls, [per_class[c] for c in cls],
-           color=["tab:blue" if c in trained else "tab:orange" for c in cls])
+    ax.bar(
+        cls,
+        [per_class[c] for c in cls],
+        color=["tab:blue" if c in trained else "tab:orange" for c in cls],
+    )
     ax.set_xlabel("class (blue: trained, orange: new)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
@@ -317,8 +454,13 @@ def _figures(ctx, keep, e_te, y_te, per_class, trained, curve=None):
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot([p["spikes_per_inference"] for p in pts], [p["acc_all"] for p in pts], "o-")
         for p in pts:
-            ax.annotate(f"{p['beta_over_theta0']:g}", (p["spikes_per_inference"], p["acc_all"]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                f"{p['beta_over_theta0']:g}",
+                (p["spikes_per_inference"], p["acc_all"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
         ax.set_xlabel("output spikes per inference")
         ax.set_ylabel("acc_all (test)")
         ax.set_title("SFA strength beta / theta0 (labels)")
@@ -346,10 +488,21 @@ def run_sweep(ctx: Context) -> dict:
         over = {} if ctx.quick else {"n_stream": 20000}
         out = experiment(ctx, "mnist", k, figures=False, supervised=False, **over)
         m = out["metrics"]
-        runs[k] = {n: m[n] for n in ("acc_all", "acc_trained_classes", "acc_new_classes",
-                                     "acc_routed_new", "gate_routed_new_test",
-                                     "acc_trained_before", "acc_trained_drop",
-                                     "spike_reduction_sfa", "acc_all_nosfa", "seconds_total")}
+        runs[k] = {
+            n: m[n]
+            for n in (
+                "acc_all",
+                "acc_trained_classes",
+                "acc_new_classes",
+                "acc_routed_new",
+                "gate_routed_new_test",
+                "acc_trained_before",
+                "acc_trained_drop",
+                "spike_reduction_sfa",
+                "acc_all_nosfa",
+                "seconds_total",
+            )
+        }
         metrics[f"acc_all_new{k}"] = m["acc_all"]
     metrics["runs"] = runs
     import matplotlib

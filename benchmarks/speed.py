@@ -131,14 +131,16 @@ def _n_threads() -> int:
 def _images(ctx: Context):
     """A batch of MNIST test images in [0, 1] (random images where no data is found)."""
     try:
-
         x, y = D.load("mnist", "test", data_dir=ctx.data_dir, limit=BATCH)
-        return D.normalize(x, flatten=True).astype(np.float32), y.astype(np.int32), "mnist"
+        return D.scale_images(x, flatten=True).astype(np.float32), y.astype(np.int32), "mnist"
     except Exception as e:  # pragma: no cover - data missing
         ctx.log(f"no MNIST ({e}); random images")
         rng = np.random.default_rng(ctx.seed)
-        return (rng.random((BATCH, N_IN), dtype=np.float32),
-                rng.integers(0, 10, BATCH).astype(np.int32), "random")
+        return (
+            rng.random((BATCH, N_IN), dtype=np.float32),
+            rng.integers(0, 10, BATCH).astype(np.int32),
+            "random",
+        )
 
 
 def _spikes(ctx: Context, x, T: int):
@@ -153,17 +155,22 @@ def _have(mod: str) -> bool:
     return importlib.util.find_spec(mod) is not None
 
 
-def _interleaved(
-    fns: dict, repeats: int, ctx: Context, desc: str, warmup: int = WARMUP
-) -> dict:
+def _interleaved(fns: dict, repeats: int, ctx: Context, desc: str, warmup: int = WARMUP) -> dict:
     """:func:`benchmarks._timing.interleaved` with this benchmark's protocol: an idle gap
     (:data:`GAP_S`) and one untimed call before each sample (so that one library's worker
     threads still spinning after its call, PyTorch's OpenMP pool, do not slow down the
     next call, and the CPU and thread pools are awake after the gap, as in a training
     loop calling step after step), samples of at least :data:`MIN_SAMPLE_S`."""
-    return interleaved(fns, repeats, warmup=warmup, gap_s=GAP_S, untimed_call=True,
-                       min_sample_s=MIN_SAMPLE_S, seed=0,
-                       progress=lambda it: ctx.progress(it, desc=desc, leave=False))
+    return interleaved(
+        fns,
+        repeats,
+        warmup=warmup,
+        gap_s=GAP_S,
+        untimed_call=True,
+        min_sample_s=MIN_SAMPLE_S,
+        seed=0,
+        progress=lambda it: ctx.progress(it, desc=desc, leave=False),
+    )
 
 
 def _one_thread(fn, n_threads: int):
@@ -235,8 +242,12 @@ def _memjax_lif(T, H, x, y, opt):
     t0 = time.perf_counter()
     compiled = step.lower(params, opt_state, x, y).compile()
     compile_s = time.perf_counter() - t0
-    return ((lambda: step(params, opt_state, x, y)), (lambda: fstep(model, opt_state, x, y)),
-            compile_s, _cost_flops(compiled))
+    return (
+        (lambda: step(params, opt_state, x, y)),
+        (lambda: fstep(model, opt_state, x, y)),
+        compile_s,
+        _cost_flops(compiled),
+    )
 
 
 def _hand_lif(T, H, x, y, opt):
@@ -259,15 +270,19 @@ def _step_flops(params, x, y, T, opt) -> float:
     c_step = _cost_flops(step.lower(params, opt.init(params), x, y).compile())
     seq = x.ndim == 3
     B = x.shape[-2]
-    carry = (jnp.zeros((B, params["w1"].shape[1]), x.dtype),
-             jnp.zeros((B, params["w2"].shape[1]), x.dtype))
+    carry = (
+        jnp.zeros((B, params["w1"].shape[1]), x.dtype),
+        jnp.zeros((B, params["w2"].shape[1]), x.dtype),
+    )
     if seq:  # the step's spikes are data: no gradient
+
         def one(p, c, xt):
             out, vjp = jax.vjp(lambda p, c: HJ.time_step(p, c, xt, seq=True), p, c)
             return out, vjp(out)
 
         inp = x[0]
     else:  # layer 1's current depends on the weights: its cotangent is needed
+
         def one(p, c, i):
             out, vjp = jax.vjp(lambda p, c, i: HJ.time_step(p, c, i, seq=False), p, c, i)
             return out, vjp(out)
@@ -343,8 +358,7 @@ def run_lif(ctx: Context) -> dict:
             fns = {"memjax": m_fn, "memjax_filter_jit": mf_fn, "hand_jax": h_fn}
             if have_torch:
                 fns["snntorch"] = _snntorch_lif(T, params, xin, y)
-                fns["snntorch_1thread"] = _one_thread(_snntorch_lif(T, params, xin, y),
-                                                      n_threads)
+                fns["snntorch_1thread"] = _one_thread(_snntorch_lif(T, params, xin, y), n_threads)
             if have_spyx:
                 fns["spyx"] = _spyx_lif(T, H, xin, y)
             fns["peak_matmul"] = peak
@@ -356,15 +370,17 @@ def run_lif(ctx: Context) -> dict:
                 "hand_jax_step_ms": 1e3 * t["hand_jax"],
                 "snntorch_step_ms": 1e3 * t["snntorch"] if "snntorch" in t else None,
                 "snntorch_1thread_step_ms": 1e3 * t["snntorch_1thread"]
-                if "snntorch_1thread" in t else None,
+                if "snntorch_1thread" in t
+                else None,
                 "spyx_step_ms": 1e3 * t["spyx"] if "spyx" in t else None,
                 "memjax_filter_jit_step_ms": 1e3 * t["memjax_filter_jit"],
                 "ratio_vs_hand_jax": _ratio(t["memjax"], t["hand_jax"]),
                 "ratio_vs_hand_jax_of_min": _ratio(r["memjax"]["min_s"], r["hand_jax"]["min_s"]),
                 # median over rounds of the per-round ratio (the two samples of a round
                 # are seconds apart, so slow load drift cancels)
-                "ratio_vs_hand_jax_paired": float(np.median(
-                    np.array(r["memjax"]["times_s"]) / np.array(r["hand_jax"]["times_s"]))),
+                "ratio_vs_hand_jax_paired": float(
+                    np.median(np.array(r["memjax"]["times_s"]) / np.array(r["hand_jax"]["times_s"]))
+                ),
                 "ratio_vs_hand_jax_filter_jit": _ratio(t["memjax_filter_jit"], t["hand_jax"]),
                 # against the faster of snnTorch with 2 threads (= XLA's) and with 1
                 "speedup_vs_snntorch": _ratio(_best_torch(t, "snntorch"), t["memjax"]),
@@ -377,8 +393,9 @@ def run_lif(ctx: Context) -> dict:
                 # against the best matmul rate seen in the run (the machine's capability
                 # when the other tenants let it run); the median above can exceed 1
                 # when load depresses the median matmul more than the step
-                "flops_utilization_vs_best_peak": None if flops is None else
-                flops / t["memjax"] / (peak_flops / r["peak_matmul"]["min_s"]),
+                "flops_utilization_vs_best_peak": None
+                if flops is None
+                else flops / t["memjax"] / (peak_flops / r["peak_matmul"]["min_s"]),
                 "memjax_compile_s": m_compile,
                 "hand_jax_compile_s": h_compile,
                 "first_call_s": {k: v["first_s"] for k, v in r.items()},
@@ -388,34 +405,52 @@ def run_lif(ctx: Context) -> dict:
             metrics[tag] = m
             rows.append((tag, {k: v for k, v in t.items() if k != "peak_matmul"}))
             ctx.log(
-                f"{tag}: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in t.items())
+                f"{tag}: "
+                + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in t.items())
                 + f"; ratio_vs_hand_jax {m['ratio_vs_hand_jax']:.3f}, "
                 f"util {m['flops_utilization']:.2f}"
             )
     metrics["summary"] = _lif_summary(metrics)
-    _bar_figure(ctx, rows, "step_times", "speed-lif: one training step (fwd + BPTT + Adam), "
-                f"batch {BATCH}")
+    _bar_figure(
+        ctx, rows, "step_times", f"speed-lif: one training step (fwd + BPTT + Adam), batch {BATCH}"
+    )
     config = dict(
-        batch=BATCH, n_in=N_IN, n_out=N_OUT, lr=LR, cases=s["cases"], repeats=s["repeats"],
-        warmup=s["warmup"], data=data, poisson_max_rate_hz=MAX_RATE, dt_s=DT, peak_n=PEAK_N,
+        batch=BATCH,
+        n_in=N_IN,
+        n_out=N_OUT,
+        lr=LR,
+        cases=s["cases"],
+        repeats=s["repeats"],
+        warmup=s["warmup"],
+        data=data,
+        poisson_max_rate_hz=MAX_RATE,
+        dt_s=DT,
+        peak_n=PEAK_N,
         lif=dict(beta=0.9, theta=1.0, surrogate="fast_sigmoid", slope=25.0),
         torch_num_threads=[n_threads, 1] if have_torch else None,
         xla_cpu_threads=n_threads,
-        loadavg_before=load_before, loadavg_after=os.getloadavg(),
-        peers=_peer_versions(), targets=TARGETS,
+        loadavg_before=load_before,
+        loadavg_after=os.getloadavg(),
+        peers=_peer_versions(),
+        targets=TARGETS,
     )
     return {"metrics": metrics, "config": config}
 
 
 def _lif_summary(metrics: dict) -> dict:
     cases = {k: v for k, v in metrics.items() if k.startswith("T")}
-    out = {"ratio_vs_hand_jax_max": max(v["ratio_vs_hand_jax"] for v in cases.values()),
-           "ratio_vs_hand_jax_paired_max": max(v["ratio_vs_hand_jax_paired"]
-                                               for v in cases.values())}
+    out = {
+        "ratio_vs_hand_jax_max": max(v["ratio_vs_hand_jax"] for v in cases.values()),
+        "ratio_vs_hand_jax_paired_max": max(v["ratio_vs_hand_jax_paired"] for v in cases.values()),
+    }
     for inp in ("static", "poisson"):
         sub = [v for k, v in cases.items() if k.endswith(inp)]
-        for key in ("speedup_vs_snntorch", "speedup_vs_spyx", "flops_utilization",
-                    "flops_utilization_vs_best_peak"):
+        for key in (
+            "speedup_vs_snntorch",
+            "speedup_vs_spyx",
+            "flops_utilization",
+            "flops_utilization_vs_best_peak",
+        ):
             vals = [v[key] for v in sub if v[key] is not None]
             out[f"{key}_{inp}_min"] = min(vals) if vals else None
     return out
@@ -443,9 +478,15 @@ def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
         bars = ax.bar(xs, hs, w, label=k)
         for b, h in zip(bars, hs):
             if np.isfinite(h):
-                ax.annotate(f"{h:.0f}" if h >= 10 else f"{h:.2g}",
-                            (b.get_x() + b.get_width() / 2, h), ha="center", va="bottom",
-                            fontsize=7, xytext=(0, 2), textcoords="offset points")
+                ax.annotate(
+                    f"{h:.0f}" if h >= 10 else f"{h:.2g}",
+                    (b.get_x() + b.get_width() / 2, h),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([tag.replace("_", "\n") for tag, _ in rows], fontsize=8)
     ax.set_yscale("log")
@@ -461,8 +502,9 @@ def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
 
 
 def _memjax_mif(T, H, x, y, encoding, seed, spikes=None):
-    model = MEMprop.init(jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, dt=DT,
-                         encoding=encoding, rate_max=MAX_RATE)
+    model = MEMprop.init(
+        jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, dt=DT, encoding=encoding, rate_max=MAX_RATE
+    )
     opt = optax.adam(LR)
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
@@ -530,7 +572,8 @@ def run_mif(ctx: Context) -> dict:
                 "memjax_step_ms": 1e3 * t["memjax"],
                 "torch_mif_step_ms": 1e3 * t["torch_mif"] if "torch_mif" in t else None,
                 "torch_mif_1thread_step_ms": 1e3 * t["torch_mif_1thread"]
-                if "torch_mif_1thread" in t else None,
+                if "torch_mif_1thread" in t
+                else None,
                 # against the faster of PyTorch with 2 threads (= XLA's) and with 1
                 "speedup_vs_torch_mif": _ratio(_best_torch(t, "torch_mif"), t["memjax"]),
                 "memjax_compile_s": m_compile,
@@ -541,17 +584,35 @@ def run_mif(ctx: Context) -> dict:
             metrics[tag] = m
             rows.append((tag, t))
             ctx.log(f"{tag}: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in t.items()))
-    sp = [v["speedup_vs_torch_mif"] for k, v in metrics.items()
-          if v["speedup_vs_torch_mif"] is not None]
+    sp = [
+        v["speedup_vs_torch_mif"]
+        for k, v in metrics.items()
+        if v["speedup_vs_torch_mif"] is not None
+    ]
     metrics["summary"] = {"speedup_vs_torch_mif_min": min(sp) if sp else None}
-    _bar_figure(ctx, rows, "step_times", "speed-mif: one MEMprop training step (fwd + BPTT + "
-                f"Adam + clip), batch {BATCH}")
+    _bar_figure(
+        ctx,
+        rows,
+        "step_times",
+        f"speed-mif: one MEMprop training step (fwd + BPTT + Adam + clip), batch {BATCH}",
+    )
     config = dict(
-        batch=BATCH, n_in=N_IN, n_out=N_OUT, lr=LR, cases=s["cases"], repeats=s["repeats"],
-        warmup=s["warmup"], data=data, dt_s=DT, rate_max_hz=MAX_RATE,
+        batch=BATCH,
+        n_in=N_IN,
+        n_out=N_OUT,
+        lr=LR,
+        cases=s["cases"],
+        repeats=s["repeats"],
+        warmup=s["warmup"],
+        data=data,
+        dt_s=DT,
+        rate_max_hz=MAX_RATE,
         memprop="MEMprop.init defaults (ideal crossbars, MIF defaults, gains 2, k_out 200)",
-        torch_num_threads=[n_threads, 1] if have_torch else None, xla_cpu_threads=n_threads,
-        loadavg_before=load_before, loadavg_after=os.getloadavg(),
-        peers=_peer_versions(), targets=TARGETS,
+        torch_num_threads=[n_threads, 1] if have_torch else None,
+        xla_cpu_threads=n_threads,
+        loadavg_before=load_before,
+        loadavg_after=os.getloadavg(),
+        peers=_peer_versions(),
+        targets=TARGETS,
     )
     return {"metrics": metrics, "config": config}

@@ -61,15 +61,31 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = dataclasses.replace(FULL, throughput_sizes=(10**3, 10**4, 10**5), total_steps=2 * 10**6,
-                            repeats=3, spice_sizes=(1, 10, 100))
+QUICK = dataclasses.replace(
+    FULL,
+    throughput_sizes=(10**3, 10**4, 10**5),
+    total_steps=2 * 10**6,
+    repeats=3,
+    spice_sizes=(1, 10, 100),
+)
 
 SUBCKT_PARAMS = {
-    "c": "C", "e1": "E1", "e2": "E2", "taua": "tau_a",
-    "ron1": "m1.R_on", "roff1": "m1.R_off", "von1": "m1.V_on", "voff1": "m1.V_off",
-    "tau1": "m1.tau", "vt1": "m1.v_t",
-    "ron2": "m2.R_on", "roff2": "m2.R_off", "von2": "m2.V_on", "voff2": "m2.V_off",
-    "tau2": "m2.tau", "vt2": "m2.v_t",
+    "c": "C",
+    "e1": "E1",
+    "e2": "E2",
+    "taua": "tau_a",
+    "ron1": "m1.R_on",
+    "roff1": "m1.R_off",
+    "von1": "m1.V_on",
+    "voff1": "m1.V_off",
+    "tau1": "m1.tau",
+    "vt1": "m1.v_t",
+    "ron2": "m2.R_on",
+    "roff2": "m2.R_off",
+    "von2": "m2.V_on",
+    "voff2": "m2.V_off",
+    "tau2": "m2.tau",
+    "vt2": "m2.v_t",
 }
 
 
@@ -109,8 +125,16 @@ def _mif_netlist(pop, amps, rest, probes, out: Path) -> str:
     probe = " ".join(f"v(x{k}.m) v(x{k}.x1) v(x{k}.x2)" for k in probes)
     lines += [
         f".tran {DT_OUT!r} {T_STOP!r} 0 uic",
-        ".control", "set wr_singlescale", "set wr_vecnames", "set numdgt=15", "run",
-        "rusage all", f"wrdata {out} {probe}", "quit", ".endc", ".end",
+        ".control",
+        "set wr_singlescale",
+        "set wr_vecnames",
+        "set numdgt=15",
+        "run",
+        "rusage all",
+        f"wrdata {out} {probe}",
+        "quit",
+        ".endc",
+        ".end",
     ]
     return "\n".join(lines) + "\n"
 
@@ -133,8 +157,12 @@ def _mif_transient_fn(pop, dtype):
 
 def _throughput(ctx, sizes, total_steps, repeats):
     """Neuron steps per second of a scan over N MIF neurons (final state only)."""
-    rec: dict[str, Any] = {"neuron_steps_per_second": {}, "steps": {}, "median_s": {},
-                           "compile_s": {}}
+    rec: dict[str, Any] = {
+        "neuron_steps_per_second": {},
+        "steps": {},
+        "median_s": {},
+        "compile_s": {},
+    }
     for n in sizes:
         T = int(np.clip(total_steps // n, 20, 5000))
         pop = _population(n, ctx.seed)
@@ -142,11 +170,10 @@ def _throughput(ctx, sizes, total_steps, repeats):
         arrays = jax.tree.map(lambda a: a.astype(jnp.float32), arrays)
         amps = jnp.asarray(_amplitudes(n), jnp.float32)
 
-        def f(arrays, amps, T=T):
+        def f(arrays, amps, T=T, static=static):
             p = eqx.combine(arrays, static)
             s0 = p.init_state(amps.shape, jnp.float32)
-            s, _ = jax.lax.scan(lambda s, _: (mif_step(p, s, amps, 2e-6), None), s0, None,
-                                length=T)
+            s, _ = jax.lax.scan(lambda s, _: (mif_step(p, s, amps, 2e-6), None), s0, None, length=T)
             return s
 
         t0 = time.perf_counter()
@@ -163,16 +190,26 @@ def _throughput(ctx, sizes, total_steps, repeats):
     return rec
 
 
-SPICE_KEYS = ("ngspice_seconds", "ngspice_analysis_seconds", "ngspice_timepoints",
-              "memjax_seconds", "memjax_compile_seconds", "memjax_f64_seconds", "speedup",
-              "speedup_analysis", "speedup_incl_compile", "speedup_f64", "max_rel_err",
-              "max_rel_err_f64", "x_max_abs_err")
+SPICE_KEYS = (
+    "ngspice_seconds",
+    "ngspice_analysis_seconds",
+    "ngspice_timepoints",
+    "memjax_seconds",
+    "memjax_compile_seconds",
+    "memjax_f64_seconds",
+    "speedup",
+    "speedup_analysis",
+    "speedup_incl_compile",
+    "speedup_f64",
+    "max_rel_err",
+    "max_rel_err_f64",
+    "x_max_abs_err",
+)
 
 
 def _ngspice_version(exe: str) -> str:
     out = subprocess.run([exe, "-v"], capture_output=True, text=True).stdout
-    return next((ln.strip("* ").strip() for ln in out.splitlines() if "ngspice-" in ln),
-                "unknown")
+    return next((ln.strip("* ").strip() for ln in out.splitlines() if "ngspice-" in ln), "unknown")
 
 
 def _memjax_transients(pop, amps):
@@ -189,8 +226,11 @@ def _memjax_transients(pop, amps):
             c_s = time.perf_counter() - t0
             st = timeit(comp, arrays, a, repeats=5)
             out = comp(arrays, a)
-            res[str(np.dtype(dtype))] = (st, c_s, {k: np.asarray(getattr(out, k), np.float64)
-                                                   for k in ("v", "x1", "x2")})
+            res[str(np.dtype(dtype))] = (
+                st,
+                c_s,
+                {k: np.asarray(getattr(out, k), np.float64) for k in ("v", "x1", "x2")},
+            )
             if dtype == jnp.float64:
                 s0 = pop.init_state((n,), dtype)
                 rest = (s0.v, s0.x1, s0.x2)
@@ -215,8 +255,14 @@ def _errors(res, probes, d):
                 ex = max(ex, float(np.max(np.abs(out[q][m, k] - x_sp))))
         errs[key] = (e, ex)
         if key == "float32":
-            waves = {"t": t_mj, "v_mj": out["v"][:, 0], "t_sp": t_sp,
-                     "v_sp": d[:, 1], "x1_mj": out["x1"][:, 0], "x1_sp": d[:, 2]}
+            waves = {
+                "t": t_mj,
+                "v_mj": out["v"][:, 0],
+                "t_sp": t_sp,
+                "v_sp": d[:, 1],
+                "x1_mj": out["x1"][:, 0],
+                "x1_sp": d[:, 2],
+            }
     return errs, waves
 
 
@@ -232,22 +278,28 @@ def _spice_case(ctx, n: int, tmp: Path, sp: dict):
     st32, c32, _ = res["float32"]
     st64 = res["float64"][0]
     row = {
-        "ngspice_seconds": spr["wall"], "ngspice_analysis_seconds": spr["analysis"],
-        "ngspice_timepoints": spr["timepoints"], "memjax_seconds": st32["median_s"],
-        "memjax_compile_seconds": c32, "memjax_f64_seconds": st64["median_s"],
+        "ngspice_seconds": spr["wall"],
+        "ngspice_analysis_seconds": spr["analysis"],
+        "ngspice_timepoints": spr["timepoints"],
+        "memjax_seconds": st32["median_s"],
+        "memjax_compile_seconds": c32,
+        "memjax_f64_seconds": st64["median_s"],
         "speedup": spr["wall"] / st32["median_s"],
         "speedup_analysis": (spr["analysis"] or np.nan) / st32["median_s"],
         "speedup_incl_compile": spr["wall"] / (st32["median_s"] + c32),
         "speedup_f64": spr["wall"] / st64["median_s"],
-        "max_rel_err": errs["float32"][0], "max_rel_err_f64": errs["float64"][0],
+        "max_rel_err": errs["float32"][0],
+        "max_rel_err_f64": errs["float64"][0],
         "x_max_abs_err": errs["float32"][1],
     }
     for key, v in row.items():
         sp[key][k] = v
-    ctx.log(f"N={n}: ngspice {spr['wall']:.3g} s ({spr['timepoints']} points), "
-            f"memjax {st32['median_s']:.3g} s (f64 {st64['median_s']:.3g} s, "
-            f"compile {c32:.2f} s), speedup {row['speedup']:.3g}, "
-            f"v err {errs['float32'][0]:.2e} (f64 {errs['float64'][0]:.2e})")
+    ctx.log(
+        f"N={n}: ngspice {spr['wall']:.3g} s ({spr['timepoints']} points), "
+        f"memjax {st32['median_s']:.3g} s (f64 {st64['median_s']:.3g} s, "
+        f"compile {c32:.2f} s), speedup {row['speedup']:.3g}, "
+        f"v err {errs['float32'][0]:.2e} (f64 {errs['float64'][0]:.2e})"
+    )
     return waves
 
 
@@ -269,8 +321,9 @@ def run(ctx: Context) -> dict:
     tp_sizes = s.throughput_sizes
     tp = _throughput(ctx, tp_sizes, s.total_steps, s.repeats)
     metrics: dict[str, Any] = {"throughput": tp}
-    metrics[f"neuron_steps_per_second_1e{round(np.log10(tp_sizes[-1]))}"] = (
-        tp["neuron_steps_per_second"][str(tp_sizes[-1])])
+    metrics[f"neuron_steps_per_second_1e{round(np.log10(tp_sizes[-1]))}"] = tp[
+        "neuron_steps_per_second"
+    ][str(tp_sizes[-1])]
 
     exe = shutil.which("ngspice")
     sp_sizes = s.spice_sizes
@@ -288,17 +341,24 @@ def run(ctx: Context) -> dict:
         metrics["max_rel_err_f64"] = max(sp["max_rel_err_f64"].values())
     _plot_devices(ctx, tp, metrics.get("ngspice"), waves)
     config = {
-        "load_avg_start": load0, "load_avg_end": load_avg(),
+        "load_avg_start": load0,
+        "load_avg_end": load_avg(),
         "throughput": "MIF population (lognormal spread " + json.dumps(SPREAD) + "), float32, "
-                      "constant per-neuron input 3-30 uA, dt 2 us, final state only, "
-                      "T = clip(total / N, 20, 5000) steps, median of repeats",
+        "constant per-neuron input 3-30 uA, dt 2 us, final state only, "
+        "T = clip(total / N, 20, 5000) steps, median of repeats",
         "throughput_sizes": list(tp_sizes),
-        "transient": {"pulse_s": PULSE_S, "t_stop_s": T_STOP, "dt_out_s": DT_OUT,
-                      "memjax_dt_s": DT_OUT / SUBSTEPS, "amplitudes": "log-spaced 3..30 uA",
-                      "spread": SPREAD, "probes": N_PROBES},
+        "transient": {
+            "pulse_s": PULSE_S,
+            "t_stop_s": T_STOP,
+            "dt_out_s": DT_OUT,
+            "memjax_dt_s": DT_OUT / SUBSTEPS,
+            "amplitudes": "log-spaced 3..30 uA",
+            "spread": SPREAD,
+            "probes": N_PROBES,
+        },
         "ngspice": None if exe is None else version,
         "ngspice_options": "defaults (reltol 1e-3, abstol 1e-12, vntol 1e-6, trap), "
-                           f".tran {DT_OUT} {T_STOP} uic; wall time of `ngspice -b`",
+        f".tran {DT_OUT} {T_STOP} uic; wall time of `ngspice -b`",
         "memjax": "mif_simulate, jit, all 5 states stored per output sample, median of 5",
         "spice_sizes": list(sp_sizes),
     }
@@ -308,30 +368,44 @@ def run(ctx: Context) -> dict:
 def _plot_devices(ctx, tp, sp, waves):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     ns = sorted(int(k) for k in tp["neuron_steps_per_second"])
-    axes[0].loglog(ns, [tp["neuron_steps_per_second"][str(n)] for n in ns], "o-",
-                   label="MIF neuron steps/s")
-    axes[0].loglog(ns, [2 * tp["neuron_steps_per_second"][str(n)] for n in ns], "s--",
-                   alpha=0.6, label="memristor steps/s (2 per neuron)")
-    axes[0].set(xlabel="neurons N", ylabel="steps per second",
-                title="memjax throughput (float32, CPU)")
+    axes[0].loglog(
+        ns, [tp["neuron_steps_per_second"][str(n)] for n in ns], "o-", label="MIF neuron steps/s"
+    )
+    axes[0].loglog(
+        ns,
+        [2 * tp["neuron_steps_per_second"][str(n)] for n in ns],
+        "s--",
+        alpha=0.6,
+        label="memristor steps/s (2 per neuron)",
+    )
+    axes[0].set(
+        xlabel="neurons N", ylabel="steps per second", title="memjax throughput (float32, CPU)"
+    )
     axes[0].grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     if isinstance(sp, dict):
         ns = sorted(int(k) for k in sp["ngspice_seconds"])
         axes[1].loglog(ns, [sp["ngspice_seconds"][str(n)] for n in ns], "o-", label="ngspice")
-        axes[1].loglog(ns, [sp["memjax_seconds"][str(n)] for n in ns], "s-",
-                       label="memjax float32")
-        axes[1].loglog(ns, [sp["memjax_f64_seconds"][str(n)] for n in ns], "s:",
-                       label="memjax float64")
-        axes[1].loglog(ns, [sp["memjax_seconds"][str(n)] + sp["memjax_compile_seconds"][str(n)]
-                            for n in ns], "--", alpha=0.6, label="memjax f32 incl. compile")
-        axes[1].set(xlabel="independent MIF neurons N", ylabel="wall time (s)",
-                    title=f"{T_STOP * 1e3:g} ms pulse transient")
+        axes[1].loglog(ns, [sp["memjax_seconds"][str(n)] for n in ns], "s-", label="memjax float32")
+        axes[1].loglog(
+            ns, [sp["memjax_f64_seconds"][str(n)] for n in ns], "s:", label="memjax float64"
+        )
+        axes[1].loglog(
+            ns,
+            [sp["memjax_seconds"][str(n)] + sp["memjax_compile_seconds"][str(n)] for n in ns],
+            "--",
+            alpha=0.6,
+            label="memjax f32 incl. compile",
+        )
+        axes[1].set(
+            xlabel="independent MIF neurons N",
+            ylabel="wall time (s)",
+            title=f"{T_STOP * 1e3:g} ms pulse transient",
+        )
         axes[1].grid(True, which="both", alpha=0.3)
         axes[1].legend(fontsize=8)
     if waves is not None:
-        axes[2].plot(waves["t_sp"] * 1e3, waves["v_sp"] * 1e3, lw=2.5, alpha=0.5,
-                     label="ngspice v")
+        axes[2].plot(waves["t_sp"] * 1e3, waves["v_sp"] * 1e3, lw=2.5, alpha=0.5, label="ngspice v")
         axes[2].plot(waves["t"] * 1e3, waves["v_mj"] * 1e3, "--", lw=1, label="memjax v")
         ax2 = axes[2].twinx()
         ax2.plot(waves["t_sp"] * 1e3, waves["x1_sp"], color="C2", lw=2.5, alpha=0.4)

@@ -83,16 +83,41 @@ def _mmss():
 
 SPICE_CASES: dict[str, SpiceCase] = {
     "hp": SpiceCase(
-        "hp.sub", "hpmem", _hp, 1.0, 0.5,
-        params={"ron": "R_on", "roff": "R_off", "d": "D", "uv": "mu_v", "wp": "window.p",
-                "x0": "x0"},
+        "hp.sub",
+        "hpmem",
+        _hp,
+        1.0,
+        0.5,
+        params={
+            "ron": "R_on",
+            "roff": "R_off",
+            "d": "D",
+            "uv": "mu_v",
+            "wp": "window.p",
+            "x0": "x0",
+        },
         spread={"R_on": 0.1, "R_off": 0.1, "mu_v": 0.1},
     ),
     "mmss": SpiceCase(
-        "mmss.sub", "mmss", _mmss, 0.5, 1e3,
-        params={"ron": "R_on", "roff": "R_off", "von": "V_on", "voff": "V_off", "tau": "tau",
-                "vt": "v_t", "phi": "phi", "af": "a_f", "bf": "b_f", "ar": "a_r",
-                "br": "b_r", "x0": "x0"},
+        "mmss.sub",
+        "mmss",
+        _mmss,
+        0.5,
+        1e3,
+        params={
+            "ron": "R_on",
+            "roff": "R_off",
+            "von": "V_on",
+            "voff": "V_off",
+            "tau": "tau",
+            "vt": "v_t",
+            "phi": "phi",
+            "af": "a_f",
+            "bf": "b_f",
+            "ar": "a_r",
+            "br": "b_r",
+            "x0": "x0",
+        },
         spread={"R_on": 0.1, "R_off": 0.1, "tau": 0.1},
     ),
 }
@@ -116,9 +141,7 @@ def _netlist(case: SpiceCase, dev, n: int, out: Path, probe_state: bool) -> str:
         f"Vin in 0 SIN(0 {case.amplitude!r} {case.frequency!r})",
     ]
     for k in range(n):
-        ps = " ".join(
-            f"{p}={float(v if v.ndim == 0 else v[k])!r}" for p, v in values.items()
-        )
+        ps = " ".join(f"{p}={float(v if v.ndim == 0 else v[k])!r}" for p, v in values.items())
         lines.append(f"X{k} in 0 {case.subckt_name} {ps}")
     probes = "v(in) i(vin)" + (" v(x0.x)" if probe_state else "")
     lines += [
@@ -146,8 +169,7 @@ def run_ngspice(netlist: str, workdir: Path, stem: str) -> dict:
     out = workdir / f"{stem}.txt"
     cir.write_text(netlist)
     t0 = time.perf_counter()
-    proc = subprocess.run(["ngspice", "-b", str(cir)], capture_output=True, text=True,
-                          cwd=workdir)
+    proc = subprocess.run(["ngspice", "-b", str(cir)], capture_output=True, text=True, cwd=workdir)
     wall = time.perf_counter() - t0
     log = proc.stdout + proc.stderr
     if proc.returncode != 0 or not out.exists():
@@ -159,7 +181,8 @@ def run_ngspice(netlist: str, workdir: Path, stem: str) -> dict:
         return float(m.group(1)) if m else None
 
     return {
-        "data": data, "wall": wall,
+        "data": data,
+        "wall": wall,
         "analysis": stat(r"Total analysis time \(seconds\)"),
         "timepoints": stat("Transient timepoints"),
         "iterations": stat("Transient iterations"),
@@ -179,8 +202,9 @@ def _memjax_fn(case: SpiceCase, pop):
     drive = Sine(case.amplitude, case.frequency)
 
     def f(arrays):
-        tr = simulate(eqx.combine(arrays, static), drive, dt=T / MEMJAX_STEPS_PER_PERIOD,
-                      n_steps=n_steps)
+        tr = simulate(
+            eqx.combine(arrays, static), drive, dt=T / MEMJAX_STEPS_PER_PERIOD, n_steps=n_steps
+        )
         return tr.t, tr.x, tr.i
 
     t0 = time.perf_counter()
@@ -199,19 +223,27 @@ def _one_case(ctx: Context, name: str, case: SpiceCase, sizes, repeats, workdir:
     from memjax.populations import sample_population
 
     dev = case.build()
-    rec: dict[str, Any] = {"ngspice_seconds": {}, "ngspice_analysis_seconds": {},
-                           "ngspice_timepoints": {}, "memjax_seconds": {},
-                           "memjax_compile_seconds": {}, "speedup": {},
-                           "speedup_incl_compile": {}, "sum_current_rel_err": {}}
+    rec: dict[str, Any] = {
+        "ngspice_seconds": {},
+        "ngspice_analysis_seconds": {},
+        "ngspice_timepoints": {},
+        "memjax_seconds": {},
+        "memjax_compile_seconds": {},
+        "speedup": {},
+        "speedup_incl_compile": {},
+        "sum_current_rel_err": {},
+    }
     wave = None
     for n in sizes:
         if n == 1:
             pop = sample_population(dev, jax.random.key(0), 1, {})
         else:
-            pop = sample_population(dev, jax.random.fold_in(jax.random.key(ctx.seed), n), n,
-                                    case.spread)
-        sp = run_ngspice(_netlist(case, pop, n, workdir / f"{name}_{n}.txt", n == 1),
-                          workdir, f"{name}_{n}")
+            pop = sample_population(
+                dev, jax.random.fold_in(jax.random.key(ctx.seed), n), n, case.spread
+            )
+        sp = run_ngspice(
+            _netlist(case, pop, n, workdir / f"{name}_{n}.txt", n == 1), workdir, f"{name}_{n}"
+        )
         compiled, arrays, compile_s = _memjax_fn(case, pop)
         stats = timeit(compiled, arrays, repeats=repeats, warmup=1)
         t_mj, x_mj, i_mj = (np.asarray(a) for a in compiled(arrays))
@@ -233,23 +265,36 @@ def _one_case(ctx: Context, name: str, case: SpiceCase, sizes, repeats, workdir:
             rec["max_rel_err"] = float(np.max(err_i) / np.max(np.abs(i_mj[0])))
             rec["state_max_abs_err"] = float(np.max(err_x))
             rec["compared_samples"] = int(np.sum(m))
-            wave = {"t_mj": t_mj, "i_mj": i_mj[0], "t_sp": t_sp, "i_sp": -sp["data"][:, 2],
-                    "err": err_i / np.max(np.abs(i_mj[0])), "t_err": t_mj[m]}
-        ctx.log(f"{name}: N={n}: ngspice {sp['wall']:.3g} s, memjax {stats['median_s']:.3g} s "
-                f"(compile {compile_s:.2f} s), sum-current err {rec['sum_current_rel_err'][key]:.2e}")
+            wave = {
+                "t_mj": t_mj,
+                "i_mj": i_mj[0],
+                "t_sp": t_sp,
+                "i_sp": -sp["data"][:, 2],
+                "err": err_i / np.max(np.abs(i_mj[0])),
+                "t_err": t_mj[m],
+            }
+        ctx.log(
+            f"{name}: N={n}: ngspice {sp['wall']:.3g} s, memjax {stats['median_s']:.3g} s "
+            f"(compile {compile_s:.2f} s), sum-current err {rec['sum_current_rel_err'][key]:.2e}"
+        )
     return rec, wave
 
 
 def _plot_waves(ctx: Context, waves: dict):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(waves), figsize=(5.2 * len(waves), 5.6), squeeze=False,
-                             sharex="col", gridspec_kw={"height_ratios": [2.2, 1]})
+    fig, axes = plt.subplots(
+        2,
+        len(waves),
+        figsize=(5.2 * len(waves), 5.6),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"height_ratios": [2.2, 1]},
+    )
     for col, (name, w) in enumerate(waves.items()):
         case = SPICE_CASES[name]
         ax, ae = axes[0, col], axes[1, col]
-        ax.plot(w["t_sp"] * 1e3, w["i_sp"] * 1e6, color="C0", lw=2.5, alpha=0.5,
-                label="ngspice")
+        ax.plot(w["t_sp"] * 1e3, w["i_sp"] * 1e6, color="C0", lw=2.5, alpha=0.5, label="ngspice")
         ax.plot(w["t_mj"] * 1e3, w["i_mj"] * 1e6, "--", color="C3", lw=1.0, label="memjax")
         ax.set_ylabel("current (uA)")
         ax.set_title(f"{name}: {case.amplitude:g} V sine at {case.frequency:g} Hz", fontsize=10)
@@ -268,13 +313,28 @@ def _plot_times(ctx: Context, recs: dict):
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     for c, (name, r) in enumerate(recs.items()):
         ns = sorted(int(k) for k in r["ngspice_seconds"])
-        ax.plot(ns, [r["ngspice_seconds"][str(n)] for n in ns], "o-", color=f"C{c}",
-                label=f"{name}: ngspice")
-        ax.plot(ns, [r["memjax_seconds"][str(n)] for n in ns], "s--", color=f"C{c}",
-                label=f"{name}: memjax (jitted)")
-        ax.plot(ns, [r["memjax_seconds"][str(n)] + r["memjax_compile_seconds"][str(n)]
-                     for n in ns], ":", color=f"C{c}", alpha=0.6,
-                label=f"{name}: memjax incl. compile")
+        ax.plot(
+            ns,
+            [r["ngspice_seconds"][str(n)] for n in ns],
+            "o-",
+            color=f"C{c}",
+            label=f"{name}: ngspice",
+        )
+        ax.plot(
+            ns,
+            [r["memjax_seconds"][str(n)] for n in ns],
+            "s--",
+            color=f"C{c}",
+            label=f"{name}: memjax (jitted)",
+        )
+        ax.plot(
+            ns,
+            [r["memjax_seconds"][str(n)] + r["memjax_compile_seconds"][str(n)] for n in ns],
+            ":",
+            color=f"C{c}",
+            alpha=0.6,
+            label=f"{name}: memjax incl. compile",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("devices N")
@@ -295,8 +355,9 @@ def run(ctx: Context) -> dict:
         ctx.log("ngspice not found on PATH: skipping")
         return {"metrics": {"skipped": "ngspice not found"}, "config": {}}
     version = subprocess.run([exe, "-v"], capture_output=True, text=True).stdout
-    version = next((ln.strip("* ").strip() for ln in version.splitlines() if "ngspice-" in ln),
-                   "unknown")
+    version = next(
+        (ln.strip("* ").strip() for ln in version.splitlines() if "ngspice-" in ln), "unknown"
+    )
     sizes = (1, 10, 100) if ctx.quick else (1, 100, 1000)
     repeats = 5
     metrics, waves = {}, {}
@@ -317,8 +378,12 @@ def run(ctx: Context) -> dict:
         "sizes": list(sizes),
         "memjax_repeats": repeats,
         "cases": {
-            name: {"subcircuit": c.subckt_file, "amplitude_V": c.amplitude,
-                   "frequency_Hz": c.frequency, "spread": c.spread}
+            name: {
+                "subcircuit": c.subckt_file,
+                "amplitude_V": c.amplitude,
+                "frequency_Hz": c.frequency,
+                "spread": c.spread,
+            }
             for name, c in SPICE_CASES.items()
         },
     }

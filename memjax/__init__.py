@@ -30,14 +30,15 @@ from .integrate import Euler as Euler
 from .integrate import Heun as Heun
 from .integrate import checkpointed_scan as checkpointed_scan
 from .integrate import odeint as odeint
+from .losses import accuracy as accuracy
+from .losses import cross_entropy as cross_entropy
 from .neurons import LIF as LIF
 from .neurons import MIF as MIF
+from .neurons import AbstractNeuron as AbstractNeuron
 from .neurons import lif_step as lif_step
 from .neurons import mif_step as mif_step
 from .populations import sample_population as sample_population
 from .populations import simulate_population as simulate_population
-from .losses import accuracy as accuracy
-from .losses import cross_entropy as cross_entropy
 from .training import TrainState as TrainState
 from .training import evaluate as evaluate
 from .training import fit as fit

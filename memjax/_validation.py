@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
 __all__ = [
     "concrete",
+    "is_int",
+    "check_int",
     "check_positive",
     "check_nonnegative",
     "check_range",
@@ -51,6 +56,46 @@ def _record(bad: Any, message: str) -> None:
         _COLLECTED[-1].append((jnp.any(bad), message))
 
 
+def is_int(value: Any) -> TypeIs[int | np.integer]:
+    """Whether ``value`` is a Python or NumPy integer (a bool is not; 2.0 is not)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_int(
+    where: str,
+    value: Any,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    none_ok: bool = False,
+    note: str = "",
+    type_error: type[Exception] = ValueError,
+) -> None:
+    """Check a static integer argument or field.
+
+    ``where`` names the owner and the field as the message shows them (``"MLP.n_in"``,
+    ``"fit: batch_size"``). Raises ``type_error`` for a value that is not an integer
+    (:func:`is_int`) and `ValueError` for one outside ``[lo, hi]`` (either bound may be
+    None); ``none_ok`` lets None through. ``note`` follows the
+    allowed range in the message.
+    """
+    if value is None and none_ok:
+        return
+    if lo is not None and hi is not None:
+        allowed = f"an integer in [{lo}, {hi}]"
+    elif lo is not None:
+        allowed = f"an integer >= {lo}"
+    elif hi is not None:
+        allowed = f"an integer <= {hi}"
+    else:
+        allowed = "an integer"
+    allowed = ("None or " if none_ok else "") + allowed + note
+    if not is_int(value):
+        raise type_error(f"{where} must be {allowed}; got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{where} must be {allowed}; got {value!r}")
+
+
 def check_real(owner: str, name: str, value: Any) -> None:
     """Raise `TypeError` unless `value` is a real number or an array of real numbers
     (bool, integer or floating; a tracer of such a dtype passes)."""
@@ -64,8 +109,12 @@ def check_real(owner: str, name: str, value: Any) -> None:
             raise TypeError(
                 f"{owner}.{name} must be a real number or array; got {type(value).__name__}"
             ) from e
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
-            or np.issubdtype(dtype, np.bool_) or str(dtype) == "bfloat16"):
+    if not (
+        np.issubdtype(dtype, np.floating)
+        or np.issubdtype(dtype, np.integer)
+        or np.issubdtype(dtype, np.bool_)
+        or str(dtype) == "bfloat16"
+    ):
         raise TypeError(
             f"{owner}.{name} must be a real number or array; got dtype {dtype} "
             f"({type(value).__name__})"
@@ -84,7 +133,11 @@ def check_broadcast(owner: str, fields: dict[str, Any]) -> tuple[int, ...]:
         except ValueError:
             # Name the earlier field that fixed the conflicting axis.
             other = next(
-                (first[ax] for ax in first if ax < len(s) and s[-1 - ax] not in (1, first[ax][1][-1 - ax])),
+                (
+                    first[ax]
+                    for ax in first
+                    if ax < len(s) and s[-1 - ax] not in (1, first[ax][1][-1 - ax])
+                ),
                 next(iter(first.values()), ("?", shape)),
             )
             raise ValueError(
@@ -144,13 +197,14 @@ def check_positive(owner: str, name: str, value: Any, unit: str = "") -> None:
     check_real(owner, name, value)
     arr = concrete(value)
     if arr is None:
-        _record(~(jnp.isfinite(value) & (value > 0)),
-                f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}")
+        _record(
+            ~(jnp.isfinite(value) & (value > 0)),
+            f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}",
+        )
         return
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(
-            f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}; "
-            f"got {_fmt(arr)}"
+            f"{owner}.{name} must be finite and > 0{(' ' + unit) if unit else ''}; got {_fmt(arr)}"
         )
 
 
@@ -160,13 +214,14 @@ def check_nonnegative(owner: str, name: str, value: Any, unit: str = "") -> None
     check_real(owner, name, value)
     arr = concrete(value)
     if arr is None:
-        _record(~(jnp.isfinite(value) & (value >= 0)),
-                f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}")
+        _record(
+            ~(jnp.isfinite(value) & (value >= 0)),
+            f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}",
+        )
         return
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(
-            f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}; "
-            f"got {_fmt(arr)}"
+            f"{owner}.{name} must be finite and >= 0{(' ' + unit) if unit else ''}; got {_fmt(arr)}"
         )
 
 

@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._validation import check_positive
+from ._validation import check_int, check_positive
 from .devices.rram import MultiLevelRRAM, RRAMState
 
 __all__ = [
@@ -127,16 +127,16 @@ def init_weight(
     if distribution == "normal":
         std = math.sqrt(2.0 / (n_in + n_out)) if scale is None else scale
         if not (math.isfinite(std) and std > 0):
-            raise ValueError(f"Crossbar.init: scale (the std) must be finite and > 0; got {scale!r}")
+            raise ValueError(
+                f"Crossbar.init: scale (the std) must be finite and > 0; got {scale!r}"
+            )
         return jnp.clip(std * jax.random.normal(key, shape), -1.0, 1.0)
     raise ValueError(
         f"Crossbar.init: distribution must be 'uniform' or 'normal'; got {distribution!r}"
     )
 
 
-def quantize_ste(
-    x: Float[ArrayLike, "..."], lo: float, step: float, n: int
-) -> Float[Array, "..."]:
+def quantize_ste(x: Float[ArrayLike, "..."], lo: float, step: float, n: int) -> Float[Array, "..."]:
     """Round ``x`` to the ``n`` levels ``lo + k step`` (k = 0 .. n - 1), clipping to
     their range; straight-through gradient (1 inside the range, 0 where clipped)."""
     x = jnp.asarray(x)
@@ -144,13 +144,6 @@ def quantize_ste(
     xc = jnp.clip(x, lo, hi)
     q = lo + jnp.round((xc - lo) / step) * step
     return xc + jax.lax.stop_gradient(q - xc)
-
-
-def _bits(owner, name, value):
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 32:
-        raise ValueError(f"{owner}.{name} must be None or an integer in [1, 32]; got {value!r}")
 
 
 class CrossbarConfig(eqx.Module):
@@ -191,8 +184,8 @@ class CrossbarConfig(eqx.Module):
                 raise ValueError(f"{n}.{name} must be a bool; got {getattr(self, name)!r}")
         if self.drift_time is not None:
             check_positive(n, "drift_time", self.drift_time, "s")
-        _bits(n, "dac_bits", self.dac_bits)
-        _bits(n, "adc_bits", self.adc_bits)
+        check_int(f"{n}.dac_bits", self.dac_bits, 1, 32, none_ok=True)
+        check_int(f"{n}.adc_bits", self.adc_bits, 1, 32, none_ok=True)
         check_positive(n, "v_read", self.v_read, "V")
         if self.adc_range is not None:
             check_positive(n, "adc_range", self.adc_range, "A")
@@ -247,8 +240,7 @@ class Crossbar(AbstractSynapse):
           ``u_neg = max(-w, 0)`` (the MEMprop networks' initialisation).
         """
         for name, val in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-                raise ValueError(f"Crossbar.init: {name} must be a positive integer; got {val!r}")
+            check_int(f"Crossbar.init: {name}", val, 1)
         if pairing not in ("symmetric", "one-sided"):
             raise ValueError(
                 f"Crossbar.init: pairing must be 'symmetric' or 'one-sided'; got {pairing!r}"
@@ -303,7 +295,7 @@ class Crossbar(AbstractSynapse):
         v = jnp.asarray(v)
         if cfg.dac_bits is None:
             return v
-        n = 2 ** cfg.dac_bits
+        n = 2**cfg.dac_bits
         if cfg.dac_signed:
             step = cfg.v_read / 2 ** (cfg.dac_bits - 1)
             return quantize_ste(v, -cfg.v_read, step, n)

@@ -59,7 +59,7 @@ def _place(x, sharding):
         return x  # Python scalars and other non-array leaves stay as they are
     if jax.process_count() == 1:
         return jax.device_put(x, sharding)
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
         impl = jax.random.key_impl(x)
         return jax.random.wrap_key_data(_place(jax.random.key_data(x), sharding), impl=impl)
     arr = np.asarray(x)

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
+from ._validation import check_int, is_int
+
 __all__ = [
     "AbstractSolver",
     "Euler",
@@ -132,10 +134,7 @@ def check_finite(ys: PyTree, ts: Float[Array, " T"]) -> None:
 
 def _check_count(name: str, value: Any) -> int:
     """A static count >= 1: a Python or NumPy integer (not a bool, not 2.5)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"odeint: {name} must be an integer >= 1; got {value!r}")
-    if value < 1:
-        raise ValueError(f"odeint: {name} must be >= 1; got {value}")
+    check_int(f"odeint: {name}", value, 1, type_error=TypeError)
     return int(value)
 
 
@@ -144,8 +143,9 @@ def _check_time(name: str, value: Any, *, positive: bool) -> None:
     if isinstance(value, jax.core.Tracer):
         return
     arr = np.asarray(value)
-    if arr.shape != () or not (np.issubdtype(arr.dtype, np.floating)
-                               or np.issubdtype(arr.dtype, np.integer)):
+    if arr.shape != () or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
         raise TypeError(f"odeint: {name} must be a real scalar (s); got {value!r}")
     if not np.isfinite(arr) or (positive and arr <= 0):
         want = "finite and > 0" if positive else "finite"
@@ -158,7 +158,7 @@ def odeint(
     *,
     dt: float,
     n_steps: int,
-    t0: float = 0.0,
+    t0: float | Array = 0.0,
     solver: AbstractSolver = RK4(),
     substeps: int = 1,
     project: Callable[[PyTree], PyTree] | None = None,
@@ -225,8 +225,14 @@ def odeint(
         # Half precision cannot resolve a time grid (bfloat16 holds 3 significant
         # digits: t = 1.0 + 1e-3 rounds to 1.0) nor most device constants.
         dtype = jnp.promote_types(dtype, jnp.float32)
-    y0 = jax.tree.map(lambda a: a.astype(jnp.promote_types(a.dtype, dtype))
-                      if jnp.issubdtype(a.dtype, jnp.inexact) else a, y0)
+    y0 = jax.tree.map(
+        lambda a: (
+            a.astype(jnp.promote_types(a.dtype, dtype))
+            if jnp.issubdtype(a.dtype, jnp.inexact)
+            else a
+        ),
+        y0,
+    )
     h = jnp.asarray(dt / substeps, dtype)
     if isinstance(dt, jax.core.Tracer):
         h = eqx.error_if(h, ~(jnp.isfinite(h) & (h > 0)), "odeint: dt must be finite and > 0")
@@ -259,7 +265,7 @@ def odeint(
 def check_checkpoint(name: str, checkpoint) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``checkpoint`` is a mode of
     :func:`checkpointed_scan`: ``'none'``, ``'step'``, ``'sqrt'`` or an int >= 1."""
-    if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool):
+    if is_int(checkpoint):
         if checkpoint < 1:
             raise ValueError(f"{name}: segment length must be >= 1; got {checkpoint}")
         return
@@ -304,11 +310,11 @@ def checkpointed_scan(
     The stacked outputs ``ys`` are returned in full (``O(T)``) in every mode: return
     small per-step outputs, or reduce them in the carry, when memory matters.
     """
-    if xs is None and length is None:
-        raise ValueError("checkpointed_scan: give xs or length")
-    check_checkpoint("checkpointed_scan: checkpoint", checkpoint)
     leaves = jax.tree.leaves(xs)
     T = leaves[0].shape[0] if leaves else length
+    if T is None:
+        raise ValueError("checkpointed_scan: give xs or length")
+    check_checkpoint("checkpointed_scan: checkpoint", checkpoint)
     if checkpoint == "none":
         return jax.lax.scan(f, init, xs, length)
     step = jax.checkpoint(f)

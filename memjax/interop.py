@@ -48,12 +48,12 @@ class NNXWrapper(nnx.Module):
     @property
     def module(self) -> eqx.Module:
         """The wrapped module with the current parameter values."""
-        treedef, static = self._memjax_static
+        treedef, static = self._memjax_static  # type: ignore[attr-defined]  # set in __init__
         leaves = [p.get_value() for p in self.params]
         return eqx.combine(jax.tree.unflatten(treedef, leaves), static)
 
     def __call__(self, *args, **kwargs):
-        return self.module(*args, **kwargs)
+        return self.module(*args, **kwargs)  # type: ignore[operator]  # a callable Module
 
 
 def to_nnx(module: eqx.Module, filter_spec: Any = eqx.is_inexact_array) -> NNXWrapper:
@@ -102,4 +102,3 @@ def from_linen(
     if not hasattr(module, "apply"):
         raise TypeError(f"from_linen: module must be a flax.linen Module; got {type(module)}")
     return LinenWrapper(variables=variables, module=module, apply_kwargs=dict(apply_kwargs))
-

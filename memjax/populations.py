@@ -27,8 +27,8 @@ wide normal spread, ``R_on >= R_off``) raises at run time instead of running sil
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Literal, TypeVar
 
 import equinox as eqx
@@ -99,9 +99,7 @@ def sample_population(
     for name, sigma in spread.items():
         _field_path(device, name)
         if not (sigma >= 0):
-            raise ValueError(
-                f"sample_population: spread[{name!r}] must be >= 0; got {sigma}"
-            )
+            raise ValueError(f"sample_population: spread[{name!r}] must be >= 0; got {sigma}")
 
     def bcast(leaf):
         if eqx.is_inexact_array_like(leaf) and not isinstance(leaf, bool):
@@ -112,7 +110,9 @@ def sample_population(
     pop = jax.tree.map(bcast, device)
     keys = jax.random.split(key, max(len(spread), 1))
     for k, (name, sigma) in zip(keys, sorted(spread.items())):
-        dist = distribution if isinstance(distribution, str) else distribution.get(name, "lognormal")
+        dist = (
+            distribution if isinstance(distribution, str) else distribution.get(name, "lognormal")
+        )
         base = _get(name)(pop)
         if dist == "lognormal":
             new = base * jnp.exp(sigma * jax.random.normal(k, base.shape, base.dtype))
@@ -167,12 +167,12 @@ def index(pop: M, i) -> M:
     return jax.tree.map(lambda x: x[i] if eqx.is_array(x) and x.ndim > 0 else x, pop)
 
 
-def simulate_population(
-    simulate_fn: Callable, pop: eqx.Module, *args, out_axes=0, **kwargs
-):
+def simulate_population(simulate_fn: Callable, pop: eqx.Module, *args, out_axes=0, **kwargs):
     """``vmap`` ``simulate_fn(device, *args, **kwargs)`` over a population's leading axis.
 
-    Every array leaf of ``pop`` is mapped; ``args``/``kwargs`` are shared; ``out_axes``
+    Every floating array leaf of ``pop`` with a leading axis is mapped; integer and
+    scalar leaves are shared, so this also works under `jax.jit` for a device with an
+    integer field (e.g. ``Biolek(p=2)``). ``args``/``kwargs`` are shared; ``out_axes``
     is passed to `eqx.filter_vmap` (``None`` for outputs shared by all devices). For
     models whose equations are elementwise (all built-in compact models), calling
     ``simulate(pop, ...)`` directly is equivalent and avoids the batching transform.
@@ -183,7 +183,15 @@ def simulate_population(
         traj.x.shape  # (100_000, 1000)
     """
 
-    def one(dev):
-        return simulate_fn(dev, *args, **kwargs)
+    mapped, shared = eqx.partition(pop, _has_population_axis)
 
-    return eqx.filter_vmap(one, out_axes=out_axes)(pop)
+    def one(dev_mapped, dev_shared):
+        return simulate_fn(eqx.combine(dev_mapped, dev_shared), *args, **kwargs)
+
+    return eqx.filter_vmap(one, in_axes=(0, None), out_axes=out_axes)(mapped, shared)
+
+
+def _has_population_axis(leaf) -> bool:
+    """Floating array leaves of rank >= 1 carry the population axis; integer leaves
+    (e.g. a window exponent ``p``) and scalars, also as tracers under `jit`, are shared."""
+    return eqx.is_inexact_array(leaf) and jnp.ndim(leaf) >= 1

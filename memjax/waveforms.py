@@ -29,9 +29,7 @@ class Sine(eqx.Module):
         check_positive("Sine", "frequency", self.frequency, "Hz")
 
     def __call__(self, t):
-        return self.offset + self.amplitude * jnp.sin(
-            2 * jnp.pi * self.frequency * t + self.phase
-        )
+        return self.offset + self.amplitude * jnp.sin(2 * jnp.pi * self.frequency * t + self.phase)
 
 
 class Triangle(eqx.Module):

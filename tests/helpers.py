@@ -14,10 +14,40 @@ def central_fd(fn, x, eps=1e-6):
     gf = g.reshape(-1)
     for k in range(flat.size):
         h = eps * max(1.0, abs(flat[k]))
-        xp = flat.copy(); xp[k] += h
-        xm = flat.copy(); xm[k] -= h
-        gf[k] = (float(fn(jnp.asarray(xp.reshape(x.shape)))) - float(fn(jnp.asarray(xm.reshape(x.shape))))) / (2 * h)
+        xp = flat.copy()
+        xp[k] += h
+        xm = flat.copy()
+        xm[k] -= h
+        gf[k] = (
+            float(fn(jnp.asarray(xp.reshape(x.shape))))
+            - float(fn(jnp.asarray(xm.reshape(x.shape))))
+        ) / (2 * h)
     return g
+
+
+def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """Whether pytrees ``x`` and ``y`` have the same structure and close leaves.
+
+    Array leaves (PRNG keys by their key data) must have equal shapes and be close as in
+    `np.allclose`; ``rtol=0, atol=0`` asks for equality. Other leaves must be equal.
+    """
+    if jax.tree.structure(x) != jax.tree.structure(y):
+        return False
+    for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)):
+        if eqx.is_array_like(a) and eqx.is_array_like(b):
+            a, b = (
+                np.asarray(jax.random.key_data(c))
+                if jax.dtypes.issubdtype(jnp.asarray(c).dtype, jax.dtypes.prng_key)
+                else np.asarray(c)
+                for c in (a, b)
+            )
+            if a.shape != b.shape or not np.allclose(
+                a, b, rtol=rtol, atol=atol, equal_nan=equal_nan
+            ):
+                return False
+        elif a != b:
+            return False
+    return True
 
 
 def rel_err(a, b, floor=1e-30):

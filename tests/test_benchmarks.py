@@ -14,7 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_list_names_the_benchmarks():
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks", "list"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert "devices" in names and "spice" in names
@@ -92,9 +95,13 @@ def test_spice_netlist_matches_memjax(tmp_path):
             spice._netlist(case, dev, 1, tmp_path / "hp.txt", True), tmp_path, "hp"
         )
         T = 1.0 / case.frequency
-        tr = simulate(dev, Sine(case.amplitude, case.frequency),
-                      dt=T / spice.MEMJAX_STEPS_PER_PERIOD,
-                      n_steps=spice.PERIODS * spice.MEMJAX_STEPS_PER_PERIOD + 1)
-    err, _ = spice._interp_err(np.asarray(tr.t), np.asarray(tr.i), sp["data"][:, 0],
-                               -sp["data"][:, 2])
+        tr = simulate(
+            dev,
+            Sine(case.amplitude, case.frequency),
+            dt=T / spice.MEMJAX_STEPS_PER_PERIOD,
+            n_steps=spice.PERIODS * spice.MEMJAX_STEPS_PER_PERIOD + 1,
+        )
+    err, _ = spice._interp_err(
+        np.asarray(tr.t), np.asarray(tr.i), sp["data"][:, 0], -sp["data"][:, 2]
+    )
     assert np.max(err) / np.max(np.abs(tr.i)) < 1e-5

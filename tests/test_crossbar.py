@@ -149,8 +149,13 @@ def test_quantize_levels_restricts_conductances(getkey):
     G = np.asarray(prog.conductances()[0])
     np.testing.assert_allclose(G, np.asarray(xb.conductances()[0]), rtol=1e-5)
     # With program noise the programmed crossbar keeps its errors (no re-snapping).
-    noisy = Crossbar(u_pos=xb.u_pos, u_neg=xb.u_neg, config=CrossbarConfig(
-        quantize_levels=True, program_noise=True, device=dev.replace(write_sigma=0.005)))
+    noisy = Crossbar(
+        u_pos=xb.u_pos,
+        u_neg=xb.u_neg,
+        config=CrossbarConfig(
+            quantize_levels=True, program_noise=True, device=dev.replace(write_sigma=0.005)
+        ),
+    )
     pn, _ = noisy.program(getkey())
     assert not pn.config.quantize_levels and pn.config.program_noise
     dn = np.abs(np.asarray(pn.conductances()[0]) - G)
@@ -205,9 +210,10 @@ def test_drift_lowers_conductance_per_power_law(x64, getkey):
     base = _xb(getkey(), 6, 5, device=dev)
     v = jax.random.uniform(getkey(), (4, 6), minval=-0.2, maxval=0.2)
     for t in (1.0, 1e3, 3.15e7):
-        xb = Crossbar(u_pos=base.u_pos, u_neg=base.u_neg,
-                      config=CrossbarConfig(device=dev, drift_time=t))
-        f = t ** -0.05
+        xb = Crossbar(
+            u_pos=base.u_pos, u_neg=base.u_neg, config=CrossbarConfig(device=dev, drift_time=t)
+        )
+        f = t**-0.05
         for G, G0 in zip(xb.conductances(), base.conductances()):
             np.testing.assert_allclose(G, np.asarray(G0) * f, rtol=1e-13)
         np.testing.assert_allclose(run(xb, v), np.asarray(run(base, v)) * f, rtol=1e-12)
@@ -292,7 +298,9 @@ def test_init_normal_one_sided_pairs_and_synapse_interface(getkey):
     k = getkey()
     xb = Crossbar.init(k, 50, 40, scale=0.3, distribution="normal", pairing="one-sided")
     w = np.asarray(init_weight(k, (50, 40), "normal", 0.3))
-    np.testing.assert_array_equal(w, np.clip(0.3 * np.asarray(jax.random.normal(k, (50, 40))), -1, 1))
+    np.testing.assert_array_equal(
+        w, np.clip(0.3 * np.asarray(jax.random.normal(k, (50, 40))), -1, 1)
+    )
     np.testing.assert_allclose(xb.u_pos - xb.u_neg, w, atol=1e-7)
     assert np.all((np.asarray(xb.u_pos) == 0) | (np.asarray(xb.u_neg) == 0))  # one cell at G_min
     sym = Crossbar.init(k, 50, 40)

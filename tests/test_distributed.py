@@ -53,14 +53,16 @@ CHILD = PROBLEM + textwrap.dedent(
 def _result(stdout: str) -> dict:
     """The JSON a subprocess script printed after ``RESULT``."""
     line = next(ln for ln in stdout.splitlines() if ln.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 def test_four_devices_match_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
-                          env=env, timeout=300)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = _result(proc.stdout)
     one, four = out["one"], out["four"]
@@ -95,12 +97,21 @@ def test_fit_rejects_indivisible_batch(monkeypatch):
     monkeypatch.setattr(dist, "batch_divisor", lambda mesh, axis="data": 4)
     x, y = np.zeros((16, 2), np.float32), np.zeros(16, np.int32)
     with pytest.raises(ValueError, match="batch_size must be divisible"):
-        fit({"w": np.zeros(2, np.float32)}, lambda m, x, y, k: (0.0, {}), None, (x, y),
-            epochs=1, batch_size=6, progress=False, mesh=data_mesh())
+        fit(
+            {"w": np.zeros(2, np.float32)},
+            lambda m, x, y, k: (0.0, {}),
+            None,
+            (x, y),
+            epochs=1,
+            batch_size=6,
+            progress=False,
+            mesh=data_mesh(),
+        )
 
 
-WORKER = textwrap.dedent(
-    """
+WORKER = (
+    textwrap.dedent(
+        """
     import sys
     import jax
     pid, port = int(sys.argv[1]), sys.argv[2]
@@ -108,12 +119,15 @@ WORKER = textwrap.dedent(
     jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
                                process_id=pid)
     """
-) + PROBLEM + textwrap.dedent(
-    """
+    )
+    + PROBLEM
+    + textwrap.dedent(
+        """
     mm, h = train(data_mesh())
     print("RESULT" + json.dumps({"devices": jax.device_count(), "loss": h["train_loss"],
           "w": np.asarray(mm["w"].addressable_data(0)).ravel().tolist()}))
     """
+    )
 )
 
 
@@ -126,19 +140,33 @@ def test_two_processes_jax_distributed_match_one_device():
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(i), str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outs = []
     for p in procs:
         so, se = p.communicate(timeout=300)
         assert p.returncode == 0, se[-3000:]
         outs.append(_result(so))
-    ref = _result(subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300,
-        env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4")).stdout)["one"]
+    ref = _result(
+        subprocess.run(
+            [sys.executable, "-c", CHILD],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+        ).stdout
+    )["one"]
     for o in outs:
         assert o["devices"] == 4
         np.testing.assert_allclose(o["loss"], ref["loss"], rtol=1e-5)

@@ -27,8 +27,11 @@ def test_nnx_wrapper_trains_like_the_equinox_module(getkey):
 
     # The same SGD step done on the equinox module directly.
     g = eqx.filter_grad(loss_eqx)(xb)
-    stepped = jax.tree.map(lambda p, d: p - 0.1 * d, eqx.filter(xb, eqx.is_inexact_array),
-                           eqx.filter(g, eqx.is_inexact_array))
+    stepped = jax.tree.map(
+        lambda p, d: p - 0.1 * d,
+        eqx.filter(xb, eqx.is_inexact_array),
+        eqx.filter(g, eqx.is_inexact_array),
+    )
     stepped = eqx.combine(stepped, eqx.filter(xb, eqx.is_inexact_array, inverse=True))
     np.testing.assert_allclose(layer.module.u_pos, stepped.u_pos, rtol=1e-6)
     assert float(loss_eqx(layer.module)) < float(loss_eqx(xb))
@@ -48,8 +51,9 @@ def test_linen_module_inside_fit(getkey):
         logits = m(xb)
         return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), {}
 
-    trained, hist = mj.fit(model, loss_fn, optax.adam(0.05), (x, y), epochs=5, batch_size=32,
-                           progress=False)
+    trained, hist = mj.fit(
+        model, loss_fn, optax.adam(0.05), (x, y), epochs=5, batch_size=32, progress=False
+    )
     acc = float(jnp.mean(jnp.argmax(trained(x), -1) == y))
     assert hist["train_loss"][-1] < hist["train_loss"][0]
     assert acc > 0.9
@@ -76,8 +80,11 @@ class _Net(nnx.Module):
 
 @pytest.mark.parametrize("nested", [False, True], ids=["top-level", "nested"])
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "nnx.jit"])
-@pytest.mark.parametrize("tx", [optax.adam(1e-2), optax.adamw(1e-2), optax.sgd(0.05, momentum=0.9)],
-                         ids=["adam", "adamw", "momentum"])
+@pytest.mark.parametrize(
+    "tx",
+    [optax.adam(1e-2), optax.adamw(1e-2), optax.sgd(0.05, momentum=0.9)],
+    ids=["adam", "adamw", "momentum"],
+)
 def test_stateful_optimiser_many_steps(getkey, nested, jit, tx):
     xb = _xbar(getkey())
     v = jax.random.uniform(getkey(), (8, 6)) * 0.2
@@ -114,7 +121,9 @@ class _MNISTNet(nnx.Module):
 
     def __init__(self, key, rngs):
         self.lin = nnx.Linear(784, 64, rngs=rngs)
-        self.xb = to_nnx(mj.Crossbar.init(key, 64, 10, mj.CrossbarConfig(device=mj.MultiLevelRRAM())))
+        self.xb = to_nnx(
+            mj.Crossbar.init(key, 64, 10, mj.CrossbarConfig(device=mj.MultiLevelRRAM()))
+        )
 
     def __call__(self, x):
         return self.xb(0.2 * jax.nn.sigmoid(self.lin(x))) * 1e5
@@ -131,8 +140,8 @@ def test_flax_training_loop_on_mnist(getkey):
         warnings.simplefilter("ignore", mj.data.SampleDataWarning)
         xtr, ytr = mj.data.load("mnist", "train", source=src, limit=2000)
         xte, yte = mj.data.load("mnist", "test", source=src, limit=1000)
-    xtr = mj.data.normalize(xtr).reshape(len(xtr), -1)
-    xte = mj.data.normalize(xte).reshape(len(xte), -1)
+    xtr = mj.data.scale_images(xtr).reshape(len(xtr), -1)
+    xte = mj.data.scale_images(xte).reshape(len(xte), -1)
 
     model = _MNISTNet(getkey(), nnx.Rngs(0))
     opt = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)

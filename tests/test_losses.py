@@ -26,7 +26,8 @@ def test_loss_and_metrics_match_numpy(getkey):
 def test_cross_entropy_and_accuracy_by_hand():
     logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
     y = jnp.array([0, 2])
-    want = np.mean([np.log(np.exp([2.0, 0.0, -1.0]).sum()) - 2.0,
-                    np.log(np.exp([0.0, 3.0, 0.0]).sum()) - 0.0])
+    want = np.mean(
+        [np.log(np.exp([2.0, 0.0, -1.0]).sum()) - 2.0, np.log(np.exp([0.0, 3.0, 0.0]).sum()) - 0.0]
+    )
     np.testing.assert_allclose(cross_entropy(logits, y), want, rtol=1e-6)
     assert float(accuracy(logits, y)) == 0.5

@@ -23,8 +23,13 @@ def test_lognormal_spread_statistics(getkey):
 
 
 def test_normal_and_uniform(getkey):
-    pop = sample_population(HPMemristor(), getkey(), 20_000, {"D": 0.05, "R_off": 0.2},
-                            distribution={"D": "normal", "R_off": "uniform"})
+    pop = sample_population(
+        HPMemristor(),
+        getkey(),
+        20_000,
+        {"D": 0.05, "R_off": 0.2},
+        distribution={"D": "normal", "R_off": "uniform"},
+    )
     rel = np.asarray(pop.D) / 10e-9 - 1
     assert abs(rel.std() - 0.05) < 2e-3
     u = np.asarray(pop.R_off) / 16e3 - 1
@@ -49,6 +54,20 @@ def test_population_simulation_equals_per_device(getkey):
         np.testing.assert_allclose(one.x, direct.x[k], rtol=1e-6)
     # The spread actually changes the dynamics.
     assert float(jnp.std(direct.x[:, -1])) > 0
+
+
+def test_population_simulation_under_jit_with_integer_leaf(getkey):
+    # Biolek's p = 2 is an int leaf: under jit a 0-d integer tracer, shared, not mapped.
+    pop = sample_population(HPMemristor(window=Biolek(p=2)), getkey(), 6, {"R_off": 0.2})
+    kw = dict(dt=1e-3, n_steps=50)
+    run = jax.jit(lambda p: mj.simulate_population(mj.simulate, p, Sine(1.0, 1.0), **kw))
+    jitted = run(pop)
+    eager = mj.simulate_population(mj.simulate, pop, Sine(1.0, 1.0), **kw)
+    assert jitted.x.shape == (6, 50)
+    np.testing.assert_allclose(jitted.x, eager.x, rtol=1e-6)
+    np.testing.assert_allclose(
+        jitted.x[3], mj.simulate(index(pop, 3), Sine(1.0, 1.0), **kw).x, rtol=1e-6
+    )
 
 
 def test_bad_spread(getkey):
@@ -79,8 +98,11 @@ def test_invalid_normal_draw_raises_eagerly(getkey):
 
 
 def test_invalid_normal_draw_raises_under_jit(getkey):
-    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 1000, {"R_off": 10},
-                                            distribution="normal").R_off)
+    f = jax.jit(
+        lambda k: (
+            sample_population(HPMemristor(), k, 1000, {"R_off": 10}, distribution="normal").R_off
+        )
+    )
     with pytest.raises(Exception, match="R_off must be finite and > 0"):
         jax.block_until_ready(f(getkey()))
 
@@ -93,21 +115,34 @@ def test_invalid_lognormal_order_raises_under_jit(getkey):
 
 
 def test_nested_invalid_draw_raises_under_jit(getkey):
-    f = jax.jit(lambda k: sample_population(HPMemristor(window=Biolek(p=1.0)), k, 1000,
-                                            {"window.p": 10}, distribution="normal").window.p)
+    f = jax.jit(
+        lambda k: (
+            sample_population(
+                HPMemristor(window=Biolek(p=1.0)), k, 1000, {"window.p": 10}, distribution="normal"
+            ).window.p
+        )
+    )
     with pytest.raises(Exception, match="Biolek.p must be finite and > 0"):
         jax.block_until_ready(f(getkey()))
 
 
 def test_valid_draw_under_jit_matches_eager(getkey):
     key = getkey()
-    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 100, {"R_off": 0.1},
-                                            distribution="normal").R_off)
+    f = jax.jit(
+        lambda k: (
+            sample_population(HPMemristor(), k, 100, {"R_off": 0.1}, distribution="normal").R_off
+        )
+    )
     eager = sample_population(HPMemristor(), key, 100, {"R_off": 0.1}, distribution="normal")
     np.testing.assert_allclose(np.asarray(f(key)), np.asarray(eager.R_off), rtol=1e-6)
 
 
 def test_check_false_skips_the_traced_check(getkey):
-    f = jax.jit(lambda k: sample_population(HPMemristor(), k, 1000, {"R_off": 10},
-                                            distribution="normal", check=False).R_off)
+    f = jax.jit(
+        lambda k: (
+            sample_population(
+                HPMemristor(), k, 1000, {"R_off": 10}, distribution="normal", check=False
+            ).R_off
+        )
+    )
     assert np.any(np.asarray(f(getkey())) < 0)

@@ -11,13 +11,16 @@ from memjax.waveforms import Constant, PulseTrain, Sampled, Sine, Triangle
 def test_sine_closed_form():
     t = np.linspace(0, 2, 101)
     w = Sine(amplitude=1.5, frequency=3.0, phase=0.2, offset=0.1)
-    np.testing.assert_allclose(w(t), 0.1 + 1.5 * np.sin(2 * np.pi * 3 * t + 0.2), rtol=1e-5, atol=1e-5)  # float32
+    np.testing.assert_allclose(
+        w(t), 0.1 + 1.5 * np.sin(2 * np.pi * 3 * t + 0.2), rtol=1e-5, atol=1e-5
+    )  # float32
 
 
 def test_triangle_values():
     w = Triangle(amplitude=2.0, frequency=1.0)
-    np.testing.assert_allclose(w(jnp.array([0.0, 0.25, 0.5, 0.75, 1.0, 0.125])),
-                               [0.0, 2.0, 0.0, -2.0, 0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(
+        w(jnp.array([0.0, 0.25, 0.5, 0.75, 1.0, 0.125])), [0.0, 2.0, 0.0, -2.0, 0.0, 1.0], atol=1e-6
+    )
 
 
 def test_pulse_train():
@@ -34,18 +37,22 @@ def test_constant_and_grad():
 
 def test_sampled_interpolates_and_holds():
     w = Sampled(jnp.array([0.0, 1.0, 4.0]), dt=0.5)
-    np.testing.assert_allclose(w(jnp.array([-1.0, 0.0, 0.25, 0.5, 0.75, 1.0, 3.0])),
-                               [0.0, 0.0, 0.5, 1.0, 2.5, 4.0, 4.0])
+    np.testing.assert_allclose(
+        w(jnp.array([-1.0, 0.0, 0.25, 0.5, 0.75, 1.0, 3.0])), [0.0, 0.0, 0.5, 1.0, 2.5, 4.0, 4.0]
+    )
 
 
-@pytest.mark.parametrize("make,field", [
-    (lambda: Sine(1.0, -1.0), "Sine.frequency"),
-    (lambda: Triangle(1.0, 0.0), "Triangle.frequency"),
-    (lambda: PulseTrain(1.0, width=0.0, period=1.0), "PulseTrain.width"),
-    (lambda: PulseTrain(1.0, width=0.1, period=-1.0), "PulseTrain.period"),
-    (lambda: Sampled(jnp.ones((2, 2)), dt=0.1), "values must have shape"),
-    (lambda: Sampled(jnp.ones(3), dt=0.0), "Sampled.dt"),
-])
+@pytest.mark.parametrize(
+    "make,field",
+    [
+        (lambda: Sine(1.0, -1.0), "Sine.frequency"),
+        (lambda: Triangle(1.0, 0.0), "Triangle.frequency"),
+        (lambda: PulseTrain(1.0, width=0.0, period=1.0), "PulseTrain.width"),
+        (lambda: PulseTrain(1.0, width=0.1, period=-1.0), "PulseTrain.period"),
+        (lambda: Sampled(jnp.ones((2, 2)), dt=0.1), "values must have shape"),
+        (lambda: Sampled(jnp.ones(3), dt=0.0), "Sampled.dt"),
+    ],
+)
 def test_bad_parameters(make, field):
     with pytest.raises(ValueError, match=field):
         make()

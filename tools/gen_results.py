@@ -78,57 +78,106 @@ def _readme_rows() -> list[list[str]]:
     pm = metrics("metaplastic-pmnist")["mean_final_acc"]
     sm, sf = metrics("sfa-continual-mnist"), metrics("sfa-continual-fmnist")
     nm, sw = metrics("noisy-mnist"), metrics("sfa-sweep")
-    sl, smf, sd = metrics("speed-lif")["summary"], metrics("speed-mif")["summary"], metrics("speed-devices")
+    sl, smf, sd = (
+        metrics("speed-lif")["summary"],
+        metrics("speed-mif")["summary"],
+        metrics("speed-devices"),
+    )
     mb, so, pr = metrics("memory-bptt"), metrics("scale-out"), metrics("precision")
     levels = sorted(md, key=float)
     return [
-        ["`devices`", f"{len(dev['models'])} compact models; fixed-step scan vs adaptive diffrax max rel. error "
-         f"{sci(dev['scan_vs_diffrax_max_rel_err'])}; gradients vs float64 finite differences "
-         f"{sci(dev['grad_fd_max_rel_err'])}"],
-        ["`spice`", f"vs ngspice, same sine drive: waveform max rel. error {sci(sp['hp']['max_rel_err'])} (HP), "
-         f"{sci(sp['mmss']['max_rel_err'])} (MMSS); 1,000 devices {sp['hp']['speedup']['1000']:,.0f}x (HP) and "
-         f"{sp['mmss']['speedup']['1000']:,.0f}x (MMSS) faster, compile excluded"],
-        ["`memprop-mnist`", f"MIF + RRAM crossbar 784-{config('memprop-mnist')['n_hidden']}-10: "
-         f"**{pct(mm['test_accuracy'])}** programmed into noisy devices (ideal {pct(mm['test_accuracy_ideal'])}; "
-         f"surrogate LIF {pct(mm['baseline_test_accuracy'])}; ReLU MLP {pct(mm['ann_test_accuracy'])})"],
-        ["`memprop-fmnist`", f"**{pct(mf['test_accuracy'])}** programmed (ideal {pct(mf['test_accuracy_ideal'])}; "
-         f"LIF {pct(mf['baseline_test_accuracy'])}; ReLU MLP {pct(mf['ann_test_accuracy'])})"],
-        ["`memprop-robustness`", f"read noise sigma 0.2: {pct(rob['accuracy_read_sigma_0.2'])}; one-shot write "
-         f"noise 0.1: {pct(rob['accuracy_write_sigma_one_shot_0.1'])}; 1 % cells stuck at LRS: "
-         f"{pct(rob['accuracy_stuck_lrs_fraction_0.01'])} (ideal {pct(rob['test_accuracy_ideal'])})"],
-        ["`metaplastic-mnist-fmnist`", f"QNN on 4-level RRAM, MNIST then Fashion-MNIST, "
-         f"{len(alone['seeds'])} seeds: MNIST kept at **{pct(mean['mnist_acc_after_task2'])}**, Fashion-MNIST "
-         f"**{pct(mean['fmnist_acc'])}** (each alone {pct(mean['mnist_acc_nonsequential'])} / "
-         f"{pct(mean['fmnist_acc_nonsequential'])}); plain Adam keeps MNIST at "
-         f"{pct(mp['baseline_mnist_acc_after_task2'])}, EWC {pct(mp['ewc_mnist_acc_after_task2'])} (seed 0); "
-         f"{times(lc['m=0']['mean'] / lc['metaplastic']['mean'])} fewer device reprogrammings than plain Adam; "
-         f"memory {times(mp['memory_reduction'])} below the reference BNN"],
-        ["`metaplastic-devices`", "MNIST / Fashion-MNIST after both tasks against levels per cell: "
-         + ", ".join(f"{k}: {pct(md[k][0], 1)} / {pct(md[k][1], 1)}" for k in levels)],
-        ["`metaplastic-pmnist`", "6 permuted-MNIST tasks, mean final accuracy against m: "
-         + ", ".join(f"m = {k}: {pct(pm[k], 1)}" for k in sorted(pm, key=float))],
-        ["`sfa-continual-mnist`", f"STDP/WTA layer on RRAM learns 5 new digits without labels: all-class "
-         f"**{pct(sm['acc_all'], 1)}**, trained classes {pct(sm['acc_trained_before'], 1)} before, "
-         f"{pct(sm['acc_trained_classes'], 1)} after; SFA {times(sm['spike_reduction_sfa'])} fewer spikes"],
-        ["`sfa-continual-fmnist`", f"the same on Fashion-MNIST: **{pct(sf['acc_all'], 1)}** (trained classes "
-         f"{pct(sf['acc_trained_before'], 1)} before, {pct(sf['acc_trained_classes'], 1)} after); SFA "
-         f"{times(sf['spike_reduction_sfa'])} fewer spikes"],
-        ["`noisy-mnist`, `sfa-sweep`", f"noisy MNIST {pct(nm['acc_all'], 1)} (SFA "
-         f"{times(nm['spike_reduction_sfa'])} fewer spikes); 1-5 new classes: "
-         + " / ".join(pct(sw[f"acc_all_new{k}"], 1) for k in range(1, 6))],
-        ["`speed-lif`", f"one LIF training step: >= {times(sl['speedup_vs_snntorch_static_min'])} snnTorch and "
-         f">= {times(sl['speedup_vs_spyx_static_min'])} Spyx on static input; at most "
-         f"{times(sl['ratio_vs_hand_jax_max'], 2)} the time of hand-written `lax.scan` JAX"],
-        ["`speed-mif`", f"one MEMprop training step: >= {times(smf['speedup_vs_torch_mif_min'])} an eager "
-         f"PyTorch loop of the same equations"],
-        ["`speed-devices`", f"MIF neurons: {sd['neuron_steps_per_second_1e6']:.1e} neuron-steps/s at 10^6 "
-         f"neurons; {sd['speedup_vs_ngspice_1000']:,.0f}x ngspice at 1,000 neurons (waveform error "
-         f"{sci(sd['max_rel_err'])})"],
-        ["`memory-bptt`, `scale-out`, `precision`", f"sqrt checkpointing: memory ~T^"
-         f"{mb['temp_bytes_exponent_sqrt_T_ge_1000']:.2f}, {mb['peak_rss_increase_MB_sqrt_Tmax']:.0f} MB instead "
-         f"of {mb['peak_rss_increase_MB_none_Tmax']:,.0f} MB at T = {mb['T_max']:,}; {so['devices']}-device "
-         f"data parallelism reproduces the 1-device losses (max rel. diff {sci(so['loss_max_rel_diff'])}); "
-         f"float32 vs float64 gradients {sci(pr['grad_rel_err_float32'])}"],
+        [
+            "`devices`",
+            f"{len(dev['models'])} compact models; fixed-step scan vs adaptive diffrax max rel. error "
+            f"{sci(dev['scan_vs_diffrax_max_rel_err'])}; gradients vs float64 finite differences "
+            f"{sci(dev['grad_fd_max_rel_err'])}",
+        ],
+        [
+            "`spice`",
+            f"vs ngspice, same sine drive: waveform max rel. error {sci(sp['hp']['max_rel_err'])} (HP), "
+            f"{sci(sp['mmss']['max_rel_err'])} (MMSS); 1,000 devices {sp['hp']['speedup']['1000']:,.0f}x (HP) and "
+            f"{sp['mmss']['speedup']['1000']:,.0f}x (MMSS) faster, compile excluded",
+        ],
+        [
+            "`memprop-mnist`",
+            f"MIF + RRAM crossbar 784-{config('memprop-mnist')['n_hidden']}-10: "
+            f"**{pct(mm['test_accuracy'])}** programmed into noisy devices (ideal {pct(mm['test_accuracy_ideal'])}; "
+            f"surrogate LIF {pct(mm['baseline_test_accuracy'])}; ReLU MLP {pct(mm['ann_test_accuracy'])})",
+        ],
+        [
+            "`memprop-fmnist`",
+            f"**{pct(mf['test_accuracy'])}** programmed (ideal {pct(mf['test_accuracy_ideal'])}; "
+            f"LIF {pct(mf['baseline_test_accuracy'])}; ReLU MLP {pct(mf['ann_test_accuracy'])})",
+        ],
+        [
+            "`memprop-robustness`",
+            f"read noise sigma 0.2: {pct(rob['accuracy_read_sigma_0.2'])}; one-shot write "
+            f"noise 0.1: {pct(rob['accuracy_write_sigma_one_shot_0.1'])}; 1 % cells stuck at LRS: "
+            f"{pct(rob['accuracy_stuck_lrs_fraction_0.01'])} (ideal {pct(rob['test_accuracy_ideal'])})",
+        ],
+        [
+            "`metaplastic-mnist-fmnist`",
+            f"QNN on 4-level RRAM, MNIST then Fashion-MNIST, "
+            f"{len(alone['seeds'])} seeds: MNIST kept at **{pct(mean['mnist_acc_after_task2'])}**, Fashion-MNIST "
+            f"**{pct(mean['fmnist_acc'])}** (each alone {pct(mean['mnist_acc_nonsequential'])} / "
+            f"{pct(mean['fmnist_acc_nonsequential'])}); plain Adam keeps MNIST at "
+            f"{pct(mp['baseline_mnist_acc_after_task2'])}, EWC {pct(mp['ewc_mnist_acc_after_task2'])} (seed 0); "
+            f"{times(lc['m=0']['mean'] / lc['metaplastic']['mean'])} fewer device reprogrammings than plain Adam; "
+            f"memory {times(mp['memory_reduction'])} below the reference BNN",
+        ],
+        [
+            "`metaplastic-devices`",
+            "MNIST / Fashion-MNIST after both tasks against levels per cell: "
+            + ", ".join(f"{k}: {pct(md[k][0], 1)} / {pct(md[k][1], 1)}" for k in levels),
+        ],
+        [
+            "`metaplastic-pmnist`",
+            "6 permuted-MNIST tasks, mean final accuracy against m: "
+            + ", ".join(f"m = {k}: {pct(pm[k], 1)}" for k in sorted(pm, key=float)),
+        ],
+        [
+            "`sfa-continual-mnist`",
+            f"STDP/WTA layer on RRAM learns 5 new digits without labels: all-class "
+            f"**{pct(sm['acc_all'], 1)}**, trained classes {pct(sm['acc_trained_before'], 1)} before, "
+            f"{pct(sm['acc_trained_classes'], 1)} after; SFA {times(sm['spike_reduction_sfa'])} fewer spikes",
+        ],
+        [
+            "`sfa-continual-fmnist`",
+            f"the same on Fashion-MNIST: **{pct(sf['acc_all'], 1)}** (trained classes "
+            f"{pct(sf['acc_trained_before'], 1)} before, {pct(sf['acc_trained_classes'], 1)} after); SFA "
+            f"{times(sf['spike_reduction_sfa'])} fewer spikes",
+        ],
+        [
+            "`noisy-mnist`, `sfa-sweep`",
+            f"noisy MNIST {pct(nm['acc_all'], 1)} (SFA "
+            f"{times(nm['spike_reduction_sfa'])} fewer spikes); 1-5 new classes: "
+            + " / ".join(pct(sw[f"acc_all_new{k}"], 1) for k in range(1, 6)),
+        ],
+        [
+            "`speed-lif`",
+            f"one LIF training step: >= {times(sl['speedup_vs_snntorch_static_min'])} snnTorch and "
+            f">= {times(sl['speedup_vs_spyx_static_min'])} Spyx on static input; at most "
+            f"{times(sl['ratio_vs_hand_jax_max'], 2)} the time of hand-written `lax.scan` JAX",
+        ],
+        [
+            "`speed-mif`",
+            f"one MEMprop training step: >= {times(smf['speedup_vs_torch_mif_min'])} an eager "
+            f"PyTorch loop of the same equations",
+        ],
+        [
+            "`speed-devices`",
+            f"MIF neurons: {sd['neuron_steps_per_second_1e6']:.1e} neuron-steps/s at 10^6 "
+            f"neurons; {sd['speedup_vs_ngspice_1000']:,.0f}x ngspice at 1,000 neurons (waveform error "
+            f"{sci(sd['max_rel_err'])})",
+        ],
+        [
+            "`memory-bptt`, `scale-out`, `precision`",
+            f"sqrt checkpointing: memory ~T^"
+            f"{mb['temp_bytes_exponent_sqrt_T_ge_1000']:.2f}, {mb['peak_rss_increase_MB_sqrt_Tmax']:.0f} MB instead "
+            f"of {mb['peak_rss_increase_MB_none_Tmax']:,.0f} MB at T = {mb['T_max']:,}; {so['devices']}-device "
+            f"data parallelism reproduces the 1-device losses (max rel. diff {sci(so['loss_max_rel_diff'])}); "
+            f"float32 vs float64 gradients {sci(pr['grad_rel_err_float32'])}",
+        ],
     ]
 
 
@@ -143,13 +192,29 @@ def memprop_table() -> str:
     rows = []
     for name, data in (("memprop-mnist", "MNIST"), ("memprop-fmnist", "Fashion-MNIST")):
         m, c = metrics(name), config(name)
-        rows.append([
-            data, pct(m["test_accuracy"]), pct(m["test_accuracy_ideal"]), pct(m["baseline_test_accuracy"]),
-            pct(m["ann_test_accuracy"]), f"784-{c['n_hidden']}-10, {m['time_steps']} steps, {m['epochs']} epochs",
-            minutes(name),
-        ])
-    return table(["data", "programmed RRAM", "ideal weights", "surrogate LIF", "ReLU MLP", "settings",
-                  "run time"], rows)
+        rows.append(
+            [
+                data,
+                pct(m["test_accuracy"]),
+                pct(m["test_accuracy_ideal"]),
+                pct(m["baseline_test_accuracy"]),
+                pct(m["ann_test_accuracy"]),
+                f"784-{c['n_hidden']}-10, {m['time_steps']} steps, {m['epochs']} epochs",
+                minutes(name),
+            ]
+        )
+    return table(
+        [
+            "data",
+            "programmed RRAM",
+            "ideal weights",
+            "surrogate LIF",
+            "ReLU MLP",
+            "settings",
+            "run time",
+        ],
+        rows,
+    )
 
 
 def metaplastic_table() -> str:
@@ -157,27 +222,70 @@ def metaplastic_table() -> str:
     s = mp["over_seeds"]
     rows = []
     for k, seed in enumerate(s["seeds"]):
-        rows.append([str(seed), pct(s["mnist_acc_after_task2"][k]), pct(s["fmnist_acc"][k]),
-                     pct(s["mnist_acc_nonsequential"][k]), pct(s["fmnist_acc_nonsequential"][k])])
+        rows.append(
+            [
+                str(seed),
+                pct(s["mnist_acc_after_task2"][k]),
+                pct(s["fmnist_acc"][k]),
+                pct(s["mnist_acc_nonsequential"][k]),
+                pct(s["fmnist_acc_nonsequential"][k]),
+            ]
+        )
     mean = s["mean"]
-    rows.append(["mean", pct(mean["mnist_acc_after_task2"]), pct(mean["fmnist_acc"]),
-                 pct(mean["mnist_acc_nonsequential"]), pct(mean["fmnist_acc_nonsequential"])])
-    first = table(["seed", "MNIST after Fashion-MNIST", "Fashion-MNIST", "MNIST alone", "Fashion-MNIST alone"],
-                  rows)
+    rows.append(
+        [
+            "mean",
+            pct(mean["mnist_acc_after_task2"]),
+            pct(mean["fmnist_acc"]),
+            pct(mean["mnist_acc_nonsequential"]),
+            pct(mean["fmnist_acc_nonsequential"]),
+        ]
+    )
+    first = table(
+        [
+            "seed",
+            "MNIST after Fashion-MNIST",
+            "Fashion-MNIST",
+            "MNIST alone",
+            "Fashion-MNIST alone",
+        ],
+        rows,
+    )
     lc = mp["level_changes_per_weight"]
     contrast = table(
-        ["optimiser (seed 0)", "MNIST after Fashion-MNIST", "Fashion-MNIST", "level changes per weight"],
         [
-            ["metaplastic", pct(mp["mnist_acc_after_task2"]), pct(mp["fmnist_acc"]), f"{lc['metaplastic']['mean']:.2f}"],
-            ["plain Adam (m = 0)", pct(mp["baseline_mnist_acc_after_task2"]), pct(mp["baseline_fmnist_acc"]),
-             f"{lc['m=0']['mean']:.2f}"],
-            ["EWC", pct(mp["ewc_mnist_acc_after_task2"]), pct(mp["ewc_fmnist_acc"]), f"{lc['ewc']['mean']:.2f}"],
+            "optimiser (seed 0)",
+            "MNIST after Fashion-MNIST",
+            "Fashion-MNIST",
+            "level changes per weight",
+        ],
+        [
+            [
+                "metaplastic",
+                pct(mp["mnist_acc_after_task2"]),
+                pct(mp["fmnist_acc"]),
+                f"{lc['metaplastic']['mean']:.2f}",
+            ],
+            [
+                "plain Adam (m = 0)",
+                pct(mp["baseline_mnist_acc_after_task2"]),
+                pct(mp["baseline_fmnist_acc"]),
+                f"{lc['m=0']['mean']:.2f}",
+            ],
+            [
+                "EWC",
+                pct(mp["ewc_mnist_acc_after_task2"]),
+                pct(mp["ewc_fmnist_acc"]),
+                f"{lc['ewc']['mean']:.2f}",
+            ],
         ],
     )
     pm = metrics("metaplastic-pmnist")
     ms = sorted(pm["mean_final_acc"], key=float)
-    perm = table(["m", "mean final accuracy, 6 tasks", "public re-run of the paper's code"],
-                 [[k, pct(pm["mean_final_acc"][k]), pct(pm["reference_mean_final_acc"][k])] for k in ms])
+    perm = table(
+        ["m", "mean final accuracy, 6 tasks", "public re-run of the paper's code"],
+        [[k, pct(pm["mean_final_acc"][k]), pct(pm["reference_mean_final_acc"][k])] for k in ms],
+    )
     c = config("metaplastic-pmnist")
     return (
         f"{first}\n\n{contrast}\n\nMemory of the QNN: {times(mp['memory_reduction'])} below the reference BNN. "
@@ -188,14 +296,37 @@ def metaplastic_table() -> str:
 
 def sfa_table() -> str:
     rows = []
-    for name, data in (("sfa-continual-mnist", "MNIST"), ("sfa-continual-fmnist", "Fashion-MNIST"),
-                       ("noisy-mnist", "MNIST + noise")):
+    for name, data in (
+        ("sfa-continual-mnist", "MNIST"),
+        ("sfa-continual-fmnist", "Fashion-MNIST"),
+        ("noisy-mnist", "MNIST + noise"),
+    ):
         m = metrics(name)
-        rows.append([data, pct(m["acc_all"], 1), pct(m["acc_trained_before"], 1), pct(m["acc_trained_classes"], 1),
-                     pct(m["acc_new_classes"], 1), pct(m["acc_all_nosfa"], 1), times(m["spike_reduction_sfa"]),
-                     minutes(name)])
-    return table(["data", "all classes", "trained classes before", "after", "new classes", "all, no SFA",
-                  "spike saving of SFA", "run time"], rows)
+        rows.append(
+            [
+                data,
+                pct(m["acc_all"], 1),
+                pct(m["acc_trained_before"], 1),
+                pct(m["acc_trained_classes"], 1),
+                pct(m["acc_new_classes"], 1),
+                pct(m["acc_all_nosfa"], 1),
+                times(m["spike_reduction_sfa"]),
+                minutes(name),
+            ]
+        )
+    return table(
+        [
+            "data",
+            "all classes",
+            "trained classes before",
+            "after",
+            "new classes",
+            "all, no SFA",
+            "spike saving of SFA",
+            "run time",
+        ],
+        rows,
+    )
 
 
 PAPERS: dict[str, Callable[[], str]] = {
@@ -239,14 +370,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.check:
             stale.append(path)
-            sys.stdout.writelines(difflib.unified_diff(
-                old.splitlines(True), new.splitlines(True), str(path), f"{path} (generated)"))
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    old.splitlines(True), new.splitlines(True), str(path), f"{path} (generated)"
+                )
+            )
         else:
             path.write_text(new)
             print(f"rewrote {path.relative_to(ROOT)}")
     if stale:
-        print(f"\nstale results tables in {[str(p.relative_to(ROOT)) for p in stale]}: "
-              "run python tools/gen_results.py", file=sys.stderr)
+        print(
+            f"\nstale results tables in {[str(p.relative_to(ROOT)) for p in stale]}: "
+            "run python tools/gen_results.py",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -60,8 +60,12 @@ def make_sample(data_dir: str | Path, out_dir: str | Path = SAMPLE_DIR) -> list[
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", help="folder of the official MNIST / Fashion-MNIST IDX files")
-    parser.add_argument("out_dir", nargs="?", default=str(SAMPLE_DIR),
-                        help="where to write the .npz files (default: the package's _sample/)")
+    parser.add_argument(
+        "out_dir",
+        nargs="?",
+        default=str(SAMPLE_DIR),
+        help="where to write the .npz files (default: the package's _sample/)",
+    )
     args = parser.parse_args(argv)
     for p in make_sample(args.data_dir, args.out_dir):
         print(p, p.stat().st_size, "bytes")

@@ -75,7 +75,11 @@ def execute(source: Path, timeout: int = _TIMEOUT_S) -> float:
 
     digest = source_hash(source)
     nb = jupytext.read(source)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     start = time.perf_counter()
     NotebookClient(
         nb,
@@ -106,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="tutorial file names or stems (default: all)")
     parser.add_argument("--force", action="store_true", help="execute even if up to date")
     args = parser.parse_args(argv)
-    chosen = [s for s in sources() if not args.names or s.name in args.names or s.stem in args.names]
+    chosen = [
+        s for s in sources() if not args.names or s.name in args.names or s.stem in args.names
+    ]
     if args.names and not chosen:
         parser.error(f"no tutorial matches {args.names}; have {[s.name for s in sources()]}")
     for source in chosen:

@@ -118,8 +118,10 @@ fig.tight_layout()
 for f, traj in trajectories.items():
     last = slice(samples_per_period, None)  # second period, on the periodic orbit
     area = jnp.abs(jnp.trapezoid(traj.i[last], traj.v[last]))
-    print(f"{f:4.1f} Hz: x swings {float(traj.x[last].min()):.2f}..{float(traj.x[last].max()):.2f},"
-          f" loop area {1e6 * float(area):.1f} uA V")
+    print(
+        f"{f:4.1f} Hz: x swings {float(traj.x[last].min()):.2f}..{float(traj.x[last].max()):.2f},"
+        f" loop area {1e6 * float(area):.1f} uA V"
+    )
 
 # %% [markdown]
 # ## 10,000 devices with device-to-device spread
@@ -146,8 +148,11 @@ population = mj.sample_population(
 )
 print("R_off of the first three devices:", population.R_off[:3])
 
-simulate_all = eqx.filter_jit(lambda pop: mj.simulate_population(
-    mj.simulate, pop, Sine(1.0, 1.0), dt=1e-3, n_steps=2000, substeps=4))
+simulate_all = eqx.filter_jit(
+    lambda pop: mj.simulate_population(
+        mj.simulate, pop, Sine(1.0, 1.0), dt=1e-3, n_steps=2000, substeps=4
+    )
+)
 pop_traj = simulate_all(population)
 print("current array:", pop_traj.i.shape, "(devices, samples)")
 
@@ -177,8 +182,10 @@ fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.hist(swing, bins=60)
 ax.set(xlabel="state swing over one period", ylabel="devices", title="spread of the memory effect")
 fig.tight_layout()
-print(f"state swing: median {float(jnp.median(swing)):.3f}, "
-      f"5-95 % range {float(jnp.percentile(swing, 5)):.3f}..{float(jnp.percentile(swing, 95)):.3f}")
+print(
+    f"state swing: median {float(jnp.median(swing)):.3f}, "
+    f"5-95 % range {float(jnp.percentile(swing, 5)):.3f}..{float(jnp.percentile(swing, 95)):.3f}"
+)
 
 # %% [markdown]
 # The swing depends on $\mu_v / D^2$ and on the current, which $R_\mathrm{off}$ sets at the

@@ -181,7 +181,9 @@ with jax.enable_x64(True):
         step = jnp.zeros_like(p0).at[n].set(h)
         fd = (f(p0 + step) - f(p0 - step)) / (2 * h)
         rel = abs(float(exact[n] - fd)) / max(abs(float(fd)), 1e-30)
-        print(f"d x_final / d {name:5s}: grad {float(exact[n]): .6e}   finite diff {float(fd): .6e}   rel. diff {rel:.1e}")
+        print(
+            f"d x_final / d {name:5s}: grad {float(exact[n]): .6e}   finite diff {float(fd): .6e}   rel. diff {rel:.1e}"
+        )
 
 # %% [markdown]
 # The conductances do not enter the state equation, so their derivatives are zero both
@@ -196,7 +198,9 @@ with jax.enable_x64(True):
 
 # %%
 population = mj.sample_population(device, jax.random.key(1), 1000, {"k": 0.3, "v0": 0.1})
-pop_traj = jax.jit(lambda pop: mj.simulate(pop, drive, dt=1e-3, n_steps=2000, substeps=4))(population)
+pop_traj = jax.jit(lambda pop: mj.simulate(pop, drive, dt=1e-3, n_steps=2000, substeps=4))(
+    population
+)
 
 fig, (ax_iv, ax_h) = plt.subplots(1, 2, figsize=(10, 4))
 for n in range(8):

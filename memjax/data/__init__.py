@@ -28,6 +28,7 @@ from .encoding import latency as latency
 from .encoding import latency_steps as latency_steps
 from .encoding import normalize as normalize
 from .encoding import rate as rate
+from .encoding import scale_images as scale_images
 
 __all__ = [
     "load",
@@ -39,6 +40,7 @@ __all__ = [
     "clear_sources",
     "batches",
     "num_batches",
+    "scale_images",
     "normalize",
     "direct",
     "rate",

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
+from .._validation import check_int, is_int
+
 __all__ = ["batches", "num_batches"]
 
 
@@ -18,7 +20,7 @@ def num_batches(n: int, batch_size: int, drop_last: bool = True) -> int:
 def _permutation(n: int, seed) -> np.ndarray:
     if seed is None:
         raise ValueError("batches: shuffle=True needs a seed (int) or a JAX PRNG key")
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+    if is_int(seed):
         return np.random.default_rng(int(seed)).permutation(n)
     return np.asarray(jax.random.permutation(seed, n))  # a JAX key
 
@@ -48,12 +50,7 @@ def batches(
     n = len(x)
     if len(y) != n:
         raise ValueError(f"batches: x and y lengths differ ({n} vs {len(y)})")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"batches: batch_size must be an int >= 1; got {batch_size!r}")
+    check_int("batches: batch_size", batch_size, 1)
     order = _permutation(n, seed) if shuffle else np.arange(n)
     for b in range(num_batches(n, int(batch_size), drop_last)):
         idx = order[b * batch_size : (b + 1) * batch_size]

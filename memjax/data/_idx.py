@@ -72,8 +72,7 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     if have != expected:
         what = "truncated" if have < expected else "has trailing bytes"
         raise IDXFormatError(
-            f"{path}: data {what}: header dims {dims} need {expected} bytes, "
-            f"file has {have}"
+            f"{path}: data {what}: header dims {dims} need {expected} bytes, file has {have}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_int
 from . import _download, _tfds
 from ._idx import find_idx, idx_paths, load_idx
 from ._sample import load_sample
@@ -64,13 +65,15 @@ _LOADED: list[dict] = []
 
 
 def _record(result, name: str, split: str, kind: str, path) -> tuple[np.ndarray, np.ndarray]:
-    _LOADED.append({
-        "dataset": name,
-        "split": split,
-        "source": kind,
-        "path": None if path is None else str(Path(path).resolve()),
-        "n": int(len(result[1])),
-    })
+    _LOADED.append(
+        {
+            "dataset": name,
+            "split": split,
+            "source": kind,
+            "path": None if path is None else str(Path(path).resolve()),
+            "n": int(len(result[1])),
+        }
+    )
     return result
 
 
@@ -117,8 +120,7 @@ def _check_split(split: str) -> str:
 def _check_limit(limit):
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
-        raise ValueError(f"limit must be None or an int >= 0; got {limit!r}")
+    check_int("load: limit", limit, 0)
     return int(limit)
 
 
@@ -163,7 +165,7 @@ def load(
 
     explicit = data_dir is not None
     env = os.environ.get(ENV_VAR)
-    root = Path(data_dir) if explicit else (Path(env) if env else None)
+    root = Path(data_dir) if data_dir is not None else (Path(env) if env else None)
 
     if source == "idx":
         if root is None:
@@ -181,16 +183,16 @@ def load(
         return rec(load_sample(name, split, limit=limit), "sample", None)
 
     # source == "auto"
-    if explicit:
+    if explicit and root is not None:
         return rec(load_idx(root, name, split, limit=limit), "idx", root)  # no fallback
     looked = []
     if root is not None:
         if find_idx(root, name, split) is not None:
             return rec(load_idx(root, name, split, limit=limit), "idx", root)
         looked = [str(p) for pair in idx_paths(root, name, split) for p in pair]
-    cache = _download.cached(name, split)
-    if cache is not None:
-        return rec(load_idx(cache, name, split, limit=limit), "download", cache)
+    cached = _download.cached(name, split)
+    if cached is not None:
+        return rec(load_idx(cached, name, split, limit=limit), "download", cached)
     if _tfds.prepared(name):
         return rec(_tfds.load_tfds(name, split, limit=limit), "tfds", _tfds.tfds_data_dir())
     why_not_download = _download.downloads_disabled() or (None if download else "download=False")

@@ -22,9 +22,7 @@ def sample_path(name: str) -> Path:
     return SAMPLE_DIR / f"{name}.npz"
 
 
-def load_sample(
-    name: str, split: str, *, limit: int | None = None, return_index: bool = False
-):
+def load_sample(name: str, split: str, *, limit: int | None = None, return_index: bool = False):
     """Images uint8 ``[N, 28, 28]`` and labels int32 ``[N]`` from the bundled sample."""
     path = sample_path(name)
     if not path.is_file():

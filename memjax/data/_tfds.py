@@ -55,7 +55,7 @@ def internet_available(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -
     return _can_connect(host, port, timeout)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _can_connect(host: str, port: int, timeout: float) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

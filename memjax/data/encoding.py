@@ -1,6 +1,6 @@
 """Spike and current encoders: static images -> input over ``T`` time steps.
 
-All encoders take intensities ``x`` in [0, 1] (use `normalize` on uint8 images) of any
+All encoders take intensities ``x`` in [0, 1] (`scale_images` scales uint8 images) of any
 shape, typically ``(batch, features)``, and return arrays of shape ``(T, *x.shape)``
 (``(T, batch, features)``), time first, ready for `lax.scan`. They are pure JAX
 functions: `jit` them with ``n_steps`` static (``jax.jit(f, static_argnames="n_steps")``).
@@ -20,20 +20,44 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._validation import check_positive, check_range
+from .._validation import check_int, check_positive, check_range
 
-__all__ = ["normalize", "direct", "rate", "latency", "latency_steps"]
+__all__ = ["scale_images", "normalize", "direct", "rate", "latency", "latency_steps"]
 
 
-def normalize(images: ArrayLike, *, flatten: bool = False) -> np.ndarray:
-    """uint8 images (0..255) -> float32 in [0, 1]; ``flatten`` gives ``[N, 784]``."""
-    x = np.asarray(images, dtype=np.float32) / np.float32(255.0)
+def scale_images(
+    images: ArrayLike, *, flatten: bool = False, owner: str = "scale_images"
+) -> np.ndarray:
+    """Images as float32 intensities in [0, 1], the input every memjax model expects.
+
+    uint8 images (0..255) are divided by 255; floating images must already lie in
+    [0, 1] and are only cast (``ValueError`` otherwise, e.g. for float images in
+    0..255, naming ``owner``); other dtypes raise ``TypeError``. ``flatten`` reshapes
+    ``(N, ...)`` to ``(N, features)``.
+    """
+    x = np.asarray(images)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / np.float32(255.0)
+    elif np.issubdtype(x.dtype, np.floating):
+        if x.size and not (np.min(x) >= 0.0 and np.max(x) <= 1.0):
+            raise ValueError(
+                f"{owner}: images must be uint8 (0..255) or floats scaled to [0, 1]; got floats in "
+                f"[{float(np.min(x))}, {float(np.max(x))}] (divide 0..255 images by 255)"
+            )
+        x = x.astype(np.float32)
+    else:
+        raise TypeError(
+            f"{owner}: images must be uint8 (0..255) or floats in [0, 1]; got {x.dtype}"
+        )
     return x.reshape(x.shape[0], -1) if flatten else x
 
 
+#: Alias of :func:`scale_images`.
+normalize = scale_images
+
+
 def _steps(n_steps) -> int:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be an int >= 1; got {n_steps!r}")
+    check_int("encoding: n_steps", n_steps, 1)
     return int(n_steps)
 
 
@@ -43,7 +67,7 @@ def direct(
     *,
     gain: float = 1.0,
     offset: float = 0.0,
-) -> Float[Array, "T *shape"] | Float[Array, "*shape"]:
+) -> Float[Array, "T *shape"] | Float[Array, "*shape"]:  # noqa: F821 (jaxtyping shape)
     """Direct current injection ``I = offset + gain * x``.
 
     Returns the static current (shape of `x`) when ``n_steps`` is None, else the same
@@ -64,7 +88,7 @@ def rate(
     max_rate: float = 100.0,
     dt: float = 1e-3,
     dtype=jnp.float32,
-) -> Float[Array, "T *shape"]:
+) -> Float[Array, "T *shape"]:  # noqa: F821 (jaxtyping shape)
     """Rate (Bernoulli) coding: ``s_t ~ Bernoulli(clip(x, 0, 1) * max_rate * dt)``.
 
     Args:
@@ -84,7 +108,7 @@ def rate(
     x = jnp.asarray(x)
     p = jnp.clip(x, 0.0, 1.0) * (max_rate * dt)
     u = jax.random.uniform(key, (_steps(n_steps),) + x.shape, dtype=p.dtype)
-    return (u < p).astype(dtype)
+    return (u < p[None]).astype(dtype)
 
 
 def latency_steps(
@@ -129,7 +153,7 @@ def latency(
     tau: float = 5.0,
     threshold: float = 0.01,
     dtype=jnp.float32,
-) -> Float[Array, "T *shape"]:
+) -> Float[Array, "T *shape"]:  # noqa: F821 (jaxtyping shape)
     """Latency coding: at most one spike per pixel, at step `latency_steps` (see there).
 
     Returns 0/1 spikes of shape ``(T, *x.shape)``; brighter pixels spike no later than

@@ -69,7 +69,9 @@ class AbstractMemristor(eqx.Module):
         """State derivative dx/dt (state units per second) at state ``x``, voltage ``v``."""
 
     @abc.abstractmethod
-    def current(self, x: Float[ArrayLike, "..."], v: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    def current(
+        self, x: Float[ArrayLike, "..."], v: Float[ArrayLike, "..."]
+    ) -> Float[Array, "..."]:
         """Device current (A) at state ``x`` and voltage ``v`` (V)."""
 
     @abc.abstractmethod

@@ -107,7 +107,8 @@ class MMSSMemristor(AbstractMemristor):
 
     def current(self, x, v):
         i_mem = v * self.memductance(x)
-        i_diode = self.a_f * safe_exp(self.b_f * v) - self.a_r * safe_exp(-self.b_r * v)
+        reverse = safe_exp(-self.b_r * v)  # type: ignore[operator]
+        i_diode = self.a_f * safe_exp(self.b_f * v) - self.a_r * reverse
         return self.phi * i_mem + (1.0 - self.phi) * i_diode
 
     def state_bounds(self):

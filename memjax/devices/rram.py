@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -75,7 +76,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from .._validation import check_nonnegative, check_positive, check_range, concrete
+from .._validation import check_int, check_nonnegative, check_positive, check_range, concrete
 
 __all__ = ["MultiLevelRRAM", "RRAMState", "crosssim_milo_sigma"]
 
@@ -114,11 +115,6 @@ class RRAMState(eqx.Module):
     def stuck(self) -> Bool[Array, "..."]:
         """Cells with either stuck fault."""
         return self.stuck_lrs | self.stuck_hrs
-
-
-def _check_int(owner: str, name: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
 class MultiLevelRRAM(eqx.Module):
@@ -165,10 +161,10 @@ class MultiLevelRRAM(eqx.Module):
                 f"{n}.G_min must be < {n}.G_max; got G_min = {float(np.max(lo)):.6g} S, "
                 f"G_max = {float(np.min(hi)):.6g} S"
             )
-        _check_int(n, "n_levels", self.n_levels, 2)
+        check_int(f"{n}.n_levels", self.n_levels, 2)
         check_nonnegative(n, "write_sigma", self.write_sigma)
         check_range(n, "verify_tol", self.verify_tol, 0.0, 1.0, lo_open=True)
-        _check_int(n, "max_iterations", self.max_iterations, 1)
+        check_int(f"{n}.max_iterations", self.max_iterations, 1)
         check_nonnegative(n, "read_sigma", self.read_sigma)
         check_nonnegative(n, "nu", self.nu)
         check_positive(n, "t0", self.t0, "s")
@@ -192,8 +188,13 @@ class MultiLevelRRAM(eqx.Module):
         """CrossSim's ``RRAMMilo`` device: G in [50, 225] uS (on/off 4.5), one-shot
         programming (``max_iterations = 1``) with sigma_G = max(-0.009107 G + 4.782321,
         0) uS. Other fields keep their defaults unless overridden."""
-        kw = dict(G_min=50e-6, G_max=225e-6, write_noise_model="crosssim_milo",
-                  write_sigma=1.0, max_iterations=1)
+        kw: dict[str, Any] = dict(
+            G_min=50e-6,
+            G_max=225e-6,
+            write_noise_model="crosssim_milo",
+            write_sigma=1.0,
+            max_iterations=1,
+        )
         kw.update(overrides)
         return cls(**kw)
 
@@ -230,8 +231,14 @@ class MultiLevelRRAM(eqx.Module):
         default each cell's ``G_min``, a freshly formed cell in HRS). Stuck cells hold
         their stuck value."""
         return _sample_devices(
-            key, tuple(int(n) for n in shape), self.G_min, self.G_max, self.d2d_sigma,
-            self.p_stuck_lrs, self.p_stuck_hrs, G0,
+            key,
+            tuple(int(n) for n in shape),
+            self.G_min,
+            self.G_max,
+            self.d2d_sigma,
+            self.p_stuck_lrs,
+            self.p_stuck_hrs,
+            G0,
         )
 
     def write_std(self, G_target: Float[ArrayLike, "..."], state: RRAMState) -> Float[Array, "..."]:
@@ -268,7 +275,7 @@ class MultiLevelRRAM(eqx.Module):
     def drift(self, G0: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Power-law drift ``G0 (t / t0)^(-nu)`` for ``t >= t0`` (``G0`` for ``t < t0``)."""
         t = jnp.maximum(jnp.asarray(t, dtype=jnp.result_type(t, float)), self.t0)
-        return G0 * (t / self.t0) ** (-self.nu)
+        return jnp.asarray(G0 * (t / self.t0) ** (-self.nu))
 
     def read(
         self,
@@ -301,9 +308,16 @@ def _sample_devices(key, shape, G_min, G_max, d2d_sigma, p_lrs, p_hrs, G0):
     G = G_lo if G0 is None else jnp.clip(jnp.broadcast_to(G0, shape), G_lo, G_hi)
     G = jnp.where(stuck_lrs, G_hi, jnp.where(stuck_hrs, G_lo, G)).astype(dtype)
     zeros = jnp.zeros(shape, jnp.int32)
-    return RRAMState(G=G, G_min=G_lo, G_max=G_hi, stuck_lrs=stuck_lrs,
-                     stuck_hrs=stuck_hrs, pulses=zeros, last_pulses=zeros,
-                     converged=jnp.zeros(shape, bool))
+    return RRAMState(
+        G=G,
+        G_min=G_lo,
+        G_max=G_hi,
+        stuck_lrs=stuck_lrs,
+        stuck_hrs=stuck_hrs,
+        pulses=zeros,
+        last_pulses=zeros,
+        converged=jnp.zeros(shape, bool),
+    )
 
 
 @partial(jax.jit, static_argnums=6)

@@ -178,9 +178,9 @@ class StanfordPKURRAM(AbstractMemristor):
         # underflows float32 in the gradient.
         v_th = (K_B / Q_E) * self.temperature(x, v)
         gamma = self.enhancement(x, v)
-        arrhenius = safe_exp(-self.E_a / v_th)
+        arrhenius = safe_exp(-jnp.asarray(self.E_a) / v_th)
         drive = safe_sinh(gamma * (self.a0 / self.t_ox) * v / v_th)
-        dg = -self.v0 * arrhenius * drive
+        dg = -jnp.asarray(self.v0) * arrhenius * drive
         # Hard stops: the gap neither shrinks below g_min nor grows above g_max, so the
         # ODE itself (not only the clipped output) respects the bounds.
         blocked = ((x <= self.g_min) & (dg < 0)) | ((x >= self.g_max) & (dg > 0))

@@ -46,25 +46,22 @@ limit the rate of ordinary operating points.
   Kvatinsky window with the Pickett constants of Fig. 8 (a_off = 1.2 nm, a_on = 1.8 nm,
   w_c = 107 pm) and bounds w_on = a_off, w_off = a_on as the paper recommends (Sec. IV-D).
   With these constants the window confines motion to a few w_c near each bound (the
-  paper notes that it "constrains the state variable to a low range"): measured here,
-  a 1 V, 1 kHz sine from x0 = 1 switches x down to 0.439 in the first negative
-  half-cycle, after which both windows are below 1e-5 and x stays put. ON switching
-  takes nanoseconds at 1 mA (dx/dt ~ 8e7 /s at x = 1); RK4 at dt = 1e-5 s with 10
-  substeps still matched the stiff diffrax reference (Kvaerno5) to 1.3e-6 relative
-  on that run (float64).
+  paper notes that it "constrains the state variable to a low range"): a 1 V, 1 kHz sine
+  from x0 = 1 switches x down once, in the first negative half-cycle, after which both
+  windows are nearly closed and x stays put. ON switching takes nanoseconds at mA
+  currents, so the equations are stiff at the drive's time scale: use `substeps` with
+  the fixed-step solvers, or check against the adaptive diffrax reference.
   Under a symmetric sine these constants have a periodic loop only where ON and OFF
-  motion balance, x ~ 0.41 (ON drive 6.6e7 times the OFF drive at 2.4 mA, window ratio
-  f_off / f_on = 3.5e7); the orbit is slow (about 1 Hz) because both windows are nearly
-  closed there. Measured (float64, RK4): a 1 V sine from x0 = 0.95 settles onto it
-  within three periods at 1, 2 and 4 Hz (x in [0.39, 0.43] at 1 Hz); a 0.5 V, 100 kHz
-  sine only creeps the state down period after period (no periodic loop). The
+  motion balance, at an intermediate state; the orbit is slow (periods of about a
+  second) because both windows are nearly closed there, while a fast sine only creeps
+  the state down period after period (no periodic loop). The
   ``devices`` benchmark therefore drives TEAM at 1 V, 1 Hz.
 - :class:`VTEAMMemristor`: the example set of the Technion group's public (V)TEAM
   Verilog-A/MATLAB code (also MemTorch's VTEAM defaults): R_on = 50 Ohm, R_off = 1 kOhm,
   w in [0, 3 nm], k_off = 5e-4 m/s, k_on = -10 m/s, alpha_off = 1, alpha_on = 3,
   v_off = 0.02 V, v_on = -0.2 V, with the ideal rectangular window. These are not the
   device fits of the VTEAM paper's Table I, which could not be read here. Their time
-  scale is nanoseconds (a 1 V, 50 MHz sine moves x between 0 and 0.051).
+  scale is nanoseconds.
 """
 
 from __future__ import annotations
@@ -235,7 +232,7 @@ class TEAMMemristor(AbstractMemristor):
     def rate_from_current(self, x, i) -> Float[Array, "..."]:
         """``dx/dt`` (1/s) under a device current ``i`` (A): TEAM eq. (14) / (w_off - w_on)."""
         dw = _drift(i, self.i_on, self.i_off, self.k_on, self.k_off, self.alpha_on, self.alpha_off)
-        return dw * self.window(x, i) / (self.w_off - self.w_on)
+        return dw * self.window(x, i) / (self.w_off - self.w_on)  # type: ignore[operator]
 
     def rate(self, x, v):
         return self.rate_from_current(x, self.current(x, v))
@@ -285,7 +282,7 @@ class VTEAMMemristor(AbstractMemristor):
     def rate(self, x, v):
         dw = _drift(v, self.v_on, self.v_off, self.k_on, self.k_off, self.alpha_on, self.alpha_off)
         i = self.current(x, v)
-        return dw * self.window(x, i) / (self.w_off - self.w_on)
+        return dw * self.window(x, i) / (self.w_off - self.w_on)  # type: ignore[operator]
 
     def state_bounds(self):
         return 0.0, 1.0

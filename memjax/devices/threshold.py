@@ -19,7 +19,8 @@ R = 51 kOhm at 325 K and R_m = 1.29 kOhm when metallic.
 Source: the thermal neuristor model of Zhang, Sipling, Qiu, Schuller & Di Ventra,
 "Collective dynamics and long-range order in thermal neuristor networks", Nature
 Communications (2024), arXiv:2312.12899, their eqs. (1)-(2); authors' code:
-github.com/yuanhangzhang98/collective_dynamics_neuristor, ``model.py``; fitted to the VO2 devices of Qiu et al.,
+github.com/yuanhangzhang98/collective_dynamics_neuristor, ``model.py``; fitted to the VO2
+devices of Qiu et al.,
 "Reconfigurable cascaded thermal neuristors for neuromorphic computing", Adv. Mater.
 (2023); the R(T) law is the hysteresis model of de Almeida et al. they use. Defaults are
 the values in that code: R0 = 5.35882879 mOhm, E_a / k_B = 5220.47417 K,

@@ -61,7 +61,9 @@ class AbstractWindow(eqx.Module):
     """A window ``F(x, i)``; ``i`` is the device current (only Biolek's uses it)."""
 
     @abc.abstractmethod
-    def __call__(self, x: Float[ArrayLike, "..."], i: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    def __call__(
+        self, x: Float[ArrayLike, "..."], i: Float[ArrayLike, "..."]
+    ) -> Float[Array, "..."]:
         raise NotImplementedError
 
 

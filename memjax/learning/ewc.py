@@ -56,4 +56,4 @@ def fisher_diagonal(
 def ewc_penalty(params: Any, anchor: Any, fisher: Any, lam: float) -> Array:
     """``(lam / 2) sum_i F_i (params_i - anchor_i)^2`` over every leaf."""
     terms = jax.tree.map(lambda p, a, f: jnp.sum(f * (p - a) ** 2), params, anchor, fisher)
-    return 0.5 * lam * sum(jax.tree.leaves(terms))
+    return jnp.asarray(0.5 * lam * sum(jax.tree.leaves(terms)))

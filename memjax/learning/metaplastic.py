@@ -181,8 +181,10 @@ def metaplastic(
         _check_m("metaplastic", m)
     check_levels("metaplastic", n_levels, w_max)
     if m_scale is not None and mask is not None:
-        raise ValueError("metaplastic: pass mask or m_scale, not both (an m_scale of 0 "
-                         "leaves a leaf unattenuated)")
+        raise ValueError(
+            "metaplastic: pass mask or m_scale, not both (an m_scale of 0 "
+            "leaves a leaf unattenuated)"
+        )
     if m_scale is not None and not callable(m_scale):
         for c in jax.tree.leaves(m_scale):
             _check_m("metaplastic", c, "m_scale")
@@ -196,18 +198,23 @@ def metaplastic(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError("metaplastic: update needs the hidden weights (params)")
-        m_now = m(state.count) if scheduled else m
+        m_now = m(state.count) if callable(m) else m
         if m_scale is None:
             scales = jax.tree.map(lambda _: 1.0, params)  # 1.0 * m is m exactly
         else:
             scales = m_scale(params) if callable(m_scale) else m_scale
-            if jax.tree.structure(scales) != jax.tree.structure(params):
-                raise ValueError("metaplastic: m_scale must have the structure of the "
-                                 f"params ({jax.tree.structure(params)}); got "
-                                 f"{jax.tree.structure(scales)}")
+            if jax.tree.structure(scales) != jax.tree.structure(params):  # type: ignore[operator]
+                raise ValueError(
+                    "metaplastic: m_scale must have the structure of the "
+                    f"params ({jax.tree.structure(params)}); got "
+                    f"{jax.tree.structure(scales)}"
+                )
         new = jax.tree.map(
             lambda u, w, c: u * meta_factor(w, -u, c * m_now, n_levels, w_max).astype(u.dtype),
-            updates, params, scales)
+            updates,
+            params,
+            scales,
+        )
         if scheduled:
             state = MetaplasticScheduleState(optax.safe_increment(state.count))
         return new, state
@@ -271,8 +278,10 @@ def count_level_changes(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError("count_level_changes: update needs the params")
-        sel = jax.tree.map(lambda _: True, params) if mask is None else (
-            mask(params) if callable(mask) else mask
+        sel = (
+            jax.tree.map(lambda _: True, params)
+            if mask is None
+            else (mask(params) if callable(mask) else mask)
         )
 
         def one(c, u, w, s):

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from .._validation import check_int
+
 __all__ = [
     "check_levels",
     "level_index",
@@ -40,12 +42,7 @@ __all__ = [
 
 def check_levels(owner: str, n_levels, w_max=1.0) -> None:
     """Raise ``ValueError`` naming ``owner.n_levels`` / ``owner.w_max`` when invalid."""
-    if (
-        isinstance(n_levels, bool)
-        or not isinstance(n_levels, (int, np.integer))
-        or n_levels < 2
-    ):
-        raise ValueError(f"{owner}.n_levels must be an integer >= 2; got {n_levels!r}")
+    check_int(f"{owner}.n_levels", n_levels, 2)
     try:
         ok = np.isfinite(float(w_max)) and float(w_max) > 0
     except (TypeError, ValueError):
@@ -54,9 +51,7 @@ def check_levels(owner: str, n_levels, w_max=1.0) -> None:
         raise ValueError(f"{owner}.w_max must be finite and > 0; got {w_max!r}")
 
 
-def level_index(
-    w: Float[ArrayLike, "..."], n_levels: int, w_max: float = 1.0
-) -> Int[Array, "..."]:
+def level_index(w: Float[ArrayLike, "..."], n_levels: int, w_max: float = 1.0) -> Int[Array, "..."]:
     """Index ``j`` (int32, 0 .. n_levels - 1) of the level nearest to ``w`` (ties up)."""
     check_levels("level_index", n_levels, w_max)
     w = jnp.asarray(w)
@@ -110,17 +105,14 @@ def _sign_hardtanh_jvp(primals, tangents):
     return y, jnp.where(jnp.abs(x) <= 1.0, t, jnp.zeros_like(t))
 
 
-def fixed_point(
-    x: Float[ArrayLike, "..."], bits: int | None, x_max: float
-) -> Float[Array, "..."]:
+def fixed_point(x: Float[ArrayLike, "..."], bits: int | None, x_max: float) -> Float[Array, "..."]:
     """Signed fixed-point storage of ``x`` with ``bits`` bits on ``[-x_max, x_max)``:
     step ``x_max / 2^(bits - 1)``, round to nearest, clip to ``[-x_max, x_max - step]``.
     ``bits=None``: unchanged (float storage). Not differentiable (storage, not forward)."""
     x = jnp.asarray(x)
     if bits is None:
         return x
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
-        raise ValueError(f"fixed_point: bits must be None or an integer in [2, 32]; got {bits!r}")
+    check_int("fixed_point: bits", bits, 2, 32, none_ok=True)
     if not (np.isfinite(float(x_max)) and float(x_max) > 0):
         raise ValueError(f"fixed_point: x_max must be finite and > 0; got {x_max!r}")
     step = x_max / 2 ** (bits - 1)

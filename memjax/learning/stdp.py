@@ -29,17 +29,11 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validation import check_range
+from .._validation import check_int, check_range
 
 __all__ = ["STDP", "stdp_pulses", "steps_since", "pre_recent"]
-
-
-def _check_int(owner: str, name: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
 class STDP(eqx.Module):
@@ -56,7 +50,7 @@ class STDP(eqx.Module):
     p_dep: float = 0.05
 
     def __check_init__(self):
-        _check_int("STDP", "window", self.window, 1)
+        check_int("STDP.window", self.window, 1)
         check_range("STDP", "p_pot", self.p_pot, 0.0, 1.0)
         check_range("STDP", "p_dep", self.p_dep, 0.0, 1.0)
 

@@ -2,7 +2,8 @@
 
     h_0 = x,   h_l = relu(W_l h_{l-1} + b_l)  (l < L),   logits = W_L h_{L-1} + b_L
 
-trained with softmax cross-entropy (`memjax.losses`; recipe `memjax.recipes.train_mlp`). The default 784-512-10 is the usual one-hidden-layer
+trained with softmax cross-entropy (`memjax.losses`; recipe `memjax.recipes.train_mlp`).
+The default 784-512-10 is the usual one-hidden-layer
 MNIST baseline; weights and biases start U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the
 `eqx.nn.Linear` / PyTorch default). Inputs are flattened images scaled to [0, 1]
 (`flatten_scale`), without mean/std normalisation.
@@ -11,7 +12,6 @@ MNIST baseline; weights and biases start U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -19,15 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._validation import check_int, is_int
+from ..data.encoding import scale_images
 from ..losses import classification_metrics as classification_metrics
 from ..losses import cross_entropy_loss as cross_entropy_loss
 
 __all__ = ["MLP", "cross_entropy_loss", "classification_metrics", "flatten_scale"]
-
-
-def _check_size(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"MLP.{name} must be a positive integer; got {value!r}")
 
 
 class MLP(eqx.Module):
@@ -50,12 +47,12 @@ class MLP(eqx.Module):
         *,
         key: PRNGKeyArray,
     ):
-        hidden = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
-        _check_size("in_size", in_size)
-        _check_size("out_size", out_size)
-        for h in hidden:
-            _check_size("hidden", h)
-        sizes = (int(in_size), *map(int, hidden), int(out_size))
+        widths = (hidden,) if is_int(hidden) else tuple(hidden)
+        check_int("MLP.in_size", in_size, 1)
+        check_int("MLP.out_size", out_size, 1)
+        for h in widths:
+            check_int("MLP.hidden", h, 1)
+        sizes = (int(in_size), *map(int, widths), int(out_size))
         keys = jax.random.split(key, len(sizes) - 1)
         self.layers = tuple(
             eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)
@@ -64,17 +61,22 @@ class MLP(eqx.Module):
 
     def __call__(self, x: Float[Array, "... in_size"]) -> Float[Array, "... out_size"]:
         if jnp.shape(x)[-1:] != (self.in_size,):
-            raise ValueError(
-                f"MLP: x must have shape (..., {self.in_size}); got {jnp.shape(x)}"
-            )
+            raise ValueError(f"MLP: x must have shape (..., {self.in_size}); got {jnp.shape(x)}")
         for layer in self.layers[:-1]:
-            x = jax.nn.relu(x @ layer.weight.T + layer.bias)
-        last = self.layers[-1]
-        return x @ last.weight.T + last.bias
+            x = jax.nn.relu(_affine(layer, x))
+        return _affine(self.layers[-1], x)
+
+
+def _affine(layer: eqx.nn.Linear, x: Array) -> Array:
+    """``x @ W.T + b`` over any leading axes (the bias given their rank explicitly)."""
+    if layer.bias is None:  # the layers are built with use_bias=True
+        raise ValueError("MLP: a layer has no bias")
+    y = x @ layer.weight.T
+    return y + jax.lax.broadcast_to_rank(layer.bias, y.ndim)
 
 
 def flatten_scale(x: np.ndarray) -> Float[Array, "batch features"]:
-    """Images ``(batch, ...)`` (uint8 0..255 or floats in [0, 1]) to float32 ``(batch, prod)``."""
-    x = np.asarray(x)
-    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
-    return jnp.asarray(x.reshape(len(x), -1), jnp.float32) * scale
+    """Images ``(batch, ...)`` to float32 ``(batch, features)`` in [0, 1]:
+    :func:`memjax.data.scale_images` with ``flatten=True`` (uint8 divided by 255, floats
+    checked in [0, 1]), as a JAX array."""
+    return jnp.asarray(scale_images(x, flatten=True, owner="flatten_scale"))

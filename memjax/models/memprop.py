@@ -101,7 +101,8 @@ def check_images(owner: str, x, n_in: int, max_ndim: int = 2):
 
     Accepts intensities in [0, 1] of shape ``(n_in,)`` (one unbatched image: a batch
     axis is added; the caller removes it from the result) or ``(batch, n_in)`` (with
-    ``max_ndim = 3`` also ``(T, batch, n_in)``). float16 is promoted to float32. Raises ``TypeError`` for integer or bool images (scale uint8 images to
+    ``max_ndim = 3`` also ``(T, batch, n_in)``). float16 is promoted to float32. Raises
+    ``TypeError`` for integer or bool images (scale uint8 images to
     [0, 1] first) and ``ValueError`` for another shape or for values outside [0, 1]
     (under `jit` an `eqx.error_if` error).
     """
@@ -288,7 +289,7 @@ class MEMprop(eqx.Module):
                 raise ValueError("MEMprop with encoding='rate' needs a key (or spikes)")
             else:
                 p = jnp.clip(x, 0.0, 1.0) * jnp.minimum(self.rate_max * self.dt, 1.0)
-                spikes = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
+                spikes = jax.random.bernoulli(k_in, p[None], (T,) + x.shape).astype(x.dtype)
             # Crossbar 1 read for every step before the time scan: one [T batch, n_in]
             # matmul instead of T small ones, and outside the rematerialised body, so
             # the backward pass does not recompute it (the same currents and read noise
@@ -372,7 +373,9 @@ class MEMprop(eqx.Module):
         """
         config = CrossbarConfig() if crossbar_config is None else crossbar_config
         if synapse not in ("crossbar", "dense"):
-            raise ValueError(f"MEMprop.init: synapse must be 'crossbar' or 'dense'; got {synapse!r}")
+            raise ValueError(
+                f"MEMprop.init: synapse must be 'crossbar' or 'dense'; got {synapse!r}"
+            )
         dG = float(config.device.G_max - config.device.G_min)
         k1, k2 = jax.random.split(key, 4)[:2]  # keys 0, 1 of four: fixed per seed
 
@@ -420,8 +423,12 @@ class LIFNet(eqx.Module):
         w1 = jax.random.normal(k1, (n_in, n_hidden)) / jnp.sqrt(n_in)
         w2 = jax.random.normal(k2, (n_hidden, n_out)) / jnp.sqrt(n_hidden)
         return cls(
-            w1=w1, w2=w2, b1=jnp.zeros(n_hidden), b2=jnp.zeros(n_out),
-            neuron=LIF() if neuron is None else neuron, **kwargs,
+            w1=w1,
+            w2=w2,
+            b1=jnp.zeros(n_hidden),
+            b2=jnp.zeros(n_out),
+            neuron=LIF() if neuron is None else neuron,
+            **kwargs,
         )
 
     def __call__(self, x, key=None, *, traces: bool = False):
@@ -440,7 +447,7 @@ class LIFNet(eqx.Module):
             # Each step's input is projected inside the scan (its slice stays in cache).
             xs, i1 = x, None
         else:
-            xs, i1 = None, x @ self.w1 + self.b1
+            xs, i1 = None, x @ self.w1 + self.b1[None]
         dtype = jnp.result_type(x.dtype, self.w1.dtype)
         n = jax.lax.stop_gradient(self.neuron)
         s1 = n.init_state((x.shape[-2], self.w1.shape[1]), dtype)
@@ -448,8 +455,8 @@ class LIFNet(eqx.Module):
 
         def body(carry, xt):
             s1, s2 = carry
-            s1 = n.step(s1, i1 if xt is None else xt @ self.w1 + self.b1)
-            s2 = n.step(s2, n.output(s1) @ self.w2 + self.b2)
+            s1 = n.step(s1, i1 if xt is None else xt @ self.w1 + self.b1[None])
+            s2 = n.step(s2, n.output(s1) @ self.w2 + self.b2[None])
             out = (s1.v, s2.v) if traces else s2.v
             return (s1, s2), out
 

@@ -42,6 +42,7 @@ with ``c`` cells per weight (1 here, 2 for a differential pair) and ``b_h`` hidd
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -51,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._validation import check_int
 from ..devices.rram import MultiLevelRRAM, RRAMState
 from ..learning.quantize import (
     check_levels,
@@ -76,11 +78,6 @@ REFERENCE_BNN_SIZES = (784, 4096, 4096, 10)
 _BN_MODES = ("per_task", "shared")
 _ACTIVATIONS = ("sign", "hardtanh")
 _INITS = ("uniform", "boundary")
-
-
-def _check_int(owner, name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
 class MetaplasticMLP(eqx.Module):
@@ -148,9 +145,9 @@ class MetaplasticMLP(eqx.Module):
         if len(sizes) < 2:
             raise ValueError(f"{n}.sizes must list at least input and output sizes; got {sizes}")
         for s in sizes:
-            _check_int(n, "sizes", s, 1)
+            check_int(f"{n}.sizes", s, 1)
         check_levels(n, n_levels, w_max)
-        _check_int(n, "n_tasks", n_tasks, 1)
+        check_int(f"{n}.n_tasks", n_tasks, 1)
         if bn not in _BN_MODES:
             raise ValueError(f"{n}.bn must be one of {_BN_MODES}; got {bn!r}")
         if init_scale is not None and not (np.isfinite(init_scale) and init_scale > 0):
@@ -163,13 +160,19 @@ class MetaplasticMLP(eqx.Module):
         ws = []
         for k, a, b in zip(keys, sizes[:-1], sizes[1:]):
             if init == "boundary":
-                s = init_scale if init_scale is not None else 0.05 * h
+                scale = init_scale if init_scale is not None else 0.05 * h
                 kb, ko = jax.random.split(k)
                 j = jax.random.randint(kb, (a, b), 1, n_levels)
-                w = -w_max + (2 * j - 1) * h + jax.random.uniform(ko, (a, b), minval=-s, maxval=s)
+                w = (
+                    -w_max
+                    + (2 * j - 1) * h
+                    + jax.random.uniform(ko, (a, b), minval=-scale, maxval=scale)
+                )
             else:
-                s = init_scale if init_scale is not None else (
-                    1.0 / math.sqrt(a) if n_levels == 2 else float(w_max)
+                scale = (
+                    init_scale
+                    if init_scale is not None
+                    else (1.0 / math.sqrt(a) if n_levels == 2 else float(w_max))
                 )
                 w = jax.random.uniform(k, (a, b), minval=-s, maxval=s)
             ws.append(w)
@@ -212,9 +215,13 @@ class MetaplasticMLP(eqx.Module):
         if not self.bn_affine or src == dst:
             return self
         return eqx.tree_at(
-            lambda t: (t.bn_scale, t.bn_shift), self,
-            (tuple(a.at[dst].set(a[src]) for a in self.bn_scale),
-             tuple(a.at[dst].set(a[src]) for a in self.bn_shift)))
+            lambda t: (t.bn_scale, t.bn_shift),
+            self,
+            (
+                tuple(a.at[dst].set(a[src]) for a in self.bn_scale),
+                tuple(a.at[dst].set(a[src]) for a in self.bn_shift),
+            ),
+        )
 
     def quantized_weights(self) -> tuple[Float[Array, "n_in n_out"], ...]:
         """``Q(W_l)`` with the straight-through gradient."""
@@ -239,14 +246,16 @@ class MetaplasticMLP(eqx.Module):
 
     def _bn(self, z, l, task, train):
         s = self.slot_index(task)
+        # per-feature vectors given the batch axes explicitly (no implicit rank promotion)
+        lead = lambda v: jax.lax.broadcast_to_rank(v, z.ndim)
         if train:
-            mean = jnp.mean(z, axis=0)
-            var = jnp.var(z, axis=0)
+            mean = jnp.mean(z, axis=0, keepdims=True)
+            var = jnp.var(z, axis=0, keepdims=True)
         else:
-            mean, var = self.bn_mean[l][s], self.bn_var[l][s]
+            mean, var = lead(self.bn_mean[l][s]), lead(self.bn_var[l][s])
         z = (z - mean) * jax.lax.rsqrt(var + self.bn_eps)
         if self.bn_affine:
-            z = z * self.bn_scale[l][s] + self.bn_shift[l][s]
+            z = z * lead(self.bn_scale[l][s]) + lead(self.bn_shift[l][s])
         return z
 
     def __call__(
@@ -278,8 +287,9 @@ def _moments(model, x, layer, task):
     return jnp.sum(z, 0), jnp.sum(z * z, 0)
 
 
-def calibrate_bn(model: MetaplasticMLP, x, task: int = 0, *, batch_size: int = 2000,
-                 preprocess=None) -> MetaplasticMLP:
+def calibrate_bn(
+    model: MetaplasticMLP, x, task: int = 0, *, batch_size: int = 2000, preprocess=None
+) -> MetaplasticMLP:
     """Store the population mean and variance of every layer's pre-activations over
     ``x`` in ``task``'s slot (layer by layer, each using the fresh statistics of the
     layers before it)."""
@@ -295,7 +305,7 @@ def calibrate_bn(model: MetaplasticMLP, x, task: int = 0, *, batch_size: int = 2
         mean = tot / n
         var = jnp.maximum(tot2 / n - mean * mean, 0.0)
         model = eqx.tree_at(
-            lambda m: (m.bn_mean[l], m.bn_var[l]),
+            functools.partial(_bn_pair, l=l),
             model,
             (model.bn_mean[l].at[s].set(mean), model.bn_var[l].at[s].set(var)),
         )
@@ -307,8 +317,16 @@ def _correct(model, x, y, task, weights):
     return jnp.sum(jnp.argmax(model(x, task, weights=weights), -1) == y)
 
 
-def evaluate_task(model: MetaplasticMLP, x, y, task: int = 0, *, weights=None,
-                  batch_size: int = 2000, preprocess=None) -> float:
+def evaluate_task(
+    model: MetaplasticMLP,
+    x,
+    y,
+    task: int = 0,
+    *,
+    weights=None,
+    batch_size: int = 2000,
+    preprocess=None,
+) -> float:
     """Accuracy on ``(x, y)`` with ``task``'s BN statistics (and ``weights`` if given)."""
     s = model.slot(task)
     c = 0
@@ -323,16 +341,18 @@ def evaluate_task(model: MetaplasticMLP, x, y, task: int = 0, *, weights=None,
 # Hardware mapping
 
 
-def level_conductances(device: MultiLevelRRAM, levels: Int[Array, "..."], n_levels: int
-                       ) -> Float[Array, "..."]:
+def level_conductances(
+    device: MultiLevelRRAM, levels: Int[Array, "..."], n_levels: int
+) -> Float[Array, "..."]:
     """Offset mapping of level ``j`` to ``G_min + j (G_max - G_min) / (n_levels - 1)`` (S)."""
     check_levels("level_conductances", n_levels)
     j = jnp.asarray(levels).astype(jnp.result_type(float))
     return device.G_min + j * (device.G_max - device.G_min) / (n_levels - 1)
 
 
-def conductance_weights(device: MultiLevelRRAM, G: Float[Array, "..."], w_max: float = 1.0
-                        ) -> Float[Array, "..."]:
+def conductance_weights(
+    device: MultiLevelRRAM, G: Float[Array, "..."], w_max: float = 1.0
+) -> Float[Array, "..."]:
     """Inverse of the offset mapping: ``w_max (2 (G - G_min) / (G_max - G_min) - 1)``."""
     return w_max * (2.0 * (G - device.G_min) / (device.G_max - device.G_min) - 1.0)
 
@@ -350,14 +370,17 @@ def program_levels(
     and the mask (int32, 1 = written) of the cells written; untouched cells keep their
     conductance and pulse counters."""
     target = level_conductances(device, levels, n_levels)
-    mask = jnp.ones(jnp.shape(levels), bool) if last_levels is None else (
-        jnp.asarray(levels) != jnp.asarray(last_levels)
+    mask = (
+        jnp.ones(jnp.shape(levels), bool)
+        if last_levels is None
+        else (jnp.asarray(levels) != jnp.asarray(last_levels))
     )
     return device.program(key, state, target, mask=mask), mask.astype(jnp.int32)
 
 
-def read_device_weights(device: MultiLevelRRAM, key: PRNGKeyArray | None, state: RRAMState,
-                        w_max: float = 1.0) -> Float[Array, "..."]:
+def read_device_weights(
+    device: MultiLevelRRAM, key: PRNGKeyArray | None, state: RRAMState, w_max: float = 1.0
+) -> Float[Array, "..."]:
     """Weights read from the cells (read noise when ``key`` is given)."""
     return conductance_weights(device, device.read(key, state), w_max)
 
@@ -377,8 +400,8 @@ def memory_bits(
     weights in digital memory). Batch-norm statistics (``2 sum_l n_{l+1}`` numbers) are
     not counted."""
     check_levels("memory_bits", n_levels)
-    _check_int("memory_bits", "hidden_bits", hidden_bits, 0)
-    _check_int("memory_bits", "cells_per_weight", cells_per_weight, 1)
+    check_int("memory_bits: hidden_bits", hidden_bits, 0)
+    check_int("memory_bits: cells_per_weight", cells_per_weight, 1)
     sizes = [int(s) for s in sizes]
     n_w = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return n_w * (cells_per_weight * math.ceil(math.log2(n_levels)) + hidden_bits)
@@ -397,3 +420,7 @@ def memory_reduction(
     784-4096-4096-10 binarized network of Laborieux et al. with 32-bit hidden weights."""
     ref = memory_bits(reference_sizes, 2, reference_hidden_bits, 1)
     return ref / memory_bits(sizes, n_levels, hidden_bits, cells_per_weight)
+
+
+def _bn_pair(m, l):
+    return (m.bn_mean[l], m.bn_var[l])

@@ -51,6 +51,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._validation import check_int
+from ..data.encoding import scale_images
 from .wta import WTALayer, WTAState, wta_learn, wta_respond
 
 __all__ = [
@@ -88,8 +90,7 @@ class CNN(eqx.Module):
 
     def __init__(self, n_classes: int = 10, n_features: int = 64, *, key: PRNGKeyArray):
         for name, v in (("n_classes", n_classes), ("n_features", n_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"CNN.{name} must be a positive integer; got {v!r}")
+            check_int(f"CNN.{name}", v, 1)
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.conv1 = eqx.nn.Conv2d(1, 16, 5, key=k1)
         self.conv2 = eqx.nn.Conv2d(16, 32, 5, key=k2)
@@ -115,20 +116,9 @@ class CNN(eqx.Module):
 
 
 def _images(x: np.ndarray) -> Array:
-    """Images ``(N, 28, 28)`` or ``(N, 784)`` as float32 in [0, 1]: uint8 (0..255) are
-    divided by 255; floating images must already lie in [0, 1] (``ValueError``
-    otherwise, e.g. for float images in 0..255); other dtypes raise ``TypeError``."""
-    x = np.asarray(x)
-    if x.dtype == np.uint8:
-        return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32) * (1.0 / 255.0)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"CNN images must be uint8 (0..255) or floats in [0, 1]; got {x.dtype}")
-    if x.size and not (np.min(x) >= 0.0 and np.max(x) <= 1.0):
-        raise ValueError(
-            "CNN images must be uint8 (0..255) or floats scaled to [0, 1]; got floats in "
-            f"[{float(np.min(x))}, {float(np.max(x))}] (divide 0..255 images by 255)"
-        )
-    return jnp.asarray(x.reshape(len(x), 28, 28), jnp.float32)
+    """Images ``(N, 28, 28)`` or ``(N, 784)`` as float32 ``(N, 28, 28)`` in [0, 1]
+    (:func:`memjax.data.scale_images`)."""
+    return jnp.asarray(scale_images(x, owner="CNN").reshape(len(x), 28, 28))
 
 
 def select_classes(
@@ -197,7 +187,9 @@ def learn_unsupervised(
     samples per compiled call, same result as one call up to the key split)."""
     outs = []
     for i, s in enumerate(range(0, len(x), chunk)):
-        state, out = wta_learn(layer, state, jnp.asarray(x[s : s + chunk]), jax.random.fold_in(key, i))
+        state, out = wta_learn(
+            layer, state, jnp.asarray(x[s : s + chunk]), jax.random.fold_in(key, i)
+        )
         outs.append(jax.tree_util.tree_map(np.asarray, out))
     return state, {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
@@ -208,7 +200,9 @@ def respond(
     """Spiking-layer responses (``counts``, ``first``, ``drive``, ``spikes``) in batches."""
     outs = []
     for i, s in enumerate(range(0, len(x), batch_size)):
-        out = wta_respond(layer, state, jnp.asarray(x[s : s + batch_size]), jax.random.fold_in(key, i))
+        out = wta_respond(
+            layer, state, jnp.asarray(x[s : s + batch_size]), jax.random.fold_in(key, i)
+        )
         outs.append(jax.tree_util.tree_map(np.asarray, out))
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
@@ -229,7 +223,9 @@ def label_neurons(counts: np.ndarray, labels: np.ndarray, n_classes: int = 10) -
 def snn_classify(counts: np.ndarray, drive: np.ndarray, neuron_labels: np.ndarray) -> np.ndarray:
     """Class of the winning neuron: most spikes, ties (and silent samples) broken by the
     summed input current relative to its maximum; unlabelled neurons are ignored."""
-    score = np.asarray(counts, np.float64) + 1e-3 * drive / (np.max(drive, -1, keepdims=True) + 1e-12)
+    score = np.asarray(counts, np.float64) + 1e-3 * drive / (
+        np.max(drive, -1, keepdims=True) + 1e-12
+    )
     score = np.where(np.asarray(neuron_labels)[None] >= 0, score, -np.inf)
     return np.asarray(neuron_labels)[score.argmax(-1)]
 
@@ -273,8 +269,7 @@ def fit_novelty_gate(
     ``x_stream`` may contain trained-class samples (it is unlabelled): the fitted score
     is still monotone in the density ratio, which is all the gate needs. Threshold
     ``+inf`` (calibrate with :func:`calibrate_novelty_gate`)."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"fit_novelty_gate: steps must be a positive integer; got {steps!r}")
+    check_int("fit_novelty_gate: steps", steps, 1)
     xt = jnp.asarray(x_trained, jnp.float32)
     xs = jnp.asarray(x_stream, jnp.float32)
     if xt.ndim != 2 or xs.ndim != 2 or xt.shape[1] != xs.shape[1]:
@@ -312,7 +307,9 @@ def calibrate_novelty_gate(
     the held-out *trained-class* samples ``x_trained_val`` (the ``k``-th largest score,
     ``k = floor(max_false_route N) + 1``)."""
     if not 0.0 <= max_false_route < 1.0:
-        raise ValueError(f"calibrate_novelty_gate: max_false_route must be in [0, 1); got {max_false_route}")
+        raise ValueError(
+            f"calibrate_novelty_gate: max_false_route must be in [0, 1); got {max_false_route}"
+        )
     s = np.sort(gate.score(x_trained_val))[::-1]
     k = int(np.floor(max_false_route * len(s)))
     return dataclasses.replace(gate, threshold=jnp.asarray(s[k], jnp.float32))
@@ -323,9 +320,7 @@ def route(head_pred: np.ndarray, snn_pred: np.ndarray, routed: np.ndarray) -> np
     return np.where(np.asarray(routed), np.asarray(snn_pred), np.asarray(head_pred))
 
 
-def mahalanobis_score(
-    features: np.ndarray, labels: np.ndarray, eps: float = 1e-4
-) -> Any:
+def mahalanobis_score(features: np.ndarray, labels: np.ndarray, eps: float = 1e-4) -> Any:
     """Label-free novelty score from trained-class data only (Lee et al., NeurIPS 2018):
     class means and one shared covariance (ridge ``eps`` x mean variance) fitted on
     ``features`` of the trained classes with their ``labels``; returns ``score(f)`` =
@@ -347,9 +342,11 @@ def mahalanobis_score(
     return score
 
 
-def accuracy_report(pred: np.ndarray, y: np.ndarray, groups: dict[str, Sequence[int]]) -> dict[str, Any]:
+def accuracy_report(
+    pred: np.ndarray, y: np.ndarray, groups: dict[str, Sequence[int]]
+) -> dict[str, Any]:
     """Accuracy overall, per group of classes and per class."""
-    out = {"all": float(np.mean(pred == y))}
+    out: dict[str, Any] = {"all": float(np.mean(pred == y))}
     for name, cl in groups.items():
         m = np.isin(y, np.asarray(cl))
         out[name] = float(np.mean(pred[m] == y[m])) if m.any() else float("nan")

@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._validation import check_nonnegative, check_range
+from .._validation import check_int, check_nonnegative, check_range
 from ..data.encoding import rate
 from ..devices.rram import MultiLevelRRAM, RRAMState
 from ..learning.stdp import STDP, pre_recent, stdp_pulses, steps_since
@@ -75,11 +75,6 @@ __all__ = [
     "wta_learn",
     "wta_respond",
 ]
-
-
-def _check_int(owner: str, name: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{owner}.{name} must be an integer >= {lo}; got {value!r}")
 
 
 def _default_synapse() -> MultiLevelRRAM:
@@ -121,7 +116,8 @@ class WTALayer(eqx.Module):
 
     **Fields:** `n_in`, `n_out` (static ints), `neuron` (`ALIF`: leak, theta0, SFA beta,
     rho, adaptation device), `rule` (`STDP`), `synapse` (the synapse `MultiLevelRRAM`:
-    levels, bounds, write noise; default 16 levels, no write noise), `n_steps` (time steps per sample, static;
+    levels, bounds, write noise; default 16 levels, no write noise), `n_steps` (time steps
+    per sample, static;
     default 30), `p_in` (input spike probability per step at intensity 1, in (0, 1];
     default 0.3), `theta_plus` (homeostatic increment per winning spike, >= 0; default
     0.02), `homeo_decay` (per-sample decay of the offsets, in [0, 1]; default 0.01),
@@ -144,9 +140,9 @@ class WTALayer(eqx.Module):
     sfa: str = eqx.field(static=True, default="layer")
 
     def __check_init__(self):
-        _check_int("WTALayer", "n_in", self.n_in, 1)
-        _check_int("WTALayer", "n_out", self.n_out, 1)
-        _check_int("WTALayer", "n_steps", self.n_steps, 1)
+        check_int("WTALayer.n_in", self.n_in, 1)
+        check_int("WTALayer.n_out", self.n_out, 1)
+        check_int("WTALayer.n_steps", self.n_steps, 1)
         check_range("WTALayer", "p_in", self.p_in, 0.0, 1.0, lo_open=True)
         check_nonnegative("WTALayer", "theta_plus", self.theta_plus)
         check_range("WTALayer", "homeo_decay", self.homeo_decay, 0.0, 1.0)
@@ -173,7 +169,9 @@ class WTALayer(eqx.Module):
         shape = (self.n_in, self.n_out)
         syn = dev.sample_devices(k_d, shape)
         steps = dev.n_levels - 1
-        lvl = jax.random.randint(k_l, shape, int(np.floor(lo * steps)), int(np.ceil(hi * steps)) + 1)
+        lvl = jax.random.randint(
+            k_l, shape, int(np.floor(lo * steps)), int(np.ceil(hi * steps)) + 1
+        )
         G = syn.G_min + lvl * (syn.G_max - syn.G_min) / steps
         G = jnp.where(syn.stuck, syn.G, G)
         syn = dataclasses.replace(syn, G=G)
@@ -222,13 +220,19 @@ def wta_sample(
         st = dataclasses.replace(st, v=jnp.where(fire, jnp.zeros_like(st.v), st.v))
         h = h + layer.theta_plus * s
         if learn:
+
             def update(syn):
                 col = jax.tree_util.tree_map(
                     lambda a: jax.lax.dynamic_slice_in_dim(a, j, 1, axis=1), syn
                 )
                 k_u, k_z = jax.random.split(k)
-                pulses = stdp_pulses(layer.rule, k_u, pre_recent(since, layer.rule.window),
-                                     jnp.ones((1,), bool), col.G.dtype)
+                pulses = stdp_pulses(
+                    layer.rule,
+                    k_u,
+                    pre_recent(since, layer.rule.window),
+                    jnp.ones((1,), bool),
+                    col.G.dtype,
+                )
                 col = apply_level_pulses(layer.synapse, k_z, col, pulses)
                 return jax.tree_util.tree_map(
                     lambda a, c: jax.lax.dynamic_update_slice_in_dim(a, c, j, axis=1), syn, col
@@ -255,9 +259,7 @@ def wta_sample(
 def _floats_as_arrays(tree):
     """Python floats -> 0-d arrays, so that changing a parameter (e.g. SFA on/off) does
     not recompile (`eqx.filter_jit` treats Python scalars as static)."""
-    return jax.tree_util.tree_map(
-        lambda v: jnp.asarray(v) if isinstance(v, float) else v, tree
-    )
+    return jax.tree_util.tree_map(lambda v: jnp.asarray(v) if isinstance(v, float) else v, tree)
 
 
 def wta_learn(

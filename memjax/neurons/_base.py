@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
+from .._validation import check_int
+
 __all__ = ["AbstractNeuron", "simulate", "check_dt", "check_substeps"]
 
 
@@ -59,12 +61,7 @@ def check_dt(owner: str, dt: Any) -> None:
 
 def check_substeps(owner: str, substeps: Any) -> None:
     """Raise ``ValueError`` naming ``owner`` unless ``substeps`` is an integer >= 1."""
-    if (
-        isinstance(substeps, bool)
-        or not isinstance(substeps, (int, np.integer))
-        or substeps < 1
-    ):
-        raise ValueError(f"{owner}: substeps must be an integer >= 1; got {substeps!r}")
+    check_int(f"{owner}: substeps", substeps, 1)
 
 
 class AbstractNeuron(eqx.Module):
@@ -132,7 +129,7 @@ class AbstractNeuron(eqx.Module):
 def simulate(
     neuron: AbstractNeuron,
     state0: PyTree[Array] | None,
-    inputs: Float[ArrayLike, "T *shape"],
+    inputs: Float[ArrayLike, "T *shape"],  # noqa: F821 (jaxtyping shape)
     dt: float | None = None,
     *,
     key: PRNGKeyArray | None = None,
@@ -161,9 +158,7 @@ def simulate(
         raise TypeError(f"simulate: neuron must be an AbstractNeuron; got {type(neuron).__name__}")
     check_substeps(name, substeps)
     if substeps != 1 and not neuron.continuous:
-        raise ValueError(
-            f"{name}: substeps must be 1 for a discrete-time neuron; got {substeps}"
-        )
+        raise ValueError(f"{name}: substeps must be 1 for a discrete-time neuron; got {substeps}")
     dt = neuron.resolve_dt(dt)
     inputs = jnp.asarray(inputs)
     if inputs.ndim < 1:

@@ -160,7 +160,7 @@ class ALIF(AbstractNeuron):
 
 def alif_threshold(params: ALIF, state: ALIFState) -> Float[Array, "..."]:
     """``theta0 + beta g``: the threshold the next input is compared with."""
-    return params.theta0 + params.beta * state.g
+    return jnp.asarray(params.theta0 + params.beta * state.g)
 
 
 def alif_integrate(params: ALIF, state: ALIFState, i_in: Float[ArrayLike, "..."]):

@@ -92,7 +92,8 @@ gives the same equations to `memjax.integrate.odeint` and the diffrax
 **Inputs.** ``dt`` must be finite and > 0 (a ``ValueError`` for a concrete value, an
 `eqx.error_if` error under `jit`); ``substeps`` an integer >= 1. Inputs and states in
 float16 are promoted to float32 (the constants, e.g. ``C = 1e-9``, and the currents
-in uA underflow in float16's exponent range; bfloat16, with float32's range, is kept); integer inputs to the default float.
+in uA underflow in float16's exponent range; bfloat16, with float32's range, is kept);
+integer inputs to the default float.
 The memristors' Schottky branch (``MMSSMemristor.phi < 1``) is not implemented in the
 neuron: :class:`MIF` rejects such memristors.
 """
@@ -335,7 +336,7 @@ def mif_vector_field(params: MIF, i_in):
 
 def mif_simulate(
     params: MIF,
-    i_in: Float[ArrayLike, "T *shape"],
+    i_in: Float[ArrayLike, "T *shape"],  # noqa: F821 (jaxtyping shape)
     dt: float,
     *,
     state: MIFState | None = None,
@@ -354,4 +355,3 @@ def mif_simulate(
     check_dt("mif_simulate", dt)
     check_substeps("mif_simulate", substeps)
     return simulate(params, state, i_in, dt, substeps=substeps)
-

@@ -4,11 +4,14 @@ with Adam on softmax cross-entropy by `memjax.training.fit`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..data.encoding import scale_images
 from ..losses import classification_metrics, cross_entropy_loss
 from ..models.ann import MLP, flatten_scale
 from ..models.sfa_snn import CNN, select_classes
@@ -18,8 +21,8 @@ __all__ = ["train_mlp", "train_cnn"]
 
 
 def _images(x: np.ndarray):
-    """Images to float32 ``(N, 28, 28)``, uint8 scaled to [0, 1] (`flatten_scale`)."""
-    return flatten_scale(x).reshape(len(x), 28, 28)
+    """Images to float32 ``(N, 28, 28)`` in [0, 1] (:func:`memjax.data.scale_images`)."""
+    return jnp.asarray(scale_images(x, owner="train_cnn").reshape(len(x), 28, 28))
 
 
 def train_mlp(
@@ -43,12 +46,14 @@ def train_mlp(
     """
     x, y = train_data
     if not np.issubdtype(np.asarray(y).dtype, np.integer) or np.min(y) < 0:
-        raise ValueError("train_mlp: labels must be non-negative integers; got dtype "
-                         f"{np.asarray(y).dtype}, minimum {np.min(y)}")
+        raise ValueError(
+            "train_mlp: labels must be non-negative integers; got dtype "
+            f"{np.asarray(y).dtype}, minimum {np.min(y)}"
+        )
     in_size = int(np.prod(np.shape(x)[1:]))
     out_size = max(10, int(np.max(y)) + 1)
     model = MLP(in_size, hidden, out_size, key=jax.random.key(seed))
-    eval_kw = {}
+    eval_kw: dict[str, Any] = {}
     if test_data is not None:
         eval_kw = dict(eval_fn=classification_metrics, eval_data=test_data)
     return fit(
@@ -86,7 +91,14 @@ def train_cnn(
     remap[classes] = np.arange(len(classes))
     model = CNN(len(classes), n_features, key=jax.random.key(seed))
     return fit(
-        model, cross_entropy_loss, optax.adam(learning_rate), (x, remap[y].astype(np.int32)),
-        epochs=epochs, batch_size=batch_size, seed=seed, preprocess=_images,
-        n_classes=len(classes), **fit_kwargs,
+        model,
+        cross_entropy_loss,
+        optax.adam(learning_rate),
+        (x, remap[y].astype(np.int32)),
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        preprocess=_images,
+        n_classes=len(classes),
+        **fit_kwargs,
     )

@@ -29,6 +29,8 @@ import numpy as np
 import optax
 from jaxtyping import Array
 
+from .._validation import check_int, is_int
+from ..data.encoding import scale_images
 from ..learning.ewc import ewc_penalty, fisher_diagonal
 from ..learning.metaplastic import _check_m, metaplastic_adam
 from ..learning.quantize import fixed_point, level_index
@@ -53,10 +55,7 @@ class Task(NamedTuple):
 
     def inputs(self, x: np.ndarray) -> Array:
         """Flattened float32 inputs in [0, 1], permuted if the task says so."""
-        x = np.asarray(x)
-        x = x.reshape(len(x), -1)
-        if x.dtype == np.uint8:
-            x = x.astype(np.float32) / 255.0
+        x = scale_images(x, flatten=True, owner="Task.inputs")
         if self.perm is not None:
             x = x[:, self.perm]
         return jnp.asarray(x, jnp.float32)
@@ -98,12 +97,25 @@ def level_changes(counts, new, old, n_levels: int, w_max: float):
 
 
 @eqx.filter_jit
-def _train_step(model, opt_state, counts, x, y, task, optimizer, affine_optimizer,
-                hidden_bits, hidden_range, ewc, metric=level_changes):
+def _train_step(
+    model,
+    opt_state,
+    counts,
+    x,
+    y,
+    task,
+    optimizer,
+    affine_optimizer,
+    hidden_bits,
+    hidden_range,
+    ewc,
+    metric=level_changes,
+):
     ws, affine = model.weights, _affine(model)
     w_state, a_state = opt_state
     (loss, acc), (gw, ga) = jax.value_and_grad(_loss, has_aux=True)(
-        (ws, affine), model, x, y, task, ewc)
+        (ws, affine), model, x, y, task, ewc
+    )
     updates, w_state = optimizer.update(gw, w_state, ws)
     new = optax.apply_updates(ws, updates)
     if hidden_bits is not None:
@@ -131,52 +143,58 @@ def _log_likelihood(model, task):
 # Arguments, optimizers, checkpoints
 
 
-def _check_int(name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"train_continual: {name} must be an integer >= {lo}; got {value!r}")
-
-
 def _check_number(name, value):
     if isinstance(value, bool) or not (
-            isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value >= 0):
+        isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value >= 0
+    ):
         raise ValueError(f"train_continual: {name} must be a finite number >= 0; got {value!r}")
 
 
 def _check_args(model, tasks, m, m_scale, epochs, adam_eps, optimizer):
-    epochs = [epochs] * len(tasks) if isinstance(epochs, (int, np.integer)) else list(epochs)
+    epochs = [epochs] * len(tasks) if is_int(epochs) else list(epochs)
     if len(epochs) != len(tasks):
         raise ValueError("train_continual: epochs must be an int or one int per task")
     for e in epochs:
-        _check_int("epochs", e, 1)
+        check_int("train_continual: epochs", e, 1)
     if model.bn == "per_task" and model.n_slots < len(tasks):
         raise ValueError(
             f"train_continual: the model has {model.n_slots} BN slots for {len(tasks)} tasks "
-            "(build it with n_tasks=len(tasks))")
+            "(build it with n_tasks=len(tasks))"
+        )
     ms = [m] * len(tasks) if callable(m) or np.ndim(m) == 0 else list(m)
     if len(ms) != len(tasks):
-        raise ValueError(f"train_continual: m must be a number, a schedule or one of those "
-                         f"per task ({len(tasks)}); got {m!r}")
+        raise ValueError(
+            f"train_continual: m must be a number, a schedule or one of those "
+            f"per task ({len(tasks)}); got {m!r}"
+        )
     for mi in ms:
         if not callable(mi):
             _check_m("train_continual", mi)
     for name, value in (("adam_eps", adam_eps), ("m_scale", m_scale)):
         if value is not None and optimizer is not None:
-            raise ValueError(f"train_continual: {name} is for the default optimizer; "
-                             "pass it to your own optimizer instead")
+            raise ValueError(
+                f"train_continual: {name} is for the default optimizer; "
+                "pass it to your own optimizer instead"
+            )
     if adam_eps is not None:
         _check_number("adam_eps", adam_eps)
     if m_scale is not None:
         m_scale = tuple(m_scale)
         if len(m_scale) != len(model.weights):
-            raise ValueError(f"train_continual: m_scale must give one factor per layer "
-                             f"({len(model.weights)}); got {m_scale!r}")
+            raise ValueError(
+                f"train_continual: m_scale must give one factor per layer "
+                f"({len(model.weights)}); got {m_scale!r}"
+            )
         # Its values are checked by metaplastic() when the optimizer is built.
     for t in tasks:
         y = np.asarray(t.y_train)
-        if not np.issubdtype(y.dtype, np.integer) or (len(y) and (
-                y.min() < 0 or y.max() >= model.sizes[-1])):
-            raise ValueError(f"train_continual: task {t.name!r} labels must be integers in "
-                             f"[0, {model.sizes[-1]})")
+        if not np.issubdtype(y.dtype, np.integer) or (
+            len(y) and (y.min() < 0 or y.max() >= model.sizes[-1])
+        ):
+            raise ValueError(
+                f"train_continual: task {t.name!r} labels must be integers in "
+                f"[0, {model.sizes[-1]})"
+            )
     return epochs, ms, m_scale
 
 
@@ -190,10 +208,17 @@ def _optimizers(model, ms, optimizer, learning_rate, adam_eps, m_scale):
     def m_arg(mi):
         return optax.constant_schedule(float(mi)) if as_sched and not callable(mi) else mi
 
-    return {mi: metaplastic_adam(learning_rate, m_arg(mi), model.n_levels, model.w_max,
-                                 eps=1e-8 if adam_eps is None else float(adam_eps),
-                                 m_scale=m_scale)
-            for mi in dict.fromkeys(ms)}
+    return {
+        mi: metaplastic_adam(
+            learning_rate,
+            m_arg(mi),
+            model.n_levels,
+            model.w_max,
+            eps=1e-8 if adam_eps is None else float(adam_eps),
+            m_scale=m_scale,
+        )
+        for mi in dict.fromkeys(ms)
+    }
 
 
 def _fingerprint(model, tasks, opts, opt_state, seed, batch_size, settings):
@@ -202,9 +227,14 @@ def _fingerprint(model, tasks, opts, opt_state, seed, batch_size, settings):
         data[f"{t}.{task.name}.train"] = (task.x_train, task.y_train)
         data[f"{t}.{task.name}.test"] = (task.x_test, task.y_test)
     perms = [None if t.perm is None else data_identity(t.perm) for t in tasks]
-    return fingerprint(model=model, opt_state=opt_state, seed=seed, batch_size=batch_size,
-                       data=data, settings={**settings, "perms": perms}) | {
-        "optimizer": optimizer_identity(tuple(opts.values()))}
+    return fingerprint(
+        model=model,
+        opt_state=opt_state,
+        seed=seed,
+        batch_size=batch_size,
+        data=data,
+        settings={**settings, "perms": perms},
+    ) | {"optimizer": optimizer_identity(tuple(opts.values()))}
 
 
 class _Position(NamedTuple):
@@ -216,8 +246,7 @@ class _Position(NamedTuple):
 def _resume(ckpt, model, init_state, counts, epochs, reset_optimizer, log):
     def template(meta):
         n_a = int(meta["n_anchors"])
-        return (model, init_state(model), counts, (model.weights,) * n_a,
-                (model.weights,) * n_a)
+        return (model, init_state(model), counts, (model.weights,) * n_a, (model.weights,) * n_a)
 
     got = ckpt.restore(template)
     if got is None:
@@ -310,15 +339,29 @@ def train_continual(
     anchors, fishers = [], []
     pos, opt_state, ckpt = _Position(0, 0, None), None, None
     if checkpoint_dir is not None:
-        settings = dict(m=[optimizer_identity(mi) if callable(mi) else mi for mi in ms],
-                        m_scale=m_scale, epochs=epochs, learning_rate=learning_rate,
-                        adam_eps=adam_eps, hidden_bits=hidden_bits, hidden_range=hidden_range,
-                        ewc_lambda=ewc_lambda, ewc_samples=ewc_samples,
-                        calib_samples=calib_samples, eval_every_epoch=eval_every_epoch,
-                        reset_optimizer=reset_optimizer)
+        settings = dict(
+            m=[optimizer_identity(mi) if callable(mi) else mi for mi in ms],
+            m_scale=m_scale,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            adam_eps=adam_eps,
+            hidden_bits=hidden_bits,
+            hidden_range=hidden_range,
+            ewc_lambda=ewc_lambda,
+            ewc_samples=ewc_samples,
+            calib_samples=calib_samples,
+            eval_every_epoch=eval_every_epoch,
+            reset_optimizer=reset_optimizer,
+        )
         fp = _fingerprint(model, tasks, opts, init_state(model), seed, batch_size, settings)
-        ckpt = Checkpointer(checkpoint_dir, fp, resume=resume, on_mismatch=on_mismatch,
-                            owner="train_continual", log=log)
+        ckpt = Checkpointer(
+            checkpoint_dir,
+            fp,
+            resume=resume,
+            on_mismatch=on_mismatch,
+            owner="train_continual",
+            log=log,
+        )
         got = _resume(ckpt, model, init_state, counts, epochs, reset_optimizer, log)
         if got is not None:
             model, counts, anchors, fishers, hist, pos = got
@@ -332,15 +375,29 @@ def train_continual(
             first = pos.epoch if t == pos.task else 0
             if t > 0 and first == 0 and model.bn == "per_task":
                 model = model.copy_slot(t - 1, t)
-            ewc = (ewc_lambda, tuple(anchors), tuple(fishers)) if ewc_lambda > 0 and anchors \
-                else None
+            ewc = (
+                (ewc_lambda, tuple(anchors), tuple(fishers)) if ewc_lambda > 0 and anchors else None
+            )
             model, opt_state, counts = _train_task(
-                (model, opt_state, counts), t, tasks, first, epochs,
+                (model, opt_state, counts),
+                t,
+                tasks,
+                first,
+                epochs,
                 step_args=(opts[ms[t]], affine_t, hidden_bits, hidden_range, ewc),
-                batch_size=batch_size, seed=seed, calib_samples=calib_samples,
-                eval_every_epoch=eval_every_epoch, hist=hist, log=log, on_epoch=on_epoch,
-                ewc_lambda=ewc_lambda, ewc_samples=ewc_samples, anchors=anchors,
-                fishers=fishers, ckpt=ckpt)
+                batch_size=batch_size,
+                seed=seed,
+                calib_samples=calib_samples,
+                eval_every_epoch=eval_every_epoch,
+                hist=hist,
+                log=log,
+                on_epoch=on_epoch,
+                ewc_lambda=ewc_lambda,
+                ewc_samples=ewc_samples,
+                anchors=anchors,
+                fishers=fishers,
+                ckpt=ckpt,
+            )
     finally:
         if ckpt is not None:
             ckpt.close()
@@ -349,15 +406,47 @@ def train_continual(
     return model, hist
 
 
-def _train_task(carry, t, tasks, first, epochs, *, step_args, batch_size, seed, calib_samples,
-                eval_every_epoch, hist, log, on_epoch, ewc_lambda, ewc_samples, anchors,
-                fishers, ckpt):
+def _train_task(
+    carry,
+    t,
+    tasks,
+    first,
+    epochs,
+    *,
+    step_args,
+    batch_size,
+    seed,
+    calib_samples,
+    eval_every_epoch,
+    hist,
+    log,
+    on_epoch,
+    ewc_lambda,
+    ewc_samples,
+    anchors,
+    fishers,
+    ckpt,
+):
     """One task: a phase of the loop with its epoch hooks."""
     task = tasks[t]
     n = len(task.x_train)
 
     def step(c, xb, yb):
-        model, opt_state, counts, loss, acc = _train_step(*c, xb, yb, jnp.asarray(t), *step_args)
+        model, opt_state, counts = c
+        optimizer, affine_optimizer, hidden_bits, hidden_range, ewc = step_args
+        model, opt_state, counts, loss, acc = _train_step(
+            model,
+            opt_state,
+            counts,
+            xb,
+            yb,
+            jnp.asarray(t),
+            optimizer,
+            affine_optimizer,
+            hidden_bits,
+            hidden_range,
+            ewc,
+        )
         return (model, opt_state, counts), loss, acc
 
     def calibrate(r: EpochResult):
@@ -370,16 +459,20 @@ def _train_task(carry, t, tasks, first, epochs, *, step_args, batch_size, seed, 
         loss = float(jnp.mean(r.losses))
         row = []
         if eval_every_epoch or e == epochs[t] - 1:
-            row = [evaluate_task(model, tk.x_test, tk.y_test, j, preprocess=tk.inputs)
-                   for j, tk in enumerate(tasks)]
+            row = [
+                evaluate_task(model, tk.x_test, tk.y_test, j, preprocess=tk.inputs)
+                for j, tk in enumerate(tasks)
+            ]
         hist["acc"].append(row)
         hist["task"].append(t)
         hist["loss"].append(loss)
         hist["seconds"].append(r.seconds)
         if log is not None:
             accs = " ".join(f"{tk.name} {a:.4f}" for tk, a in zip(tasks, row))
-            log(f"task {t + 1}/{len(tasks)} ({task.name}) epoch {e + 1}/{epochs[t]}: "
-                f"loss {loss:.4f}, {r.seconds:.1f} s; {accs}")
+            log(
+                f"task {t + 1}/{len(tasks)} ({task.name}) epoch {e + 1}/{epochs[t]}: "
+                f"loss {loss:.4f}, {r.seconds:.1f} s; {accs}"
+            )
         if on_epoch is not None:
             on_epoch(model, t, e)
 
@@ -388,19 +481,29 @@ def _train_task(carry, t, tasks, first, epochs, *, step_args, batch_size, seed, 
         if ewc_lambda > 0 and t < len(tasks) - 1 and r.epoch == epochs[t] - 1:
             xs = task.inputs(task.x_train[:ewc_samples])
             ys = jnp.asarray(task.y_train[:ewc_samples])
-            fishers.append(fisher_diagonal(_log_likelihood(model, model.slot(t)),
-                                           model.weights, xs, ys))
+            fishers.append(
+                fisher_diagonal(_log_likelihood(model, model.slot(t)), model.weights, xs, ys)
+            )
             anchors.append(model.weights)
 
     def save(r: EpochResult):
         if ckpt is not None:
             model, opt_state, counts = r.carry
-            ckpt.save(sum(epochs[:t]) + r.epoch,
-                      (model, opt_state, counts, tuple(anchors), tuple(fishers)),
-                      {"task": t, "epoch": r.epoch, "n_anchors": len(anchors), "history": hist})
+            ckpt.save(
+                sum(epochs[:t]) + r.epoch,
+                (model, opt_state, counts, tuple(anchors), tuple(fishers)),
+                {"task": t, "epoch": r.epoch, "n_anchors": len(anchors), "history": hist},
+            )
 
     return run_epochs(
-        carry, step, task.x_train, task.y_train, epochs=range(first, epochs[t]),
-        batch_size=batch_size, order=lambda e: epoch_permutation(seed, t, e, n=n),
+        carry,
+        step,
+        task.x_train,
+        task.y_train,
+        epochs=range(first, epochs[t]),
+        batch_size=batch_size,
+        order=lambda e: epoch_permutation(seed, t, e, n=n),
         batch=lambda xb, yb: (task.inputs(xb), jnp.asarray(yb)),
-        on_epoch=[calibrate, record, ewc_fisher, save], owner="train_continual")
+        on_epoch=[calibrate, record, ewc_fisher, save],
+        owner="train_continual",
+    )

@@ -102,8 +102,10 @@ def tree_identity(tree: Any) -> str:
     leaves, treedef = jax.tree_util.tree_flatten(eqx.filter(tree, eqx.is_array))
     sig = [(tuple(v.shape), str(v.dtype)) for v in leaves]
     size = sum(int(np.prod(s)) for s, _ in sig)
-    return (f"{len(leaves)} arrays, {size} numbers, structure "
-            f"{_digest(_ADDRESS.sub('', str(treedef)), sig)}")
+    return (
+        f"{len(leaves)} arrays, {size} numbers, structure "
+        f"{_digest(_ADDRESS.sub('', str(treedef)), sig)}"
+    )
 
 
 def _hyperparameters(obj: Any, seen: dict[int, Any], depth: int = 0) -> list[str]:
@@ -119,8 +121,11 @@ def _hyperparameters(obj: Any, seen: dict[int, Any], depth: int = 0) -> list[str
     if isinstance(obj, (tuple, list)):
         return [s for o in obj for s in _hyperparameters(o, seen, depth + 1)]
     if isinstance(obj, Mapping):
-        return [s for k in sorted(obj, key=str) for s in
-                [str(k), *_hyperparameters(obj[k], seen, depth + 1)]]
+        return [
+            s
+            for k in sorted(obj, key=str)
+            for s in [str(k), *_hyperparameters(obj[k], seen, depth + 1)]
+        ]
     if inspect.isfunction(obj):
         cells = [c.cell_contents for c in (obj.__closure__ or ()) if _has_content(c)]
         return [obj.__qualname__, *_hyperparameters(cells, seen, depth + 1)]
@@ -142,7 +147,8 @@ def optimizer_identity(optimizer: Any) -> str:
     and ``update`` closures capture: learning rates, betas, schedules' constants)."""
     seen: dict[int, Any] = {}
     parts = _hyperparameters(getattr(optimizer, "init", None), seen) + _hyperparameters(
-        getattr(optimizer, "update", None), seen)
+        getattr(optimizer, "update", None), seen
+    )
     return _digest(*parts)
 
 
@@ -151,8 +157,10 @@ def data_identity(x: Any, y: Any | None = None, *, n_slice: int = 256) -> str:
     and of all of ``y``."""
     x = np.asarray(x)
     stride = max(1, len(x) // n_slice)
-    h = _digest(np.ascontiguousarray(x[::stride]).tobytes(),
-                b"" if y is None else np.ascontiguousarray(np.asarray(y)).tobytes())
+    h = _digest(
+        np.ascontiguousarray(x[::stride]).tobytes(),
+        b"" if y is None else np.ascontiguousarray(np.asarray(y)).tobytes(),
+    )
     ys = "" if y is None else f", y {np.shape(y)} {np.asarray(y).dtype}"
     return f"x {x.shape} {x.dtype}{ys}, content {h}"
 
@@ -201,8 +209,9 @@ def _differences(saved: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
     out = []
     for k in sorted(set(saved) | set(now)):
         if saved.get(k) != now.get(k):
-            out.append(f"{k}: checkpoint {saved.get(k, '(absent)')!r}, "
-                       f"this run {now.get(k, '(absent)')!r}")
+            out.append(
+                f"{k}: checkpoint {saved.get(k, '(absent)')!r}, this run {now.get(k, '(absent)')!r}"
+            )
     return out
 
 
@@ -219,7 +228,8 @@ def _with_leaves(template: Any, leaves: list[np.ndarray]) -> Any:
     flat, treedef = jax.tree_util.tree_flatten(arrays)
     new = [
         jax.random.wrap_key_data(jnp.asarray(v), impl=jax.random.key_impl(old))
-        if _is_key(old) else jnp.asarray(v)
+        if _is_key(old)
+        else jnp.asarray(v)
         for old, v in zip(flat, leaves)
     ]
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, new), static)
@@ -230,8 +240,11 @@ def _checksum(a: np.ndarray) -> str:
 
 
 def _non_finite(leaves: list[np.ndarray]) -> list[int]:
-    return [i for i, a in enumerate(leaves)
-            if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a))]
+    return [
+        i
+        for i, a in enumerate(leaves)
+        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a))
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -241,8 +254,10 @@ def _non_finite(leaves: list[np.ndarray]) -> list[int]:
 def _step_dirs(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
-    return sorted((p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()),
-                  key=lambda p: int(p.name))
+    return sorted(
+        (p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()),
+        key=lambda p: int(p.name),
+    )
 
 
 def _stamp() -> str:
@@ -271,8 +286,9 @@ class Checkpointer:
         partial: bool = False,
     ):
         if on_mismatch not in ("raise", "restart"):
-            raise ValueError(f"{owner}: on_mismatch must be 'raise' or 'restart'; got "
-                             f"{on_mismatch!r}")
+            raise ValueError(
+                f"{owner}: on_mismatch must be 'raise' or 'restart'; got {on_mismatch!r}"
+            )
         self.directory = Path(directory).absolute()
         self.fingerprint = dict(fingerprint)
         self.max_to_keep = max_to_keep
@@ -302,7 +318,8 @@ class Checkpointer:
 
         if self._mngr is None:
             options = ocp.CheckpointManagerOptions(
-                max_to_keep=self.max_to_keep, create=True, enable_async_checkpointing=False)
+                max_to_keep=self.max_to_keep, create=True, enable_async_checkpointing=False
+            )
             self._mngr = ocp.CheckpointManager(self.directory, options=options)
         return self._mngr
 
@@ -315,8 +332,10 @@ class Checkpointer:
         dest.mkdir(parents=True)
         for p in steps:
             shutil.move(str(p), str(dest / p.name))
-        self._warn(f"{why}: moved checkpoint step(s) {[int(p.name) for p in steps]} of "
-                   f"{self.directory} to {dest} (nothing deleted)")
+        self._warn(
+            f"{why}: moved checkpoint step(s) {[int(p.name) for p in steps]} of "
+            f"{self.directory} to {dest} (nothing deleted)"
+        )
 
     # -- save --------------------------------------------------------------------------
 
@@ -332,7 +351,8 @@ class Checkpointer:
             raise NonFiniteStateError(
                 f"{self.owner}: the state to be saved as step {step} has non-finite "
                 f"values in array(s) {bad}; not saved (steps kept in {self.directory}: "
-                f"{have})")
+                f"{have})"
+            )
         record = {
             "format": _FORMAT,
             "fingerprint": self.fingerprint,
@@ -340,9 +360,13 @@ class Checkpointer:
             "meta": dict(meta),
         }
         mngr = self._manager()
-        mngr.save(int(step), args=ocp.args.Composite(
-            arrays=ocp.args.StandardSave({f"{i:05d}": a for i, a in enumerate(leaves)}),
-            meta=ocp.args.JsonSave(record)))
+        mngr.save(
+            int(step),
+            args=ocp.args.Composite(
+                arrays=ocp.args.StandardSave({f"{i:05d}": a for i, a in enumerate(leaves)}),
+                meta=ocp.args.JsonSave(record),
+            ),
+        )
         mngr.wait_until_finished()
 
     # -- restore -----------------------------------------------------------------------
@@ -350,23 +374,28 @@ class Checkpointer:
     def _read_record(self, step: int) -> dict[str, Any]:
         import orbax.checkpoint as ocp
 
-        got = self._manager().restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore()))["meta"]
+        got = self._manager().restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+            "meta"
+        ]
         if not isinstance(got, dict) or got.get("format") != _FORMAT:
             fmt = got.get("format") if isinstance(got, dict) else None
             raise CheckpointError(
                 f"{self.owner}: checkpoint step {step} in {self.directory} has layout "
                 f"format {fmt}, not {_FORMAT}; use another folder or resume=False (which "
-                "moves it aside)")
+                "moves it aside)"
+            )
         return got
 
     def _read_arrays(self, step: int, record: dict, template_leaves: list) -> list[np.ndarray]:
         import orbax.checkpoint as ocp
 
-        abstract = {f"{i:05d}": jax.ShapeDtypeStruct(tuple(s), np.dtype(d))
-                    for i, (s, d, _) in enumerate(record["arrays"])}
-        got = self._manager().restore(step, args=ocp.args.Composite(
-            arrays=ocp.args.StandardRestore(abstract)))["arrays"]
+        abstract = {
+            f"{i:05d}": jax.ShapeDtypeStruct(tuple(s), np.dtype(d))
+            for i, (s, d, _) in enumerate(record["arrays"])
+        }
+        got = self._manager().restore(
+            step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract))
+        )["arrays"]
         leaves = [np.asarray(got[k]) for k in sorted(got)]
         for i, (a, (s, d, c)) in enumerate(zip(leaves, record["arrays"])):
             if list(a.shape) != list(s) or str(a.dtype) != d or _checksum(a) != c:
@@ -381,12 +410,14 @@ class Checkpointer:
         want = [[list(a.shape), str(a.dtype)] for a in raw]
         have = [r[:2] for r in record["arrays"]]
         if want != have:
-            diff = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b),
-                        min(len(want), len(have)))
+            diff = next(
+                (i for i, (a, b) in enumerate(zip(want, have)) if a != b), min(len(want), len(have))
+            )
             raise CheckpointMismatchError(
                 f"{self.owner}: checkpoint step {step} in {self.directory} does not match "
                 f"the state being trained: {len(have)} arrays stored, {len(want)} expected; "
-                f"first difference at array {diff}; use another folder or resume=False")
+                f"first difference at array {diff}; use another folder or resume=False"
+            )
 
     def restore(self, template: Any | Callable[[dict], Any]) -> tuple[Any, dict] | None:
         """The newest intact step as ``(tree, meta)``, or None (nothing to resume from).
@@ -412,12 +443,15 @@ class Checkpointer:
                 saved = {k: saved.get(k, "(absent)") for k in self.fingerprint}
             diff = _differences(saved, self.fingerprint)
             if diff:
-                msg = (f"the checkpoint in {self.directory} was written by another run; "
-                       "differences:\n  " + "\n  ".join(diff))
+                msg = (
+                    f"the checkpoint in {self.directory} was written by another run; "
+                    "differences:\n  " + "\n  ".join(diff)
+                )
                 if self.on_mismatch == "raise":
                     raise CheckpointMismatchError(
                         f"{self.owner}: {msg}\nUse another checkpoint folder, resume=False "
-                        "or on_mismatch='restart' (both move the old steps aside).")
+                        "or on_mismatch='restart' (both move the old steps aside)."
+                    )
                 self._move_aside("superseded", "on_mismatch='restart'")
                 return None
             tree = template(record["meta"]) if callable(template) else template
@@ -429,14 +463,18 @@ class Checkpointer:
                 errors.append((p, f"{type(e).__name__}: {e}"))
                 continue
             for bad, why in errors:
-                self._move_aside(f"corrupt-{bad.name}", f"checkpoint step {bad.name} is "
-                                 f"corrupt ({why}); falling back to step {step}", [bad])
+                self._move_aside(
+                    f"corrupt-{bad.name}",
+                    f"checkpoint step {bad.name} is corrupt ({why}); falling back to step {step}",
+                    [bad],
+                )
             return _with_leaves(tree, leaves), record["meta"]
         if errors:
             detail = "; ".join(f"step {p.name}: {why}" for p, why in errors)
             raise CheckpointCorruptError(
                 f"{self.owner}: checkpoint {self.directory} is corrupt, no step reads back "
-                f"intact ({detail}); resume=False moves it aside and starts afresh")
+                f"intact ({detail}); resume=False moves it aside and starts afresh"
+            )
         return None
 
     def close(self) -> None:

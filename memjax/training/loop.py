@@ -72,8 +72,7 @@ def check_labels(owner: str, y: np.ndarray, n_classes: int | None) -> None:
     """Integer labels in ``[0, n_classes)`` (only non-negativity without ``n_classes``)."""
     y = np.asarray(y)
     if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{owner}: labels must be integers (class indices); got dtype "
-                         f"{y.dtype}")
+        raise ValueError(f"{owner}: labels must be integers (class indices); got dtype {y.dtype}")
     if y.size == 0:
         return
     lo, hi = int(y.min()), int(y.max())
@@ -110,9 +109,9 @@ def run_epochs(
     ``step_offset``: optimizer steps already taken, for the global step in messages.
     """
     if on_nonfinite not in _NONFINITE:
-        raise ValueError(f"{owner}: on_nonfinite must be one of {_NONFINITE}; got "
-                         f"{on_nonfinite!r}")
+        raise ValueError(f"{owner}: on_nonfinite must be one of {_NONFINITE}; got {on_nonfinite!r}")
     if batch is None:
+
         def batch(xb, yb):
             return jnp.asarray(xb), jnp.asarray(yb)
 
@@ -125,8 +124,9 @@ def run_epochs(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n_steps, desc=desc(epoch), leave=False, dynamic_ncols=True,
-                       file=sys.stderr)
+            bar = tqdm(
+                total=n_steps, desc=desc(epoch), leave=False, dynamic_ncols=True, file=sys.stderr
+            )
         t0 = time.perf_counter()
         losses, auxes = [], []
         for i in range(n_steps):
@@ -149,10 +149,12 @@ def run_epochs(
             raise NonFiniteStateError(
                 f"{owner}: non-finite training loss ({host[bad]}) at epoch {epoch + 1}, "
                 f"step {bad + 1} of {n_steps} (optimizer step {done + bad + 1}); training "
-                "stopped, nothing saved from this epoch")
+                "stopped, nothing saved from this epoch"
+            )
         done += n_steps
-        result = EpochResult(epoch, carry, stacked, auxes, n_steps, seconds,
-                             int(np.sum(~np.isfinite(host))))
+        result = EpochResult(
+            epoch, carry, stacked, auxes, n_steps, seconds, int(np.sum(~np.isfinite(host)))
+        )
         for hook in on_epoch:
             new = hook(result)
             if new is not None:

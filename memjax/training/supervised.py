@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validation import check_int
 from ..losses import accuracy
 from .checkpoint import Checkpointer, fingerprint
 from .loop import EpochResult, check_labels, epoch_permutation, run_epochs
@@ -58,14 +59,6 @@ class TrainState(eqx.Module):
 # Argument checks
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None, what: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"fit: {name} must be an integer; got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]{what}"
-        raise ValueError(f"fit: {name} must be {rng}; got {value}")
-
-
 def _check_data(name: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
     try:
         x, y = data
@@ -89,13 +82,12 @@ def _infer_classes(model, xb) -> int | None:
     except Exception:  # models with other call signatures: no inference
         return None
     shape = getattr(out, "shape", None)
-    return int(shape[-1]) if shape is not None and len(shape) == 2 and shape[0] == len(xb) \
-        else None
+    return int(shape[-1]) if shape is not None and len(shape) == 2 and shape[0] == len(xb) else None
 
 
 def _check_fit_labels(model, x, y, ey, n_classes, preprocess) -> None:
     if n_classes is not None:
-        _check_int("n_classes", n_classes, 1)
+        check_int("fit: n_classes", n_classes, 1)
     elif not np.issubdtype(y.dtype, np.integer):
         return  # not class indices (e.g. regression targets)
     else:
@@ -110,8 +102,19 @@ def _check_fit_labels(model, x, y, ey, n_classes, preprocess) -> None:
 
 
 @eqx.filter_jit
-def _train_step(params, static, opt_state, key, x, y, loss_fn, optimizer, project, filter_spec,
-                skip_nonfinite=False):
+def _train_step(
+    params,
+    static,
+    opt_state,
+    key,
+    x,
+    y,
+    loss_fn,
+    optimizer,
+    project,
+    filter_spec,
+    skip_nonfinite=False,
+):
     key, sub = jax.random.split(key)
 
     def f(p):
@@ -126,7 +129,8 @@ def _train_step(params, static, opt_state, key, x, y, loss_fn, optimizer, projec
     if skip_nonfinite:
         ok = jnp.isfinite(loss)
         new, new_opt = jax.tree_util.tree_map(
-            lambda a, b: jnp.where(ok, a, b), (new, new_opt), (params, opt_state))
+            lambda a, b: jnp.where(ok, a, b), (new, new_opt), (params, opt_state)
+        )
     return new, new_opt, key, loss, aux
 
 
@@ -157,12 +161,11 @@ def evaluate(
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
         raise ValueError(
-            f"evaluate: x and y must have the same number of samples; got {len(x)} and "
-            f"{len(y)}"
+            f"evaluate: x and y must have the same number of samples; got {len(x)} and {len(y)}"
         )
     if len(x) == 0:
         raise ValueError("evaluate: x is empty")
-    _check_int("eval_batch_size", batch_size, 1)
+    check_int("fit: eval_batch_size", batch_size, 1)
     sums: dict[str, Any] = {}
     for start in range(0, len(x), batch_size):
         xb = _as_input(x[start : start + batch_size], preprocess)
@@ -180,8 +183,14 @@ def evaluate(
 
 def _initial_state(model, optimizer, seed: int, filter_spec) -> TrainState:
     params, _ = eqx.partition(model, filter_spec)
-    return TrainState(model=model, opt_state=optimizer.init(params), epoch=0, step=0,
-                      key=jax.random.key(seed), history={})
+    return TrainState(
+        model=model,
+        opt_state=optimizer.init(params),
+        epoch=0,
+        step=0,
+        key=jax.random.key(seed),
+        history={},
+    )
 
 
 def _save_tree(state: TrainState):
@@ -229,14 +238,30 @@ def _default_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _epoch_hook(*, epochs, static, eval_fn, ex, ey, eval_batch_size, preprocess, history,
-                callbacks, log, ckpt, config, state_box):
+def _epoch_hook(
+    *,
+    epochs,
+    static,
+    eval_fn,
+    ex,
+    ey,
+    eval_batch_size,
+    preprocess,
+    history,
+    callbacks,
+    log,
+    ckpt,
+    config,
+    state_box,
+):
     """After each epoch: history record, evaluation, callbacks, log line, checkpoint."""
 
     def hook(r: EpochResult):
         params, opt_state, key = r.carry
-        record = {"epoch": r.epoch + 1, "train_loss":
-                  float(np.asarray(jax.device_get(r.losses), np.float64).mean())}
+        record = {
+            "epoch": r.epoch + 1,
+            "train_loss": float(np.asarray(jax.device_get(r.losses), np.float64).mean()),
+        }
         record.update({f"train_{k}": v for k, v in r.aux_means().items()})
         if r.skipped:
             record["train_skipped_steps"] = r.skipped
@@ -253,13 +278,18 @@ def _epoch_hook(*, epochs, static, eval_fn, ex, ey, eval_batch_size, preprocess,
         for cb in callbacks:
             cb(model, r.epoch, record)
         if log is not None:
-            log(f"epoch {r.epoch + 1}/{epochs}: "
-                + ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+            log(
+                f"epoch {r.epoch + 1}/{epochs}: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch")
+            )
         step = state_box[0].step + r.steps
         state_box[0] = TrainState(model, opt_state, r.epoch + 1, step, key, history)
         if ckpt is not None:
-            ckpt.save(r.epoch + 1, _save_tree(state_box[0]), {
-                "epoch": r.epoch + 1, "step": step, "history": history, "config": config})
+            ckpt.save(
+                r.epoch + 1,
+                _save_tree(state_box[0]),
+                {"epoch": r.epoch + 1, "step": step, "history": history, "config": config},
+            )
 
     return hook
 
@@ -278,17 +308,30 @@ def fit_fingerprint(
     """The checkpoint fingerprint `fit` gives this run (same arguments as `fit`); with
     `memjax.training.checkpoint.fingerprint_digest` a key for its checkpoint folder."""
     params, _ = eqx.partition(model, filter_spec)
-    data = {"train": tuple(train_data)}
+    data: dict[str, Any] = {"train": tuple(train_data)}
     if eval_data is not None:
         data["eval"] = tuple(eval_data)
-    return fingerprint(model=model, optimizer=optimizer, opt_state=optimizer.init(params),
-                       seed=seed, batch_size=batch_size, data=data, settings=settings)
+    return fingerprint(
+        model=model,
+        optimizer=optimizer,
+        opt_state=optimizer.init(params),
+        seed=seed,
+        batch_size=batch_size,
+        data=data,
+        settings=settings,
+    )
 
 
-def _open_checkpoint(checkpoint_dir, state, *, resume, on_mismatch, max_to_keep, fp, log,
-                     epochs):
-    ckpt = Checkpointer(checkpoint_dir, fp, max_to_keep=max_to_keep, resume=resume,
-                        on_mismatch=on_mismatch, owner="fit", log=log)
+def _open_checkpoint(checkpoint_dir, state, *, resume, on_mismatch, max_to_keep, fp, log, epochs):
+    ckpt = Checkpointer(
+        checkpoint_dir,
+        fp,
+        max_to_keep=max_to_keep,
+        resume=resume,
+        on_mismatch=on_mismatch,
+        owner="fit",
+        log=log,
+    )
     out = ckpt.restore(_save_tree(state))
     if out is not None:
         state = _from_saved(state, *out)
@@ -379,11 +422,11 @@ def fit(
         excluding evaluation and checkpointing) and the evaluation metrics.
     """
     x, y = _check_data("train_data", train_data)
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1, len(x), f" (train_data has {len(x)} samples)")
-    _check_int("eval_batch_size", eval_batch_size, 1)
-    _check_int("seed", seed, 0)
-    _check_int("max_to_keep", max_to_keep, 1)
+    check_int("fit: epochs", epochs, 1)
+    check_int("fit: batch_size", batch_size, 1, len(x), note=f" (train_data has {len(x)} samples)")
+    check_int("fit: eval_batch_size", eval_batch_size, 1)
+    check_int("fit: seed", seed, 0)
+    check_int("fit: max_to_keep", max_to_keep, 1)
     if (eval_fn is None) != (eval_data is None):
         raise ValueError("fit: eval_fn and eval_data must be given together")
     if on_mismatch not in ("raise", "restart"):
@@ -402,11 +445,26 @@ def fit(
     config = {"seed": seed, "batch_size": batch_size, "n_train": len(x)}
     ckpt = None
     if checkpoint_dir is not None:
-        fp = fit_fingerprint(model, optimizer, (x, y), seed=seed, batch_size=batch_size,
-                             eval_data=eval_data, settings=settings, filter_spec=filter_spec)
-        ckpt, state = _open_checkpoint(checkpoint_dir, state, resume=resume,
-                                       on_mismatch=on_mismatch, max_to_keep=max_to_keep,
-                                       fp=fp, log=log, epochs=epochs)
+        fp = fit_fingerprint(
+            model,
+            optimizer,
+            (x, y),
+            seed=seed,
+            batch_size=batch_size,
+            eval_data=eval_data,
+            settings=settings,
+            filter_spec=filter_spec,
+        )
+        ckpt, state = _open_checkpoint(
+            checkpoint_dir,
+            state,
+            resume=resume,
+            on_mismatch=on_mismatch,
+            max_to_keep=max_to_keep,
+            fp=fp,
+            log=log,
+            epochs=epochs,
+        )
 
     params, static = eqx.partition(state.model, filter_spec)
     carry = (params, state.opt_state, state.key)
@@ -417,32 +475,51 @@ def fit(
         carry = (params, *rest)
     history = {k: list(v) for k, v in state.history.items()}
     box = [state]
-    hook = _epoch_hook(epochs=epochs, static=static, eval_fn=eval_fn, ex=ex, ey=ey,
-                       eval_batch_size=eval_batch_size, preprocess=preprocess,
-                       history=history, callbacks=tuple(callbacks), log=log, ckpt=ckpt,
-                       config=config, state_box=box)
+    hook = _epoch_hook(
+        epochs=epochs,
+        static=static,
+        eval_fn=eval_fn,
+        ex=ex,
+        ey=ey,
+        eval_batch_size=eval_batch_size,
+        preprocess=preprocess,
+        history=history,
+        callbacks=tuple(callbacks),
+        log=log,
+        ckpt=ckpt,
+        config=config,
+        state_box=box,
+    )
     skip = on_nonfinite == "skip"
 
     def step(c, xb, yb):
-        p, o, k, loss, aux = _train_step(*_split(c, static), xb, yb, loss_fn, optimizer,
-                                         project, filter_spec, skip)
+        params, opt_state, key = c
+        p, o, k, loss, aux = _train_step(
+            params, static, opt_state, key, xb, yb, loss_fn, optimizer, project, filter_spec, skip
+        )
         return (p, o, k), loss, aux
 
     try:
         carry = run_epochs(
-            carry, step, x, y, epochs=range(state.epoch, epochs), batch_size=batch_size,
-            order=lambda e: epoch_permutation(seed, e, n=len(x)), batch=batch,
-            on_epoch=[hook], on_nonfinite=on_nonfinite, step_offset=state.step,
-            progress=progress, desc=lambda e: f"epoch {e + 1}/{epochs}", owner="fit")
+            carry,
+            step,
+            x,
+            y,
+            epochs=range(state.epoch, epochs),
+            batch_size=batch_size,
+            order=lambda e: epoch_permutation(seed, e, n=len(x)),
+            batch=batch,
+            on_epoch=[hook],
+            on_nonfinite=on_nonfinite,
+            step_offset=state.step,
+            progress=progress,
+            desc=lambda e: f"epoch {e + 1}/{epochs}",
+            owner="fit",
+        )
     finally:
         if ckpt is not None:
             ckpt.close()
     return eqx.combine(carry[0], static), history
-
-
-def _split(carry, static):
-    params, opt_state, key = carry
-    return params, static, opt_state, key
 
 
 def _batcher(preprocess, mesh, batch_size):

@@ -15,12 +15,16 @@ from benchmarks._json import to_json
 @pytest.fixture
 def tiny(monkeypatch):
     monkeypatch.setitem(mb.QNN, "sizes", (784, 32, 10))
-    monkeypatch.setitem(mb.SETTINGS["validation"], "quick",
-                        mb.Validation(n_train=300, n_val=100, epochs=(1, 2), ms=(4.0, 5.0),
-                                      tail=2))
-    monkeypatch.setitem(mb.SETTINGS["mnist_fmnist"], "quick",
-                        mb.TwoTasks(n_train=300, n_test=100, epochs=(1, 1), ewc_lambda=10.0,
-                                    extra_seeds=(1,)))
+    monkeypatch.setitem(
+        mb.SETTINGS["validation"],
+        "quick",
+        mb.Validation(n_train=300, n_val=100, epochs=(1, 2), ms=(4.0, 5.0), tail=2),
+    )
+    monkeypatch.setitem(
+        mb.SETTINGS["mnist_fmnist"],
+        "quick",
+        mb.TwoTasks(n_train=300, n_test=100, epochs=(1, 1), ewc_lambda=10.0, extra_seeds=(1,)),
+    )
     splits = []
     real_load = mb.load
 
@@ -41,10 +45,15 @@ def test_validation_reads_no_test_set_and_selects_max_min_margin(tiny, tmp_path)
     for key, acc in m["val_acc_vs_m"].items():
         mg = m["val_margins_vs_m"][key]
         np.testing.assert_allclose(
-            [mg["mnist_ge_0.97"], mg["fmnist_ge_0.86"], mg["mnist_within_1pt"],
-             mg["fmnist_within_1pt"]],
+            [
+                mg["mnist_ge_0.97"],
+                mg["fmnist_ge_0.86"],
+                mg["mnist_within_1pt"],
+                mg["fmnist_within_1pt"],
+            ],
             [acc[0] - 0.97, acc[1] - 0.86, acc[0] - alone[0] + 0.01, acc[1] - alone[1] + 0.01],
-            atol=1e-12)
+            atol=1e-12,
+        )
     best = max(m["val_margins_vs_m"], key=lambda k: min(m["val_margins_vs_m"][k].values()))
     assert m["selected_m"] == float(best)
     assert set(m["val_acc_vs_m"]) == {"4", "5"}
@@ -69,7 +78,9 @@ def test_mnist_fmnist_seed_statistics(tiny, tmp_path):
         np.testing.assert_allclose(v, np.mean(seeds[k]))
         np.testing.assert_allclose(seeds["std"][k], np.std(seeds[k], ddof=1))
     # The seeds differ in init and batch order, so their results differ.
-    assert seeds["mnist_acc_after_task2"][0] != seeds["mnist_acc_after_task2"][1] or \
-        seeds["fmnist_acc"][0] != seeds["fmnist_acc"][1]
+    assert (
+        seeds["mnist_acc_after_task2"][0] != seeds["mnist_acc_after_task2"][1]
+        or seeds["fmnist_acc"][0] != seeds["fmnist_acc"][1]
+    )
     for layer in ("layer0", "layer1"):
         assert 0.0 <= m["settled_fraction_after_task1"]["metaplastic"][layer] <= 1.0

@@ -49,13 +49,19 @@ def test_unknown_name_stops_before_anything_runs(fake, tmp_path, capsys):
 
 
 def test_non_finite_metrics_are_null_with_reason(fake, tmp_path):
-    fake.metrics = {"acc": float("nan"), "curve": [1.0, np.float32(np.inf)],
-                    "arr": np.array([-np.inf, 2.0])}
+    fake.metrics = {
+        "acc": float("nan"),
+        "curve": [1.0, np.float32(np.inf)],
+        "arr": np.array([-np.inf, 2.0]),
+    }
     runner.main(["run", "fake", "--out", str(tmp_path)])
     rec = _strict_loads((tmp_path / "fake.json").read_text())
     assert rec["metrics"] == {"acc": None, "curve": [1.0, None], "arr": [None, 2.0]}
-    assert rec["nulls"] == {"metrics.acc": "nan", "metrics.curve[1]": "inf",
-                            "metrics.arr[0]": "-inf"}
+    assert rec["nulls"] == {
+        "metrics.acc": "nan",
+        "metrics.curve[1]": "inf",
+        "metrics.arr[0]": "-inf",
+    }
     assert rec["config"]["n"] == 3
 
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from benchmarks import _child, _timing
 from benchmarks._memprop import make_train_step, random_batch
@@ -43,7 +44,7 @@ def test_interleaved_min_sample_sets_inner_calls():
 
 
 def test_child_result_line_and_failure(tmp_path):
-    assert _child.read_result("noise\nRESULT{\"a\": [1, null]}\n") == {"a": [1, None]}
+    assert _child.read_result('noise\nRESULT{"a": [1, null]}\n') == {"a": [1, None]}
     assert _child.read_result("no result here\n") is None
     with pytest.raises(RuntimeError, match="failed"):
         _child.run_child("benchmarks.memory_bptt", "no-such-kind", {}, timeout=120)
@@ -61,24 +62,28 @@ def test_train_step_equals_hand_written_step():
     params, static = eqx.partition(model, eqx.is_inexact_array)
     state = opt.init(params)
     x, y = random_batch(5, 20, 4, 0)
-    step = make_train_step(static, opt, lambda m, x, y: memprop_loss(m, x, y, None)[0],
-                           project=True, return_grads=True)
+    step = make_train_step(
+        static, opt, lambda m, x, y: memprop_loss(m, x, y, None)[0], project=True, return_grads=True
+    )
     p1, _, l1, g1 = jax.jit(step)(params, state, x, y)
 
     l2, g2 = jax.value_and_grad(lambda p: memprop_loss(eqx.combine(p, static), x, y, None)[0])(
-        params)
+        params
+    )
     upd, _ = opt.update(g2, state, params)
-    p2 = eqx.filter(project(eqx.combine(optax.apply_updates(params, upd), static)),
-                    eqx.is_inexact_array)
+    p2 = eqx.filter(
+        project(eqx.combine(optax.apply_updates(params, upd), static)), eqx.is_inexact_array
+    )
     np.testing.assert_allclose(l1, l2, rtol=1e-6)
-    for a, b in zip(jax.tree.leaves((p1, g1)), jax.tree.leaves((p2, g2))):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert tree_allclose((p1, g1), (p2, g2), rtol=1e-5, atol=1e-7)
 
 
 def test_benchmark_modules_import_without_a_backend():
     """Importing a benchmark module initialises no JAX backend (the scale-out child calls
     jax.distributed.initialize after its imports)."""
-    code = ("import benchmarks.scale_out, benchmarks.memory_bptt, benchmarks.precision, "
-            "benchmarks.speed_devices\nfrom jax._src import xla_bridge as xb\n"
-            "assert not xb._backends, xb._backends")
+    code = (
+        "import benchmarks.scale_out, benchmarks.memory_bptt, benchmarks.precision, "
+        "benchmarks.speed_devices\nfrom jax._src import xla_bridge as xb\n"
+        "assert not xb._backends, xb._backends"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=_child.REPO)

@@ -30,14 +30,18 @@ _hand_vg = jax.jit(jax.value_and_grad(HJ.loss), static_argnames=("n_steps", "res
 
 def _memjax_lif(params):
     m = LIFNet.init(jax.random.key(0), N_IN, H, N_OUT, n_steps=T)
-    return eqx.tree_at(lambda m: (m.w1, m.w2, m.b1, m.b2), m,
-                       (params["w1"], params["w2"], params["b1"], params["b2"]))
+    return eqx.tree_at(
+        lambda m: (m.w1, m.w2, m.b1, m.b2),
+        m,
+        (params["w1"], params["w2"], params["b1"], params["b2"]),
+    )
 
 
 @pytest.mark.parametrize("inp", ["static", "poisson"])
 def test_memjax_lif_equals_hand_jax(x64, inp):
-    params = jax.tree.map(lambda a: a.astype(jnp.float64),
-                          HJ.init_params(jax.random.key(1), N_IN, H, N_OUT))
+    params = jax.tree.map(
+        lambda a: a.astype(jnp.float64), HJ.init_params(jax.random.key(1), N_IN, H, N_OUT)
+    )
     # LIFNet takes inputs in [0, 1]: the drive of inputs scaled by 3 goes into w1 instead
     params["w1"] = 3.0 * params["w1"]
     x, spikes, y = _data(jax.random.key(2), scale=1.0)
@@ -91,7 +95,8 @@ def test_snntorch_equals_hand_jax_delayed_reset(inp):
     l_h, g_h = _hand_vg(params, xin, y, n_steps=T, reset="delayed")
     net = TP.lif_from_params(params)
     loss = torch.nn.functional.cross_entropy(
-        net(torch.from_numpy(np.array(xin)), T), torch.from_numpy(np.array(y)).long())
+        net(torch.from_numpy(np.array(xin)), T), torch.from_numpy(np.array(y)).long()
+    )
     loss.backward()
     np.testing.assert_allclose(loss.item(), l_h, rtol=1e-5)
     assert np.abs(np.asarray(g_h["w1"])).max() > 0
@@ -115,8 +120,9 @@ def test_snntorch_adam_step_matches_optax():
     step = HJ.make_train_step(opt, n_steps=T, reset="delayed")
     p1, _, l_h = step(params, opt.init(params), x, y)
     net = TP.lif_from_params(params)
-    l_t = TP.make_step(net, 1e-3, num_steps=T)(torch.from_numpy(np.array(x)),
-                                                torch.from_numpy(np.array(y)).long())
+    l_t = TP.make_step(net, 1e-3, num_steps=T)(
+        torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y)).long()
+    )
     np.testing.assert_allclose(float(l_t), l_h, rtol=1e-5)
     np.testing.assert_allclose(net.fc1.weight.detach().numpy().T, p1["w1"], atol=2e-6)
 
@@ -133,15 +139,17 @@ def test_torch_mif_equals_memjax_direct():
     x, _, y = _data(jax.random.key(9), scale=1.0)
     l_m, g_m = _vg(m, x, y)
     net = TP.mif_from_memprop(m)
-    loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(np.array(x))),
-                                             torch.from_numpy(np.array(y)).long())
+    loss = torch.nn.functional.cross_entropy(
+        net(torch.from_numpy(np.array(x))), torch.from_numpy(np.array(y)).long()
+    )
     loss.backward()
     np.testing.assert_allclose(loss.item(), l_m, rtol=1e-5)
     scale = np.abs(np.asarray(g_m.syn1.u_pos)).max()
     assert scale > 0
     np.testing.assert_allclose(net.u1p.grad.numpy(), g_m.syn1.u_pos, atol=1e-3 * scale)
-    np.testing.assert_allclose(net.u2n.grad.numpy(), g_m.syn2.u_neg,
-                               atol=1e-3 * np.abs(np.asarray(g_m.syn2.u_neg)).max())
+    np.testing.assert_allclose(
+        net.u2n.grad.numpy(), g_m.syn2.u_neg, atol=1e-3 * np.abs(np.asarray(g_m.syn2.u_neg)).max()
+    )
     np.testing.assert_allclose(net.log_k_out.grad.item(), g_m.log_k_out, rtol=1e-3)
 
 
@@ -157,7 +165,7 @@ def test_memjax_rate_coding_equals_step_by_step_read():
     l_m = eqx.filter_jit(lambda m, x, k: cross_entropy(m(x, k), y))(m, x, key)
     k_in, _, _ = jax.random.split(key, 3)
     p = jnp.clip(x, 0.0, 1.0) * min(m.rate_max * m.dt, 1.0)
-    spikes = jax.random.bernoulli(k_in, p, (T,) + x.shape).astype(x.dtype)
+    spikes = jax.random.bernoulli(k_in, p[None], (T,) + x.shape).astype(x.dtype)
     assert 0 < float(spikes.mean()) < 1
     net = TP.mif_from_memprop(m)
     logits = net(torch.from_numpy(np.array(x)), torch.from_numpy(np.array(spikes)))

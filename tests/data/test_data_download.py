@@ -3,7 +3,6 @@ of the official files: good download, corrupted file, interrupted transfer, no s
 opt-out and offline mode, and the source each load records."""
 
 import http.server
-import os
 import shutil
 import threading
 import time
@@ -82,8 +81,13 @@ def test_good_download_verifies_and_loads(served, cache, data_dir):
     x_ref, y_ref = data.load(NAME, "test", data_dir=data_dir)
     np.testing.assert_array_equal(x, x_ref)
     np.testing.assert_array_equal(y, y_ref)
-    assert source == {"dataset": NAME, "split": "test", "source": "download",
-                                  "path": str(cache.resolve()), "n": 10_000}
+    assert source == {
+        "dataset": NAME,
+        "split": "test",
+        "source": "download",
+        "path": str(cache.resolve()),
+        "n": 10_000,
+    }
 
 
 def test_auto_downloads_once_then_uses_the_cache(served, cache, monkeypatch):
@@ -149,8 +153,13 @@ def test_opt_out_and_offline_never_connect(var, cache, monkeypatch):
 def test_tests_cannot_reach_real_hosts():
     """The guard in tests/data/conftest.py: a real mirror is refused before any I/O."""
     with pytest.raises(data.DownloadError, match="unreachable|disabled in tests"):
-        data.download(NAME, "test", mirror="https://storage.googleapis.com/cvdf-datasets",
-                      progress=False, timeout=2)
+        data.download(
+            NAME,
+            "test",
+            mirror="https://storage.googleapis.com/cvdf-datasets",
+            progress=False,
+            timeout=2,
+        )
 
 
 def test_sources_record_idx_folder_and_sample(data_dir):
@@ -159,8 +168,13 @@ def test_sources_record_idx_folder_and_sample(data_dir):
     data.load("fashion-mnist", "train", source="sample", limit=10)
     got = data.loaded_sources()
     assert got[0]["source"] == "idx" and got[0]["path"] == str(Path(data_dir).resolve())
-    assert got[1] == {"dataset": "fashion-mnist", "split": "train", "source": "sample",
-                      "path": None, "n": 10}
+    assert got[1] == {
+        "dataset": "fashion-mnist",
+        "split": "train",
+        "source": "sample",
+        "path": None,
+        "n": 10,
+    }
     data.clear_sources()
     assert data.loaded_sources() == [] and data.last_source() is None
 

@@ -5,15 +5,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memjax.data import direct, latency, latency_steps, normalize, rate
+from memjax.data import direct, latency, latency_steps, normalize, rate, scale_images
 
 
-def test_normalize():
+def test_scale_images():
     img = np.array([[[0, 51], [255, 128]]], np.uint8)
-    x = normalize(img)
+    x = scale_images(img)
     assert x.dtype == np.float32 and x.shape == (1, 2, 2)
     np.testing.assert_array_equal(x, img.astype(np.float32) / 255)
-    assert normalize(img, flatten=True).shape == (1, 4)
+    assert scale_images(img, flatten=True).shape == (1, 4)
+    assert normalize is scale_images
+    # floats in [0, 1] are only cast; floats in 0..255 and other dtypes are rejected
+    f = np.array([[0.0, 0.5, 1.0]], np.float64)
+    np.testing.assert_array_equal(scale_images(f), f.astype(np.float32))
+    with pytest.raises(
+        ValueError,
+        match=r"Task: images must be uint8 .* scaled to \[0, 1\]; got floats in \[0.0, 255.0\]",
+    ):
+        scale_images(np.array([[0.0, 255.0]]), owner="Task")
+    with pytest.raises(TypeError, match="got int32"):
+        scale_images(np.array([[0, 255]], np.int32))
 
 
 def test_direct_exact(getkey):

@@ -49,13 +49,24 @@ def test_env_var_and_limit(data_dir, monkeypatch):
 
 def _idx_bytes(arr, magic):
     arr = np.asarray(arr, np.uint8)
-    return magic.to_bytes(4, "big") + b"".join(
-        d.to_bytes(4, "big") for d in arr.shape
-    ) + arr.tobytes()
+    return (
+        magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+    )
 
 
-def _write_set(root, images, labels, *, gz=False, name="mnist", split="t10k",
-               img_magic=2051, lab_magic=2049, img_tail=None, lab_tail=None):
+def _write_set(
+    root,
+    images,
+    labels,
+    *,
+    gz=False,
+    name="mnist",
+    split="t10k",
+    img_magic=2051,
+    lab_magic=2049,
+    img_tail=None,
+    lab_tail=None,
+):
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     ib, lb = _idx_bytes(images, img_magic), _idx_bytes(labels, lab_magic)
@@ -160,8 +171,12 @@ def test_explicit_missing_dir_names_every_path(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as e:
         load("mnist", "train", data_dir=missing)
     msg = str(e.value)
-    for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-              "train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+    for f in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+    ):
         assert str(missing / "mnist" / f) in msg
 
 

@@ -5,8 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from memjax.data import SampleDataWarning, load
-from memjax.data import _load, _tfds
+from memjax.data import SampleDataWarning, _load, _tfds, load
 from memjax.data._sample import load_sample
 
 

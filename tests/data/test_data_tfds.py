@@ -28,8 +28,12 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("PIL")
 
-from memjax.data import SampleDataWarning, load, read_idx  # noqa: E402
-from memjax.data import _tfds  # noqa: E402
+from memjax.data import (  # noqa: E402
+    SampleDataWarning,
+    _tfds,  # noqa: E402
+    load,
+    read_idx,
+)
 
 
 def _write_idx(path, arr, magic):
@@ -74,12 +78,14 @@ def _prepare(monkeypatch, name, idx_dir, tfds_dir):
     def labels(path, num):
         return read_idx(path, 2049)[:num].astype(np.int64)
 
-    monkeypatch.setattr(download_manager.DownloadManager, "download_and_extract",
-                        fake_download_and_extract)
+    monkeypatch.setattr(
+        download_manager.DownloadManager, "download_and_extract", fake_download_and_extract
+    )
     monkeypatch.setattr(tfds_mnist, "_extract_mnist_images", images)
     monkeypatch.setattr(tfds_mnist, "_extract_mnist_labels", labels)
-    builder = tfds.builder(_tfds.TFDS_NAMES[name], data_dir=str(tfds_dir),
-                           file_format="array_record")
+    builder = tfds.builder(
+        _tfds.TFDS_NAMES[name], data_dir=str(tfds_dir), file_format="array_record"
+    )
     builder.download_and_prepare()
     assert builder.is_prepared()
 

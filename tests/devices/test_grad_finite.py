@@ -36,25 +36,50 @@ class Model:
 
 MODELS = [
     Model("HP-Joglekar", lambda: md.HPMemristor(x0=0.5), 1.0, 1.0, ("R_on", "R_off", "mu_v")),
-    Model("HP-Joglekar-p2", lambda: md.HPMemristor(window=md.Joglekar(p=2.0)), 1.0, 1.0,
-          ("R_on", "R_off", "mu_v")),
-    Model("HP-Joglekar-p0.5", lambda: md.HPMemristor(window=md.Joglekar(p=0.5)), 1.0, 1.0,
-          ("R_on", "mu_v")),
-    Model("HP-Biolek", lambda: md.HPMemristor(window=md.Biolek(p=1.0)), 1.0, 1.0,
-          ("R_on", "R_off", "mu_v")),
-    Model("HP-Prodromakis", lambda: md.HPMemristor(window=md.Prodromakis(p=2.0)), 1.0, 1.0,
-          ("R_on", "R_off", "mu_v")),
-    Model("HP-NoWindow", lambda: md.HPMemristor(window=md.NoWindow()), 1.0, 1.0,
-          ("R_on", "R_off", "mu_v")),
-    Model("TEAM", lambda: md.TEAMMemristor(x0=0.95), 1.0, 1.0, ("R_on", "R_off", "k_off"),
-          substeps=4),
+    Model(
+        "HP-Joglekar-p2",
+        lambda: md.HPMemristor(window=md.Joglekar(p=2.0)),
+        1.0,
+        1.0,
+        ("R_on", "R_off", "mu_v"),
+    ),
+    Model(
+        "HP-Joglekar-p0.5",
+        lambda: md.HPMemristor(window=md.Joglekar(p=0.5)),
+        1.0,
+        1.0,
+        ("R_on", "mu_v"),
+    ),
+    Model(
+        "HP-Biolek",
+        lambda: md.HPMemristor(window=md.Biolek(p=1.0)),
+        1.0,
+        1.0,
+        ("R_on", "R_off", "mu_v"),
+    ),
+    Model(
+        "HP-Prodromakis",
+        lambda: md.HPMemristor(window=md.Prodromakis(p=2.0)),
+        1.0,
+        1.0,
+        ("R_on", "R_off", "mu_v"),
+    ),
+    Model(
+        "HP-NoWindow",
+        lambda: md.HPMemristor(window=md.NoWindow()),
+        1.0,
+        1.0,
+        ("R_on", "R_off", "mu_v"),
+    ),
+    Model(
+        "TEAM", lambda: md.TEAMMemristor(x0=0.95), 1.0, 1.0, ("R_on", "R_off", "k_off"), substeps=4
+    ),
     Model("VTEAM", lambda: md.VTEAMMemristor(), 0.3, 3e6, ("R_on", "R_off", "k_off")),
     Model("Yakopcic", lambda: md.YakopcicMemristor(), 0.5, 1e3, ("a1", "a2", "A_p", "A_n")),
     Model("StanfordPKU", lambda: md.StanfordPKURRAM(x0=0.5e-9), 1.5, 3e7, ("I0", "v0", "g0")),
     Model("MMSS", lambda: md.MMSSMemristor(), 0.5, 1e3, ("R_on", "R_off", "tau")),
     Model("MMSS-Schottky", lambda: md.MMSSMemristor(phi=0.5), 0.5, 1e3, ("R_on", "tau", "a_f")),
-    Model("VO2", lambda: md.VO2ThresholdSwitch(), 10.0, 2e4, ("R0", "C_th", "R_th"),
-          substeps=4),
+    Model("VO2", lambda: md.VO2ThresholdSwitch(), 10.0, 2e4, ("R0", "C_th", "R_th"), substeps=4),
 ]
 SOLVERS = {"Euler": Euler(), "Heun": Heun(), "RK4": RK4()}
 
@@ -70,8 +95,11 @@ def _draws(model: Model, dtype, seed: int = 0):
 
 def _loss_and_grad(model: Model, solver, dtype):
     base = model.make()
-    base = jax.tree.map(lambda a: jnp.asarray(a, dtype) if eqx.is_inexact_array_like(a) else a,
-                        base, is_leaf=lambda a: isinstance(a, float))
+    base = jax.tree.map(
+        lambda a: jnp.asarray(a, dtype) if eqx.is_inexact_array_like(a) else a,
+        base,
+        is_leaf=lambda a: isinstance(a, float),
+    )
     dt = 2.0 / (model.f0 * N_STEPS)  # two nominal periods
 
     def loss(amp, freq, scales):
@@ -81,8 +109,7 @@ def _loss_and_grad(model: Model, solver, dtype):
             [getattr(base, n) * s for n, s in zip(model.params, scales)],
         )
         drive = lambda t: amp * jnp.sin(2 * jnp.pi * freq * t)
-        tr = md.simulate(dev, drive, dt=dt, n_steps=N_STEPS, solver=solver,
-                         substeps=model.substeps)
+        tr = md.simulate(dev, drive, dt=dt, n_steps=N_STEPS, solver=solver, substeps=model.substeps)
         lo, hi = dev.state_bounds()
         scale = jnp.where(jnp.isfinite(hi), hi, 1.0)
         return jnp.mean(tr.v * tr.i) + jnp.mean(tr.x / scale)
@@ -123,8 +150,9 @@ def test_saturating_sine_gradient_finite(make, amplitude, solver):
     dev = make()
 
     def loss(a):
-        tr = md.simulate(dev, lambda t: a * jnp.sin(2 * jnp.pi * t), dt=2.5e-3, n_steps=400,
-                         solver=solver)
+        tr = md.simulate(
+            dev, lambda t: a * jnp.sin(2 * jnp.pi * t), dt=2.5e-3, n_steps=400, solver=solver
+        )
         return jnp.mean(tr.v * tr.i)
 
     value, grad = jax.value_and_grad(loss)(jnp.float32(amplitude))
@@ -151,5 +179,6 @@ def test_rram_read_and_drift_gradients_finite(getkey):
     for t in (0.0, 1.0, 1e4):
         for nu in (0.0, 0.05):
             grads = jax.grad(loss, argnums=(0, 1, 2))(
-                state.G, jnp.asarray(t, jnp.float32), jnp.asarray(nu, jnp.float32))
+                state.G, jnp.asarray(t, jnp.float32), jnp.asarray(nu, jnp.float32)
+            )
             assert all(np.all(np.isfinite(np.asarray(g))) for g in grads), (t, nu, grads)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, device_outputs_finite, rel_err
 
 from memjax.devices import simulate, simulate_reference
 from memjax.devices.hp import HPMemristor
@@ -13,12 +14,14 @@ from memjax.devices.windows import Biolek, Joglekar, NoWindow, Prodromakis
 from memjax.integrate import odeint
 from memjax.waveforms import Constant, Sine
 
-from helpers import central_fd, device_outputs_finite, rel_err
-
 
 # Independent NumPy transcriptions of the published equations.
 def np_joglekar(x, p):  # Joglekar & Wolf 2009, eq. (7)
-    return 1.0 - (2.0 * x - 1.0) ** (2 * p) if float(p).is_integer() else 1.0 - np.abs(2.0 * x - 1.0) ** (2 * p)
+    return (
+        1.0 - (2.0 * x - 1.0) ** (2 * p)
+        if float(p).is_integer()
+        else 1.0 - np.abs(2.0 * x - 1.0) ** (2 * p)
+    )
 
 
 def np_biolek(x, i, p):  # Biolek et al. 2009, eq. (9); stp(i) = 1 for i >= 0
@@ -71,7 +74,11 @@ def test_window_values_at_bounds_and_midpoint(x64, p):
 
 def test_window_gradients_finite_where_base_vanishes():
     # (u^2)^p with p < 1 at u = 0 (Joglekar at x = 1/2, Biolek at its free boundary).
-    for w, x, i in [(Joglekar(p=0.5), 0.5, 1.0), (Biolek(p=0.5), 0.0, 1.0), (Biolek(p=0.5), 1.0, -1.0)]:
+    for w, x, i in [
+        (Joglekar(p=0.5), 0.5, 1.0),
+        (Biolek(p=0.5), 0.0, 1.0),
+        (Biolek(p=0.5), 1.0, -1.0),
+    ]:
         g = jax.grad(lambda xx: w(xx, i))(x)
         gp = jax.grad(lambda pp: type(w)(p=pp)(x, i))(0.5)
         assert np.isfinite(g) and np.isfinite(gp)
@@ -125,8 +132,14 @@ def test_constant_current_joglekar_p1_is_logistic(x64):
     dev = HPMemristor(window=Joglekar(p=1), x0=0.05)
     I0 = 1e-4
     c = 1e-14 * 100.0 / (10e-9) ** 2 * I0
-    ts, xs = odeint(lambda t, x: dev.rate(x, dev.memristance(x) * I0), 0.05, dt=0.1, n_steps=41,
-                    substeps=20, project=dev.project)
+    ts, xs = odeint(
+        lambda t, x: dev.rate(x, dev.memristance(x) * I0),
+        0.05,
+        dt=0.1,
+        n_steps=41,
+        substeps=20,
+        project=dev.project,
+    )
     ts = np.asarray(ts)
     expected = 1.0 / (1.0 + (0.95 / 0.05) * np.exp(-4 * c * ts))
     np.testing.assert_allclose(xs, expected, rtol=1e-8)

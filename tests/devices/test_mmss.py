@@ -4,18 +4,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices._base import simulate, simulate_reference
 from memjax.devices.mmss import MMSSMemristor, thermal_voltage
 from memjax.waveforms import Constant, Sine
 
-from helpers import central_fd, rel_err
-
 VT = 1.380649e-23 * 298.5 / 1.602176634e-19
 
 
-def np_mmss(x, v, R_on=500.0, R_off=1500.0, V_on=0.27, V_off=0.27, tau=1e-4, v_t=VT, phi=1.0,
-            a_f=1e-6, b_f=3.0, a_r=1e-6, b_r=3.0):
+def np_mmss(
+    x,
+    v,
+    R_on=500.0,
+    R_off=1500.0,
+    V_on=0.27,
+    V_off=0.27,
+    tau=1e-4,
+    v_t=VT,
+    phi=1.0,
+    a_f=1e-6,
+    b_f=3.0,
+    a_r=1e-6,
+    b_r=3.0,
+):
     """NumPy transcription of the generalised MSS equations (Molter & Nugent 2016)."""
     x = np.asarray(x, np.float64)
     v = np.asarray(v, np.float64)
@@ -32,11 +44,14 @@ GRID_X = np.linspace(0.0, 1.0, 9)[:, None]
 GRID_V = np.array([-1.0, -0.4, -0.27, -0.2, -0.05, 0.0, 0.05, 0.2, 0.27, 0.4, 1.0])[None, :]
 
 
-@pytest.mark.parametrize("kw", [
-    {},
-    dict(R_on=1e3, R_off=1e5, V_on=0.11, V_off=-0.005, tau=1e-3, v_t=0.015),  # MEMprop-like
-    dict(phi=0.7, a_f=2e-6, b_f=4.0, a_r=1e-7, b_r=2.5),  # Schottky branch
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        dict(R_on=1e3, R_off=1e5, V_on=0.11, V_off=-0.005, tau=1e-3, v_t=0.015),  # MEMprop-like
+        dict(phi=0.7, a_f=2e-6, b_f=4.0, a_r=1e-7, b_r=2.5),  # Schottky branch
+    ],
+)
 def test_equations_match_numpy(x64, kw):
     d = MMSSMemristor(**kw)
     dx, i, p_on, p_off = np_mmss(GRID_X, GRID_V, **kw)
@@ -131,12 +146,21 @@ def test_gradients_match_finite_differences(x64):
     np.testing.assert_allclose(g, fd, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kw,field", [
-    (dict(R_on=0.0), "R_on"), (dict(R_off=-1.0), "R_off"), (dict(R_on=2e3), "R_on"),
-    (dict(tau=0.0), "tau"), (dict(v_t=-0.01), "v_t"), (dict(phi=1.5), "phi"),
-    (dict(a_f=-1e-6), "a_f"), (dict(b_r=-1.0), "b_r"), (dict(x0=1.2), "x0"),
-    (dict(tau=np.nan), "tau"),
-])
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        (dict(R_on=0.0), "R_on"),
+        (dict(R_off=-1.0), "R_off"),
+        (dict(R_on=2e3), "R_on"),
+        (dict(tau=0.0), "tau"),
+        (dict(v_t=-0.01), "v_t"),
+        (dict(phi=1.5), "phi"),
+        (dict(a_f=-1e-6), "a_f"),
+        (dict(b_r=-1.0), "b_r"),
+        (dict(x0=1.2), "x0"),
+        (dict(tau=np.nan), "tau"),
+    ],
+)
 def test_bad_parameters(kw, field):
     with pytest.raises(ValueError, match=f"MMSSMemristor.*{field}"):
         MMSSMemristor(**kw)
@@ -144,13 +168,17 @@ def test_bad_parameters(kw, field):
 
 def test_huge_voltages_finite_in_float32():
     d = MMSSMemristor(phi=0.5)
-    x, v = jnp.broadcast_arrays(jnp.array([0.0, 0.5, 1.0], jnp.float32)[:, None],
-                                jnp.array([-1e6, -1e3, -10.0, 10.0, 1e3, 1e6], jnp.float32)[None, :])
+    x, v = jnp.broadcast_arrays(
+        jnp.array([0.0, 0.5, 1.0], jnp.float32)[:, None],
+        jnp.array([-1e6, -1e3, -10.0, 10.0, 1e3, 1e6], jnp.float32)[None, :],
+    )
 
     @jax.jit
     def check(x, v):
-        out = [(fn(x, v), jax.grad(lambda a, b: jnp.sum(fn(a, b)), argnums=(0, 1))(x, v))
-               for fn in (d.rate, d.current)]
+        out = [
+            (fn(x, v), jax.grad(lambda a, b: jnp.sum(fn(a, b)), argnums=(0, 1))(x, v))
+            for fn in (d.rate, d.current)
+        ]
         tr = simulate(d, Sine(jnp.float32(1e5), 2e3), dt=5e-6, n_steps=20)
         return out, tr.x, tr.i
 

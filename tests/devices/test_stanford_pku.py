@@ -5,12 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices._base import simulate
 from memjax.devices.stanford_pku import StanfordPKURRAM
 from memjax.waveforms import Sine
-
-from helpers import central_fd, rel_err
 
 KB, Q = 1.380649e-23, 1.602176634e-19
 
@@ -24,16 +23,34 @@ def np_stanford(g, v, p):
     gamma_ini = np.where(v < 0, p["gamma0_reset"], p["gamma0"])
     gamma = gamma_ini - p["beta"] * (g / 1e-9) ** 3
     gamma = np.where(gamma * np.abs(v) / p["t_ox"] < p["F_min"], 0.0, gamma)
-    dg = -p["v0"] * np.exp(-Q * p["E_a"] / KB / T) * np.sinh(
-        gamma * p["a0"] / p["t_ox"] * Q * v / KB / T)
+    dg = (
+        -p["v0"]
+        * np.exp(-Q * p["E_a"] / KB / T)
+        * np.sinh(gamma * p["a0"] / p["t_ox"] * Q * v / KB / T)
+    )
     dg = np.where((g <= p["g_min"]) & (dg < 0), 0.0, dg)
     dg = np.where((g >= p["g_max"]) & (dg > 0), 0.0, dg)
     return i, dg
 
 
-DEFAULTS = dict(I0=1e-3, g0=0.25e-9, V0=0.25, v0=10.0, E_a=0.6, gamma0=16.0, gamma0_reset=16.0,
-                beta=0.8, a0=0.25e-9, t_ox=12e-9, F_min=1.4e9, T0=298.0, R_th=2.1e3,
-                T_max=1e4, g_min=0.2e-9, g_max=1.7e-9)
+DEFAULTS = dict(
+    I0=1e-3,
+    g0=0.25e-9,
+    V0=0.25,
+    v0=10.0,
+    E_a=0.6,
+    gamma0=16.0,
+    gamma0_reset=16.0,
+    beta=0.8,
+    a0=0.25e-9,
+    t_ox=12e-9,
+    F_min=1.4e9,
+    T0=298.0,
+    R_th=2.1e3,
+    T_max=1e4,
+    g_min=0.2e-9,
+    g_max=1.7e-9,
+)
 
 
 def test_defaults_are_the_verilog_a_ones():
@@ -74,9 +91,16 @@ def _reference(d, drive, ts, dt):
     # the controller grow the step past whole switching events.
     term = diffrax.ODETerm(lambda t, y, a: d.rate(d.project(y), drive(t)))
     sol = diffrax.diffeqsolve(
-        term, diffrax.Tsit5(), t0=ts[0], t1=ts[-1], dt0=dt / 100, y0=jnp.asarray(d.x0),
-        saveat=diffrax.SaveAt(ts=ts), max_steps=100_000,
-        stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-24, dtmax=dt / 10))
+        term,
+        diffrax.Tsit5(),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=dt / 100,
+        y0=jnp.asarray(d.x0),
+        saveat=diffrax.SaveAt(ts=ts),
+        max_steps=100_000,
+        stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-24, dtmax=dt / 10),
+    )
     return np.asarray(d.project(sol.ys))
 
 
@@ -113,10 +137,21 @@ def test_gradients_match_finite_differences(x64):
     np.testing.assert_allclose(g, fd, rtol=1e-5)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("g_min", -1e-10), ("g_max", 0.1e-9), ("I0", 0.0), ("V0", -1.0), ("t_ox", 1e-9),
-    ("R_th", -1.0), ("T0", np.inf), ("x0", 3e-9), ("E_a", -0.1), ("F_min", -1.0),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("g_min", -1e-10),
+        ("g_max", 0.1e-9),
+        ("I0", 0.0),
+        ("V0", -1.0),
+        ("t_ox", 1e-9),
+        ("R_th", -1.0),
+        ("T0", np.inf),
+        ("x0", 3e-9),
+        ("E_a", -0.1),
+        ("F_min", -1.0),
+    ],
+)
 def test_bad_parameters(field, value):
     with pytest.raises(ValueError, match=f"StanfordPKURRAM.*{field}"):
         StanfordPKURRAM(**{field: value})
@@ -131,8 +166,10 @@ def test_huge_voltages_finite_in_float32():
     @jax.jit
     def check(g, v):
         vals = (d.rate(g, v), d.current(g, v))
-        grads = [jax.grad(lambda a, b: jnp.sum(fn(a, b)), argnums=(0, 1))(g, v)
-                 for fn in (d.rate, d.current)]
+        grads = [
+            jax.grad(lambda a, b: jnp.sum(fn(a, b)), argnums=(0, 1))(g, v)
+            for fn in (d.rate, d.current)
+        ]
         return vals, grads
 
     vals, grads = check(g, v)

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, device_outputs_finite, rel_err
 from scipy.integrate import quad
 
-from helpers import central_fd, device_outputs_finite, rel_err
 from memjax.devices import simulate, simulate_reference
 from memjax.devices.team import Kvatinsky, TEAMMemristor, VTEAMMemristor, threshold_rate
 from memjax.devices.windows import Biolek, Joglekar, NoWindow
@@ -52,7 +52,9 @@ def test_team_published_defaults_match_numpy(x64, iv):
     dev = TEAMMemristor(iv=iv)
     w_on, w_off = 1.2e-9, 1.8e-9
     i_on, i_off = -8.9e-6, 115e-6
-    currents = np.array([-1e-3, -3e-5, 1.2 * i_on, 0.5 * i_on, 0.0, 50e-6, 1.2 * i_off, 3 * i_off, 1e-3])
+    currents = np.array(
+        [-1e-3, -3e-5, 1.2 * i_on, 0.5 * i_on, 0.0, 50e-6, 1.2 * i_off, 3 * i_off, 1e-3]
+    )
     xx, ii = np.meshgrid(XS, currents)
     w = w_on + xx * (w_off - w_on)
     R = np_resistance(w, 50.0, 1e3, w_on, w_off, iv)
@@ -76,9 +78,20 @@ def test_vteam_matches_numpy(x64, iv, window):
         "biolek": Biolek(p=1),
         "kvatinsky": Kvatinsky.from_physical(a_on, a_off, w_c, w_on, w_off),
     }
-    dev = VTEAMMemristor(R_on=100.0, R_off=2e4, w_on=w_on, w_off=w_off, v_off=0.3, v_on=-0.5,
-                         k_off=2e-9, k_on=-5e-9, alpha_off=1.5, alpha_on=3.0,
-                         window=windows[window], iv=iv)
+    dev = VTEAMMemristor(
+        R_on=100.0,
+        R_off=2e4,
+        w_on=w_on,
+        w_off=w_off,
+        v_off=0.3,
+        v_on=-0.5,
+        k_off=2e-9,
+        k_on=-5e-9,
+        alpha_off=1.5,
+        alpha_on=3.0,
+        window=windows[window],
+        iv=iv,
+    )
     volts = np.array([-3.0, -0.6, -0.5, -0.49, -0.1, 0.0, 0.1, 0.3, 0.31, 1.0, 3.0])
     xx, vv = np.meshgrid(XS, volts)
     w = w_on + xx * (w_off - w_on)
@@ -105,13 +118,18 @@ def test_zero_rate_inside_threshold_window(x64):
     assert np.all(np.asarray(vteam.rate(xx, vv)) == 0.0)
     # Gradients vanish strictly inside (at a threshold itself the alpha = 1 VTEAM default
     # has a kink, and a rounding of v / v_off to 1 + eps may pick its one-sided slope).
-    grads = jax.jit(lambda xx, ii, vv: (
-        jax.vmap(jax.grad(team.rate_from_current, argnums=(0, 1)))(xx, ii),
-        jax.vmap(jax.grad(vteam.rate, argnums=(0, 1)))(xx, vv),
-    ))(xx[1:-1], ii[1:-1], vv[1:-1])
+    grads = jax.jit(
+        lambda xx, ii, vv: (
+            jax.vmap(jax.grad(team.rate_from_current, argnums=(0, 1)))(xx, ii),
+            jax.vmap(jax.grad(vteam.rate, argnums=(0, 1)))(xx, vv),
+        )
+    )(xx[1:-1], ii[1:-1], vv[1:-1])
     assert all(np.all(np.asarray(a) == 0.0) for a in jax.tree.leaves(grads))
     # ... and nonzero just outside, with the published signs (k_off > 0, k_on < 0).
-    assert float(team.rate_from_current(0.0, 116e-6)) > 0 and float(team.rate_from_current(1.0, -9e-6)) < 0
+    assert (
+        float(team.rate_from_current(0.0, 116e-6)) > 0
+        and float(team.rate_from_current(1.0, -9e-6)) < 0
+    )
     assert float(vteam.rate(0.0, 0.021)) > 0 and float(vteam.rate(1.0, -0.21)) < 0
 
 
@@ -122,16 +140,29 @@ def test_kvatinsky_window_values(x64):
     np.testing.assert_allclose(w(1.0, -1.0), e, rtol=1e-14)  # f_on(a_on) = 1/e
     assert float(w(1.0, 1.0)) < 1e-100 and float(w(0.0, -1.0)) < 1e-100
     xs = np.linspace(0.0, 1.0, 50)
-    assert np.all(np.diff(np.asarray(w(xs, 1.0))) < 0) and np.all(np.diff(np.asarray(w(xs, -1.0))) > 0)
+    assert np.all(np.diff(np.asarray(w(xs, 1.0))) < 0) and np.all(
+        np.diff(np.asarray(w(xs, -1.0))) > 0
+    )
     far = Kvatinsky(a_on=0.0, a_off=1.0, w_c=0.01)
     np.testing.assert_allclose(far(0.5, 1.0), 1.0, atol=1e-20)
     np.testing.assert_allclose(far(0.5, -1.0), 1.0, atol=1e-20)
 
 
 def _smooth_team(**kw):
-    p = dict(R_on=100.0, R_off=1e3, w_on=0.0, w_off=1e-9, i_off=1e-3, i_on=-1e-3, k_off=1e-9,
-             k_on=-1e-9, alpha_off=3.0, alpha_on=3.0, x0=0.5,
-             window=Kvatinsky(a_on=0.1, a_off=0.9, w_c=0.05))
+    p = dict(
+        R_on=100.0,
+        R_off=1e3,
+        w_on=0.0,
+        w_off=1e-9,
+        i_off=1e-3,
+        i_on=-1e-3,
+        k_off=1e-9,
+        k_on=-1e-9,
+        alpha_off=3.0,
+        alpha_on=3.0,
+        x0=0.5,
+        window=Kvatinsky(a_on=0.1, a_off=0.9, w_c=0.05),
+    )
     p.update(kw)
     return TEAMMemristor(**p)
 
@@ -156,10 +187,14 @@ def test_team_kvatinsky_switch_on_matches_quadrature(x64):
     I0 = -1e-3
     K = -4.68e-22 * (I0 / -8.9e-6 - 1.0) ** 10 / 0.6e-9
     f_on = lambda x: np.exp(-np.exp(-(x - 1.0) / (107e-12 / 0.6e-9)))
-    ts, xs = odeint(lambda t, x: dev.rate_from_current(x, I0), 1.0, dt=2e-9, n_steps=21, substeps=20)
+    ts, xs = odeint(
+        lambda t, x: dev.rate_from_current(x, I0), 1.0, dt=2e-9, n_steps=21, substeps=20
+    )
     ts, xs = np.asarray(ts), np.asarray(xs)
     assert 0.65 < xs[-1] < 0.8  # moved, and slowed by the window
-    t_quad = np.array([quad(lambda x: 1.0 / (abs(K) * f_on(x)), x, 1.0, epsrel=1e-12)[0] for x in xs])
+    t_quad = np.array(
+        [quad(lambda x: 1.0 / (abs(K) * f_on(x)), x, 1.0, epsrel=1e-12)[0] for x in xs]
+    )
     np.testing.assert_allclose(t_quad[1:], ts[1:], rtol=1e-6)
 
 
@@ -182,8 +217,9 @@ def test_team_rate_cap_only_beyond_physical_rates(x64):
 
 def _loop_after_settling(dev, A, f, settle=3, spp=400, substeps=4):
     """State and lobe area (|int i dv| over each half period) of the period after ``settle``."""
-    tr = simulate(dev, Sine(A, f), dt=1.0 / (f * spp), n_steps=spp * (settle + 1) + 1,
-                  substeps=substeps)
+    tr = simulate(
+        dev, Sine(A, f), dt=1.0 / (f * spp), n_steps=spp * (settle + 1) + 1, substeps=substeps
+    )
     s = spp * settle
     x, v, i = (np.asarray(a)[s:] for a in (tr.x, tr.v, tr.i))
     h = spp // 2
@@ -229,9 +265,21 @@ def test_scan_matches_diffrax(x64, model):
     if model == "team":
         dev, drive = _smooth_team(), Sine(1.5, 1.0)  # x stays in about [0.46, 0.76]
     else:
-        dev = VTEAMMemristor(R_on=100.0, R_off=1e4, w_on=0.0, w_off=1e-9, v_off=0.4, v_on=-0.4,
-                             k_off=2e-9, k_on=-2e-9, alpha_off=3.0, alpha_on=3.0, x0=0.5,
-                             window=Biolek(p=2), iv="exponential")
+        dev = VTEAMMemristor(
+            R_on=100.0,
+            R_off=1e4,
+            w_on=0.0,
+            w_off=1e-9,
+            v_off=0.4,
+            v_on=-0.4,
+            k_off=2e-9,
+            k_on=-2e-9,
+            alpha_off=3.0,
+            alpha_on=3.0,
+            x0=0.5,
+            window=Biolek(p=2),
+            iv="exponential",
+        )
         drive = Sine(1.0, 1.0)
     tr = simulate(dev, drive, dt=2.5e-3, n_steps=801, substeps=2)
     ref = simulate_reference(dev, drive, tr.t)
@@ -246,9 +294,20 @@ def test_gradients_match_finite_differences(x64, model):
     if model == "team":
         base = _smooth_team()
     else:
-        base = VTEAMMemristor(R_on=100.0, R_off=1e3, w_on=0.0, w_off=1e-9, v_off=0.4, v_on=-0.4,
-                              k_off=2e-9, k_on=-2e-9, alpha_off=3.0, alpha_on=3.0, x0=0.5,
-                              window=Joglekar(p=2))
+        base = VTEAMMemristor(
+            R_on=100.0,
+            R_off=1e3,
+            w_on=0.0,
+            w_off=1e-9,
+            v_off=0.4,
+            v_on=-0.4,
+            k_off=2e-9,
+            k_on=-2e-9,
+            alpha_off=3.0,
+            alpha_on=3.0,
+            x0=0.5,
+            window=Joglekar(p=2),
+        )
 
     @jax.jit
     def fn(p):

@@ -4,17 +4,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices._base import simulate, simulate_reference
 from memjax.devices.threshold import VO2ThresholdSwitch
 from memjax.waveforms import Sine
 
-from helpers import central_fd, rel_err
-
 # Zhang et al. 2024 (collective_dynamics_neuristor/model.py) values, SI units.
-P = dict(R0=5.35882879e-3, Ea=5.22047417e3, Rm=262.5 * 4.90025335, Tc=3.32805839e2,
-         w=7.19357064, beta=2.52796285e-1, Cth=49.62776831e-12, Sth=0.20558726e-3,
-         T_base=325.0)
+P = dict(
+    R0=5.35882879e-3,
+    Ea=5.22047417e3,
+    Rm=262.5 * 4.90025335,
+    Tc=3.32805839e2,
+    w=7.19357064,
+    beta=2.52796285e-1,
+    Cth=49.62776831e-12,
+    Sth=0.20558726e-3,
+    T_base=325.0,
+)
 
 
 def np_vo2(T, v, hysteresis=False, P_h=1e-6):
@@ -69,9 +76,11 @@ def test_threshold_switching_hysteresis_and_relaxation(x64):
     # Independent steady-state analysis (NumPy): the insulating branch exists up to V_up,
     # the metallic one down to V_dn; the heat balance is bistable in between.
     Tg = np.linspace(300.0, 600.0, 60001)
+
     def n_equilibria(V):
         r = np_vo2(Tg, V)[1]
         return int(np.sum(np.sign(r[1:]) != np.sign(r[:-1])))
+
     Vg = np.arange(1.0, 7.0, 0.01)
     bist = Vg[[n_equilibria(V) == 3 for V in Vg]]
     V_dn, V_up = bist.min(), bist.max()
@@ -124,10 +133,20 @@ def test_gradients_match_finite_differences(x64):
     np.testing.assert_allclose(g, fd, rtol=1e-5)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("R0", 0.0), ("R_m", -1.0), ("C_th", 0.0), ("R_th", np.nan), ("beta", -0.1),
-    ("T_hi", 300.0), ("x0", -5.0), ("T_amb", 0.0), ("P_h", 0.0),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("R0", 0.0),
+        ("R_m", -1.0),
+        ("C_th", 0.0),
+        ("R_th", np.nan),
+        ("beta", -0.1),
+        ("T_hi", 300.0),
+        ("x0", -5.0),
+        ("T_amb", 0.0),
+        ("P_h", 0.0),
+    ],
+)
 def test_bad_parameters(field, value):
     with pytest.raises(ValueError, match=f"VO2ThresholdSwitch.*{field}"):
         VO2ThresholdSwitch(**{field: value})
@@ -136,13 +155,17 @@ def test_bad_parameters(field, value):
 @pytest.mark.parametrize("hysteresis", [False, True])
 def test_huge_voltages_finite_in_float32(hysteresis):
     d = VO2ThresholdSwitch(hysteresis=hysteresis)
-    T, v = jnp.broadcast_arrays(jnp.array([300.0, 340.0, 1e4], jnp.float32)[:, None],
-                                jnp.array([-1e6, -1e3, 0.0, 1e3, 1e6], jnp.float32)[None, :])
+    T, v = jnp.broadcast_arrays(
+        jnp.array([300.0, 340.0, 1e4], jnp.float32)[:, None],
+        jnp.array([-1e6, -1e3, 0.0, 1e3, 1e6], jnp.float32)[None, :],
+    )
 
     @jax.jit
     def check(T, v):
-        out = [(fn(T, v), jax.grad(lambda a, b: jnp.sum(fn(a, b)), argnums=(0, 1))(T, v))
-               for fn in (d.rate, d.current)]
+        out = [
+            (fn(T, v), jax.grad(lambda a, b: jnp.sum(fn(a, b)), argnums=(0, 1))(T, v))
+            for fn in (d.rate, d.current)
+        ]
         tr = simulate(d, Sine(jnp.float32(1e5), 1e6), dt=1e-9, n_steps=20)
         return out, tr.x, tr.i
 

@@ -7,22 +7,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, device_outputs_finite, rel_err
 from scipy.integrate import quad
 
-from helpers import central_fd, device_outputs_finite, rel_err
 from memjax.devices import simulate, simulate_reference
 from memjax.devices.yakopcic import YakopcicMemristor
 from memjax.waveforms import Constant, Sine
 
 # The EDL 2011 fit to the Oblea et al. device (the model's defaults).
-OBLEA = dict(a1=0.17, a2=0.17, b=0.05, V_p=0.16, V_n=0.15, A_p=4000.0, A_n=4000.0, x_p=0.3,
-             x_n=0.5, alpha_p=1.0, alpha_n=5.0, eta=1.0)
+OBLEA = dict(
+    a1=0.17,
+    a2=0.17,
+    b=0.05,
+    V_p=0.16,
+    V_n=0.15,
+    A_p=4000.0,
+    A_n=4000.0,
+    x_p=0.3,
+    x_n=0.5,
+    alpha_p=1.0,
+    alpha_n=5.0,
+    eta=1.0,
+)
 
 
 # ---- independent NumPy transcription -----------------------------------------------
 def np_g(V, V_p, V_n, A_p, A_n, **_):
-    return np.where(V > V_p, A_p * (np.exp(V) - np.exp(V_p)),
-                    np.where(V < -V_n, -A_n * (np.exp(-V) - np.exp(V_n)), 0.0))
+    return np.where(
+        V > V_p,
+        A_p * (np.exp(V) - np.exp(V_p)),
+        np.where(V < -V_n, -A_n * (np.exp(-V) - np.exp(V_n)), 0.0),
+    )
 
 
 def np_f(x, V, x_p, x_n, alpha_p, alpha_n, eta, **_):
@@ -60,7 +75,9 @@ def test_zero_rate_inside_threshold_window(x64):
     dev = YakopcicMemristor()
     xx, vv = np.meshgrid(XS, np.linspace(-0.15, 0.16, 31))  # [-V_n, V_p] inclusive
     assert np.all(np.asarray(dev.rate(xx, vv)) == 0.0)
-    g = jax.jit(jax.vmap(jax.grad(dev.rate, argnums=(0, 1))))(xx[:, 1:-1].ravel(), vv[:, 1:-1].ravel())
+    g = jax.jit(jax.vmap(jax.grad(dev.rate, argnums=(0, 1))))(
+        xx[:, 1:-1].ravel(), vv[:, 1:-1].ravel()
+    )
     assert all(np.all(np.asarray(a) == 0.0) for a in g)
     assert float(dev.rate(0.5, 0.17)) > 0 and float(dev.rate(0.5, -0.16)) < 0
 
@@ -93,11 +110,14 @@ def test_constant_voltage_matches_quadrature(x64, V, x0):
     xs, ts = np.asarray(tr.x), np.asarray(tr.t)
     assert (xs[-1] - knee) * np.sign(V) > 0.15  # went well past the knee
     t_knee = (knee - x0) / g
-    t_exp = np.array([
-        (x - x0) / g if (x - knee) * np.sign(V) <= 0
-        else t_knee + quad(lambda y: 1.0 / (g * f(y)), knee, x, epsrel=1e-12)[0]
-        for x in xs
-    ])
+    t_exp = np.array(
+        [
+            (x - x0) / g
+            if (x - knee) * np.sign(V) <= 0
+            else t_knee + quad(lambda y: 1.0 / (g * f(y)), knee, x, epsrel=1e-12)[0]
+            for x in xs
+        ]
+    )
     np.testing.assert_allclose(t_exp[1:], ts[1:], rtol=1e-6)
     np.testing.assert_allclose(tr.i, np_current(xs, V, **p), rtol=1e-13)
 

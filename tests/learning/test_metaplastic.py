@@ -22,7 +22,6 @@ from memjax.learning.quantize import (
     sign_ste,
 )
 
-
 # One compilation per (n_levels, w_max) instead of op-by-op dispatch (fast tests).
 meta_factor = jax.jit(_meta_factor, static_argnums=(3, 4))
 
@@ -120,7 +119,9 @@ def test_m_zero_is_adam_bit_for_bit(getkey):
         u_ref, s_ref = up_ref(g, s_ref, p_ref)
         u, s = up(g, s, p)
         u_ch, s_ch = up_ch(g, s_ch, p_ch)
-        p_ref, p, p_ch = (optax.apply_updates(a, b) for a, b in ((p_ref, u_ref), (p, u), (p_ch, u_ch)))
+        p_ref, p, p_ch = (
+            optax.apply_updates(a, b) for a, b in ((p_ref, u_ref), (p, u), (p_ch, u_ch))
+        )
     for k in params:
         np.testing.assert_array_equal(np.asarray(p[k]), np.asarray(p_ref[k]))
         np.testing.assert_array_equal(np.asarray(p_ch[k]), np.asarray(p_ref[k]))
@@ -144,8 +145,7 @@ def test_m_schedule_follows_the_update_count(getkey):
     """m as a schedule: update i uses m(i): the same updates as the constant-m
     transformation of that step (Adam's state shared), under jit."""
     params = jax.random.uniform(getkey(), (6, 4), minval=-1.2, maxval=1.2)
-    sched = optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(2.5)],
-                                 [2])
+    sched = optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(2.5)], [2])
     tx = metaplastic(sched, 5)
     state = tx.init(params)
     update = jax.jit(tx.update)
@@ -173,9 +173,11 @@ def test_mask_leaves_other_leaves_untouched(getkey):
 def test_m_scale_gives_each_leaf_its_own_m(getkey):
     """m_scale (c_i per leaf): leaf i gets exactly the updates of metaplastic(c_i m);
     c = 0 leaves a leaf untouched; a function of the params works as a pytree does."""
-    params = (jax.random.uniform(getkey(), (6, 4), minval=-1.2, maxval=1.2),
-              jax.random.uniform(getkey(), (4, 3), minval=-1.2, maxval=1.2),
-              jax.random.uniform(getkey(), (3, 2), minval=-1.2, maxval=1.2))
+    params = (
+        jax.random.uniform(getkey(), (6, 4), minval=-1.2, maxval=1.2),
+        jax.random.uniform(getkey(), (4, 3), minval=-1.2, maxval=1.2),
+        jax.random.uniform(getkey(), (3, 2), minval=-1.2, maxval=1.2),
+    )
     u = tuple(jax.random.normal(getkey(), p.shape) for p in params)
     for scale in ((1.0, 2.0, 0.0), lambda ps: (1.0, 2.0, 0.0)):
         tx = metaplastic(1.5, 5, m_scale=scale)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.crossbar import Crossbar, CrossbarConfig
 from memjax.models.memprop import (
@@ -20,8 +21,6 @@ from memjax.models.memprop import (
     project,
 )
 from memjax.neurons.mif import mif_step
-
-from helpers import central_fd, rel_err
 
 
 @eqx.filter_jit
@@ -102,7 +101,9 @@ def test_neurons_frozen_unless_asked(getkey):
     x = jax.random.uniform(getkey(), (2, 12))
     y = jnp.array([0, 2])
     # make the neuron parameters arrays so the filter selects them
-    arr = lambda t: jax.tree.map(lambda v: jnp.asarray(v, jnp.float32) if isinstance(v, float) else v, t)
+    arr = lambda t: jax.tree.map(
+        lambda v: jnp.asarray(v, jnp.float32) if isinstance(v, float) else v, t
+    )
     m = eqx.tree_at(lambda q: (q.neuron1, q.neuron2), m, (arr(m.neuron1), arr(m.neuron2)))
     grad = eqx.filter_jit(eqx.filter_grad(lambda mm, x: memprop_loss(mm, x, y, None)[0]))
     g = grad(m, x)
@@ -126,7 +127,9 @@ def test_project_clips_u(getkey):
 def test_read_noise_and_rate_coding(getkey):
     m = _tiny(getkey())
     x = jax.random.uniform(getkey(), (4, 12))
-    noisy = MEMprop.init(getkey(), 12, 8, 3, crossbar_config=CrossbarConfig(read_noise=True), n_steps=4)
+    noisy = MEMprop.init(
+        getkey(), 12, 8, 3, crossbar_config=CrossbarConfig(read_noise=True), n_steps=4
+    )
     k = getkey()
     assert not np.allclose(_fwd(noisy, x, k), _fwd(noisy, x))  # fresh read noise with a key
     np.testing.assert_allclose(_fwd(noisy, x, k), _fwd(noisy, x, k))  # deterministic per key
@@ -143,7 +146,7 @@ def test_rate_coding_with_given_spikes(getkey):
     x = jax.random.uniform(getkey(), (4, 12))
     k = getkey()
     p = jnp.clip(x, 0.0, 1.0) * min(r.rate_max * r.dt, 1.0)
-    spikes = jax.random.bernoulli(jax.random.split(k, 3)[0], p, (r.n_steps,) + x.shape)
+    spikes = jax.random.bernoulli(jax.random.split(k, 3)[0], p[None], (r.n_steps,) + x.shape)
     np.testing.assert_allclose(r(x, k, spikes=spikes), r(x, k), rtol=1e-6)
     assert np.all(np.isfinite(r(x, spikes=spikes)))  # no key needed then
     with pytest.raises(ValueError, match="n_steps, batch, n_in"):
@@ -163,8 +166,11 @@ def test_lif_baseline(getkey):
 
 @pytest.mark.parametrize(
     "kwargs,field",
-    [({"n_steps": 0}, "MEMprop.n_steps"), ({"encoding": "latency"}, "MEMprop.encoding"),
-     ({"g1": -1.0}, "MEMprop.g1")],
+    [
+        ({"n_steps": 0}, "MEMprop.n_steps"),
+        ({"encoding": "latency"}, "MEMprop.encoding"),
+        ({"g1": -1.0}, "MEMprop.g1"),
+    ],
 )
 def test_bad_settings(getkey, kwargs, field):
     with pytest.raises(ValueError, match=field):
@@ -173,8 +179,7 @@ def test_bad_settings(getkey, kwargs, field):
 
 def test_memprop_checkpoint_modes_same_gradient(x64, getkey):
     # T = 5 steps in segments of ceil(sqrt(5)) = 3: one segment and a remainder of 2.
-    m0 = MEMprop.init(getkey(), 12, 8, 3, n_steps=5, w_std=0.3, g1=3.0, g2=3.0,
-                      synapse="dense")
+    m0 = MEMprop.init(getkey(), 12, 8, 3, n_steps=5, w_std=0.3, g1=3.0, g2=3.0, synapse="dense")
     x = jax.random.uniform(getkey(), (4, 12), jnp.float64)
     y = jnp.array([0, 1, 2, 0])
 
@@ -182,8 +187,9 @@ def test_memprop_checkpoint_modes_same_gradient(x64, getkey):
     def grads(m0):
         out = {}
         for mode in ["none", "sqrt"]:
-            m = MEMprop(**{**{f: getattr(m0, f) for f in m0.__dataclass_fields__},
-                           "checkpoint": mode})
+            m = MEMprop(
+                **{**{f: getattr(m0, f) for f in m0.__dataclass_fields__}, "checkpoint": mode}
+            )
             g = eqx.filter_grad(lambda m: memprop_loss(m, x, y, None)[0])(m)
             out[mode] = (g.syn1.weight, g.syn2.weight, g.log_k_out)
         return out
@@ -233,10 +239,13 @@ def test_one_v_read_and_crossbar_init(getkey):
     k = getkey()
     m = MEMprop.init(k, 12, 8, 3, w_std=0.3, crossbar_config=cfg)
     assert m.v_read == 0.3 == m.syn1.v_read
-    assert not hasattr(MEMprop, "__dataclass_fields__") or "v_read" not in MEMprop.__dataclass_fields__
+    assert (
+        not hasattr(MEMprop, "__dataclass_fields__") or "v_read" not in MEMprop.__dataclass_fields__
+    )
     # the initialisation is Crossbar.init's one-sided normal pairs, key 0 of split(key, 4)
-    xb = Crossbar.init(jax.random.split(k, 4)[0], 12, 8, cfg, scale=0.3,
-                       distribution="normal", pairing="one-sided")
+    xb = Crossbar.init(
+        jax.random.split(k, 4)[0], 12, 8, cfg, scale=0.3, distribution="normal", pairing="one-sided"
+    )
     np.testing.assert_array_equal(m.syn1.u_pos, xb.u_pos)
     np.testing.assert_array_equal(m.syn1.u_neg, xb.u_neg)
     d = MEMprop.init(k, 12, 8, 3, w_std=0.3, synapse="dense", crossbar_config=cfg)

@@ -44,11 +44,13 @@ def _np_forward(model, x, task):
     return h
 
 
-@pytest.mark.parametrize("k, act, affine", [(2, "sign", False), (5, "hardtanh", False),
-                                            (3, "sign", True)])
+@pytest.mark.parametrize(
+    "k, act, affine", [(2, "sign", False), (5, "hardtanh", False), (3, "sign", True)]
+)
 def test_forward_matches_numpy(getkey, k, act, affine):
-    model = MetaplasticMLP((12, 9, 4), k, n_tasks=2, key=getkey(), logit_scale=2.0,
-                           activation=act, bn_affine=affine)
+    model = MetaplasticMLP(
+        (12, 9, 4), k, n_tasks=2, key=getkey(), logit_scale=2.0, activation=act, bn_affine=affine
+    )
     model = eqx.tree_at(
         lambda m: (m.bn_mean[0], m.bn_var[0]),
         model,
@@ -56,13 +58,18 @@ def test_forward_matches_numpy(getkey, k, act, affine):
     )
     if affine:
         model = eqx.tree_at(
-            lambda m: (m.bn_scale, m.bn_shift), model,
-            (tuple(jax.random.uniform(getkey(), a.shape, minval=0.5) for a in model.bn_scale),
-             tuple(jax.random.normal(getkey(), a.shape) for a in model.bn_shift)))
+            lambda m: (m.bn_scale, m.bn_shift),
+            model,
+            (
+                tuple(jax.random.uniform(getkey(), a.shape, minval=0.5) for a in model.bn_scale),
+                tuple(jax.random.normal(getkey(), a.shape) for a in model.bn_shift),
+            ),
+        )
     x = jax.random.uniform(getkey(), (6, 12))
     for task in (0, 1):
-        np.testing.assert_allclose(model(x, task), _np_forward(model, x, task), rtol=1e-4,
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            model(x, task), _np_forward(model, x, task), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_first_layer_input_real_and_weights_quantised(getkey):
@@ -147,8 +154,7 @@ def test_bad_parameters(getkey):
 
 def test_copy_slot(getkey):
     model = MetaplasticMLP((4, 3, 2), 2, n_tasks=3, bn_affine=True, key=getkey())
-    model = eqx.tree_at(lambda m: m.bn_shift[1], model,
-                        jax.random.normal(getkey(), (3, 2)))
+    model = eqx.tree_at(lambda m: m.bn_shift[1], model, jax.random.normal(getkey(), (3, 2)))
     got = model.copy_slot(0, 2)
     np.testing.assert_array_equal(got.bn_shift[1][2], model.bn_shift[1][0])
     np.testing.assert_array_equal(got.bn_shift[1][:2], model.bn_shift[1][:2])
@@ -179,12 +185,14 @@ def test_boundary_init_starts_every_weight_unconsolidated(getkey, k):
     for step in (1.0, -1.0):
         f = meta_factor(model.weights[0], jnp.full_like(model.weights[0], step), 3.0, k, w_max)
         assert float(jnp.min(f)) >= 1 - np.tanh(3.0 * 0.05) ** 2 - 1e-6
-    wide = np.asarray(MetaplasticMLP((300, 20), k, w_max=w_max, init="boundary",
-                                     init_scale=0.2 * h, key=getkey()).weights[0], np.float64)
+    wide = np.asarray(
+        MetaplasticMLP(
+            (300, 20), k, w_max=w_max, init="boundary", init_scale=0.2 * h, key=getkey()
+        ).weights[0],
+        np.float64,
+    )
     jw = np.round((wide + w_max + h) / (2 * h))
     off = np.abs(wide - (-w_max + (2 * jw - 1) * h))
     assert 0.19 * h < off.max() <= 0.2 * h + 1e-6  # init_scale sets the spread
     with pytest.raises(ValueError, match="MetaplasticMLP.init must be one of"):
         MetaplasticMLP((4, 2), k, init="zeros", key=getkey())
-
-

@@ -6,16 +6,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import tree_allclose
 
 from memjax.models.sfa_snn import (
     CNN,
+    NoveltyGate,
     accuracy_report,
+    calibrate_novelty_gate,
     cnn_features,
     cnn_predict,
     encode_features,
     feature_scale,
-    NoveltyGate,
-    calibrate_novelty_gate,
     fit_novelty_gate,
     label_neurons,
     learn_unsupervised,
@@ -40,8 +41,9 @@ def test_label_and_classify_by_hand():
     d = np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 5.0]])
     np.testing.assert_array_equal(snn_classify(c, d, np.array([0, 2, 1])), [2, 1])
     # unlabelled neurons never win
-    np.testing.assert_array_equal(snn_classify(np.array([[5.0, 1.0]]), np.ones((1, 2)),
-                                               np.array([-1, 3])), [3])
+    np.testing.assert_array_equal(
+        snn_classify(np.array([[5.0, 1.0]]), np.ones((1, 2)), np.array([-1, 3])), [3]
+    )
 
 
 def test_route_and_accuracy_report():
@@ -51,7 +53,9 @@ def test_route_and_accuracy_report():
     pred = route(head, snn, routed)
     np.testing.assert_array_equal(pred[~routed], head[~routed])
     np.testing.assert_array_equal(pred[routed], snn[routed])
-    rep = accuracy_report(np.array([0, 1, 5, 6]), np.array([0, 2, 5, 7]), {"t": [0, 1, 2], "n": [5, 6, 7]})
+    rep = accuracy_report(
+        np.array([0, 1, 5, 6]), np.array([0, 2, 5, 7]), {"t": [0, 1, 2], "n": [5, 6, 7]}
+    )
     assert rep["all"] == 0.5 and rep["t"] == 0.5 and rep["n"] == 0.5
 
 
@@ -66,15 +70,15 @@ def test_pipeline_learning_leaves_cnn_unchanged():
     e = encode_features(f, feature_scale(f))
     assert e.min() >= 0 and e.max() <= 1
     before = jax.tree_util.tree_map(np.asarray, eqx.filter(cnn, eqx.is_array))
-    layer = WTALayer(n_in=512, n_out=6, n_steps=5, p_in=1.0,
-                     neuron=ALIF(leak=1.0, theta0=0.5, beta=5.0))
+    layer = WTALayer(
+        n_in=512, n_out=6, n_steps=5, p_in=1.0, neuron=ALIF(leak=1.0, theta0=0.5, beta=5.0)
+    )
     st0 = layer.init_state(jax.random.key(2))
     st, out = learn_unsupervised(layer, st0, e, jax.random.key(3), chunk=25)
     assert out["spikes"].shape == (40,)
     assert int(st.syn.pulses.sum()) > 0  # the spiking layer did learn
     after = eqx.filter(cnn, eqx.is_array)
-    for a, b in zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(after)):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(before, after, rtol=0, atol=0)
     _, logits2 = cnn_features(cnn, x, "conv")
     np.testing.assert_array_equal(logits, logits2)
     head, conf = cnn_predict(logits, [0, 1, 2, 3, 4])
@@ -87,8 +91,10 @@ def _gate_data(rng, n=600, d=6):
     """Trained classes: two Gaussian clusters; new class: a third one, only in the
     unlabelled stream (half the stream)."""
     mu = np.array([[2.0] + [0.0] * (d - 1), [-2.0] + [0.0] * (d - 1), [0.0, 5.0] + [0.0] * (d - 2)])
+
     def draw(c, m):
         return (mu[c] + rng.standard_normal((m, d))).astype(np.float32)
+
     trained = np.concatenate([draw(0, n), draw(1, n)])
     stream = np.concatenate([draw(0, n // 4), draw(1, n // 4), draw(2, n // 2)])
     return mu, draw, trained, stream
@@ -112,7 +118,9 @@ def test_novelty_gate_routes_new_class_within_the_budget():
     test_n = draw(2, 2000)
     assert g(test_t).mean() < 0.03 and g(test_n).mean() > 0.9
     # independent score: w . x + b
-    np.testing.assert_allclose(g.score(test_n[:5]), test_n[:5] @ w + float(gate.b), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        g.score(test_n[:5]), test_n[:5] @ w + float(gate.b), rtol=1e-5, atol=1e-5
+    )
     # routing: unrouted samples keep the head's answer, routed ones take the layer's
     head, snn = rng.integers(0, 2, 4000), rng.integers(2, 3, 4000)
     routed = g(test_t)
@@ -143,8 +151,11 @@ def test_bad_parameters():
     with pytest.raises(ValueError, match="NoveltyGate.w"):
         NoveltyGate(w=jnp.zeros((2, 2)), b=jnp.zeros(()), threshold=jnp.zeros(()))
     with pytest.raises(ValueError, match="max_false_route"):
-        calibrate_novelty_gate(NoveltyGate(w=jnp.zeros(2), b=jnp.zeros(()), threshold=jnp.zeros(())),
-                               np.zeros((3, 2)), 1.0)
+        calibrate_novelty_gate(
+            NoveltyGate(w=jnp.zeros(2), b=jnp.zeros(()), threshold=jnp.zeros(())),
+            np.zeros((3, 2)),
+            1.0,
+        )
     with pytest.raises(ValueError, match="CNN.n_features"):
         CNN(5, 0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="which"):

@@ -66,7 +66,9 @@ def test_write_noise_and_stuck_cells():
     dev = MultiLevelRRAM(n_levels=8, write_sigma=0.02, p_stuck_hrs=0.2)
     rule = STDP(p_pot=1.0, p_dep=1.0)
     syn0 = dev.sample_devices(jax.random.key(3), (100, 50))
-    syn = dataclasses.replace(syn0, G=jnp.where(syn0.stuck, syn0.G, dev.G_min + 3 * (dev.G_max - dev.G_min) / 7))
+    syn = dataclasses.replace(
+        syn0, G=jnp.where(syn0.stuck, syn0.G, dev.G_min + 3 * (dev.G_max - dev.G_min) / 7)
+    )
     new = stdp_update(dev, rule, jax.random.key(4), syn, jnp.ones(100, bool), jnp.ones(50, bool))
     st = np.asarray(syn.stuck)
     np.testing.assert_array_equal(np.asarray(new.G)[st], np.asarray(syn.G)[st])
@@ -79,15 +81,27 @@ def _layer(**kw):
     neuron = kw.pop("neuron", ALIF(leak=1.0, theta0=2.0, beta=0.0))
     rule = kw.pop("rule", STDP())
     syn = kw.pop("synapse", MultiLevelRRAM(n_levels=16, write_sigma=0.0))
-    return WTALayer(n_in=kw.pop("n_in", 8), n_out=kw.pop("n_out", 4), neuron=neuron, rule=rule,
-                    synapse=syn, **kw)
+    return WTALayer(
+        n_in=kw.pop("n_in", 8),
+        n_out=kw.pop("n_out", 4),
+        neuron=neuron,
+        rule=rule,
+        synapse=syn,
+        **kw,
+    )
 
 
 def test_sample_potentiates_active_depresses_silent():
     # p_in = 1: inputs of intensity 1 spike every step, 0 never; one neuron.
     dev = MultiLevelRRAM(n_levels=64, write_sigma=0.0)
-    layer = _layer(n_out=1, n_steps=20, p_in=1.0, theta_plus=0.0,
-                   rule=STDP(p_pot=1.0, p_dep=1.0, window=1), synapse=dev)
+    layer = _layer(
+        n_out=1,
+        n_steps=20,
+        p_in=1.0,
+        theta_plus=0.0,
+        rule=STDP(p_pot=1.0, p_dep=1.0, window=1),
+        synapse=dev,
+    )
     st = layer.init_state(jax.random.key(0), 0.5, 0.5)
     x = jnp.array([1, 1, 1, 1, 0, 0, 0, 0], jnp.float32)
     new, out = eqx.filter_jit(wta_sample)(layer, st, x, jax.random.key(1), learn=True)
@@ -112,9 +126,16 @@ def test_homeostasis_and_levels_after_learning():
     lab = rng.integers(0, 3, 300)
     x = jnp.asarray(protos[lab] * rng.uniform(0.7, 1.0, (300, 32)), jnp.float32)
     dev = MultiLevelRRAM(n_levels=2, write_sigma=0.0)  # binary synapses
-    layer = _layer(n_in=32, n_out=6, theta_plus=0.05, homeo_decay=0.0, p_in=0.5,
-                   neuron=ALIF(leak=1.0, theta0=0.6, beta=0.0),
-                   rule=STDP(p_pot=0.1, p_dep=0.05), synapse=dev)
+    layer = _layer(
+        n_in=32,
+        n_out=6,
+        theta_plus=0.05,
+        homeo_decay=0.0,
+        p_in=0.5,
+        neuron=ALIF(leak=1.0, theta0=0.6, beta=0.0),
+        rule=STDP(p_pot=0.1, p_dep=0.05),
+        synapse=dev,
+    )
     st0 = layer.init_state(jax.random.key(0))
     st, out = wta_learn(layer, st0, x, jax.random.key(1))
     # homeostasis: offset = theta_plus x winning spikes (no decay), so frequent winners

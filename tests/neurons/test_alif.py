@@ -52,8 +52,9 @@ def test_hand_computed_sequence():
 @pytest.mark.parametrize("rho", [1.0, 0.97])
 def test_matches_numpy_transcription(x64, reset, rho):
     I = np.random.default_rng(0).uniform(0, 0.8, 200)
-    n = ALIF(leak=0.9, theta0=1.0, beta=2.0, rho=rho, reset=reset,
-             device=MultiLevelRRAM(n_levels=16))
+    n = ALIF(
+        leak=0.9, theta0=1.0, beta=2.0, rho=rho, reset=reset, device=MultiLevelRRAM(n_levels=16)
+    )
     st, out = alif_run(n, n.init_state(), jnp.asarray(I))
     ref = numpy_alif(I, 0.9, 1.0, 2.0, rho, 16, reset)
     np.testing.assert_array_equal(out["s"], ref[:, 0])

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import tree_allclose
 
 from memjax.integrate import odeint
 from memjax.neurons import (
@@ -18,8 +19,11 @@ from memjax.neurons import (
     simulate,
 )
 
-NEURONS = [(LIF(beta=0.8, theta=0.5), None, 0.3), (ALIF(theta0=0.5), None, 0.3),
-           (MIF(), 1e-4, 5e-6)]
+NEURONS = [
+    (LIF(beta=0.8, theta=0.5), None, 0.3),
+    (ALIF(theta0=0.5), None, 0.3),
+    (MIF(), 1e-4, 5e-6),
+]
 
 
 def test_abstract_base_cannot_be_built():
@@ -39,10 +43,8 @@ def test_simulate_time_base_matches_a_step_loop(neuron, dt, amp):
         ref.append(s)
         s = neuron.step(s, u[k], dt)
     for k in (0, 5, 11):
-        for a, b in zip(jax.tree.leaves(ref[k]), jax.tree.leaves(jax.tree.map(lambda x: x[k], states))):
-            np.testing.assert_allclose(a, b, rtol=1e-6)
-    for a, b in zip(jax.tree.leaves(s), jax.tree.leaves(final)):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert tree_allclose(ref[k], jax.tree.map(lambda x: x[k], states), rtol=1e-6, atol=0)
+    assert tree_allclose(s, final, rtol=1e-6, atol=0)
     assert neuron.output(final).shape == (3,)
 
 
@@ -87,8 +89,7 @@ def test_dt_convention():
 def test_alif_key_draws_write_noise():
     from memjax.devices.rram import MultiLevelRRAM
 
-    n = ALIF(leak=1.0, theta0=0.5, beta=1.0,
-             device=MultiLevelRRAM(n_levels=32, write_sigma=0.01))
+    n = ALIF(leak=1.0, theta0=0.5, beta=1.0, device=MultiLevelRRAM(n_levels=32, write_sigma=0.01))
     u = jnp.ones((5, 100))
     f0, _ = simulate(n, None, u)
     f1, _ = simulate(n, None, u, key=jax.random.key(0))

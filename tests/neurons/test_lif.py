@@ -69,7 +69,11 @@ def test_gradient_flows_through_membrane(x64):
 
 @pytest.mark.parametrize(
     "kwargs,field",
-    [({"beta": 1.5}, "LIF.beta"), ({"theta": 0.0}, "LIF.theta"), ({"surrogate": "relu"}, "LIF.surrogate")],
+    [
+        ({"beta": 1.5}, "LIF.beta"),
+        ({"theta": 0.0}, "LIF.theta"),
+        ({"surrogate": "relu"}, "LIF.surrogate"),
+    ],
 )
 def test_bad_parameters(kwargs, field):
     with pytest.raises(ValueError, match=field):

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_fd, rel_err
 
 from memjax.devices.mmss import MMSSMemristor
 from memjax.integrate import Euler, odeint, odeint_reference
@@ -19,14 +20,16 @@ from memjax.neurons.mif import (
 )
 from memjax.populations import sample_population
 
-from helpers import central_fd, rel_err
-
 I_NOM = 2e-6  # nominal input: the knee of the default neuron's response (A)
 
 
 def test_phi1_series_and_gradient(x64):
     z = jnp.array([0.0, 1e-6, 1e-5, 9e-5, 1e-3, 0.5, 3.0, 50.0, 1e4])
-    exact = np.where(np.asarray(z) == 0, 1.0, -np.expm1(-np.asarray(z)) / np.where(np.asarray(z) == 0, 1, np.asarray(z)))
+    exact = np.where(
+        np.asarray(z) == 0,
+        1.0,
+        -np.expm1(-np.asarray(z)) / np.where(np.asarray(z) == 0, 1, np.asarray(z)),
+    )
     np.testing.assert_allclose(phi1(z), exact, rtol=1e-12)
     g = jax.vmap(jax.grad(phi1))(z)
     assert np.all(np.isfinite(g))
@@ -59,7 +62,9 @@ def test_exponential_update_equals_closed_form(x64):
     x1, x2 = 0.7, 0.2
     g1, g2 = n.m1.memductance(x1), n.m2.memductance(x2)
     i0 = 5e-6
-    s0 = MIFState(a=jnp.array(i0), i=jnp.array(i0), v=jnp.array(0.08), x1=jnp.array(x1), x2=jnp.array(x2))
+    s0 = MIFState(
+        a=jnp.array(i0), i=jnp.array(i0), v=jnp.array(0.08), x1=jnp.array(x1), x2=jnp.array(x2)
+    )
     dt = 50 * n.C / (g1 + g2)
     _, st = mif_simulate(n, jnp.full((6,), i0), dt, state=s0)
     t = dt * np.arange(6)  # states[k] is the state at k dt, the initial one first
@@ -142,7 +147,7 @@ def test_grad_matches_finite_differences(x64, getkey):
 def test_strong_input_stable_where_euler_blows_up():
     n = MIF()
     dt = 5e-4
-    u = jnp.full((40, 8), 10 * I_NOM) * jnp.linspace(-1.0, 1.0, 8)
+    u = jnp.full((40, 8), 10 * I_NOM) * jnp.linspace(-1.0, 1.0, 8)[None]
     _, st = mif_simulate(n, u, dt)
     for leaf in (st.a, st.i, st.v, st.x1, st.x2):
         assert np.all(np.isfinite(np.asarray(leaf)))
@@ -255,8 +260,9 @@ def test_float16_input_is_promoted_bfloat16_kept():
 
 
 def test_schottky_branch_is_rejected():
-    m = MMSSMemristor(R_on=1e3, R_off=1e5, V_on=0.110, V_off=-0.005, tau=1e-3, v_t=0.015,
-                      x0=0.0238, phi=0.5)
+    m = MMSSMemristor(
+        R_on=1e3, R_off=1e5, V_on=0.110, V_off=-0.005, tau=1e-3, v_t=0.015, x0=0.0238, phi=0.5
+    )
     with pytest.raises(ValueError, match=r"MIF.m1.phi must be 1.*Schottky branch"):
         MIF(m1=m)
     with pytest.raises(ValueError, match=r"MIF.m2.phi must be 1"):

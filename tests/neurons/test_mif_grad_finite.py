@@ -29,8 +29,11 @@ def test_mif_gradient_finite_where_forward_finite(x64, dt, substeps):
         on = (np.arange(T) < T // 2).astype(float)
 
         def loss(a, s):
-            p = eqx.tree_at(lambda m: (m.C, m.tau_a, m.m1.R_on), base,
-                            (base.C * s[0], base.tau_a * s[1], base.m1.R_on * s[2]))
+            p = eqx.tree_at(
+                lambda m: (m.C, m.tau_a, m.m1.R_on),
+                base,
+                (base.C * s[0], base.tau_a * s[1], base.m1.R_on * s[2]),
+            )
             i_in = jnp.asarray(on, dtype)[:, None] * a
             _, st = mif_simulate(p, i_in, dt, substeps=substeps)
             return jnp.mean(st.v) + jnp.mean(st.x1) + jnp.mean(st.x2)
@@ -38,8 +41,9 @@ def test_mif_gradient_finite_where_forward_finite(x64, dt, substeps):
         f = jax.jit(jax.vmap(jax.value_and_grad(loss, argnums=(0, 1))))
         value, (ga, gs) = f(jnp.asarray(amp * sign, dtype), jnp.asarray(scales, dtype))
         value = np.asarray(value)
-        g = np.concatenate([np.asarray(ga).reshape(N_DRAWS, -1),
-                            np.asarray(gs).reshape(N_DRAWS, -1)], axis=1)
+        g = np.concatenate(
+            [np.asarray(ga).reshape(N_DRAWS, -1), np.asarray(gs).reshape(N_DRAWS, -1)], axis=1
+        )
         assert np.isfinite(value).any()
         bad = np.isfinite(value) & ~np.all(np.isfinite(g), axis=1)
         assert not bad.any(), (np.flatnonzero(bad), amp[bad], g[bad])

@@ -44,8 +44,7 @@ def test_learns_mnist_subset(mnist_subset):
 def test_train_mlp_rejects_negative_labels(mnist_subset):
     (x, y), _ = mnist_subset
     with pytest.raises(ValueError, match="train_mlp: labels must be non-negative"):
-        train_mlp((x[:200], np.where(np.arange(200) == 5, -1, y[:200])), epochs=1,
-                  progress=False)
+        train_mlp((x[:200], np.where(np.arange(200) == 5, -1, y[:200])), epochs=1, progress=False)
 
 
 def test_train_cnn_learns_its_classes_only(mnist_subset):

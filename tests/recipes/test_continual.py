@@ -1,11 +1,11 @@
 """Continual training of the metaplastic network (`memjax.recipes.train_continual`):
 level-change counts, resume, per-task optimizer state and BN slots, m, m_scale, adam_eps."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from memjax.learning.metaplastic import metaplastic_adam
 from memjax.models.metaplastic import MetaplasticMLP, evaluate_task
@@ -15,8 +15,13 @@ from memjax.recipes import Task, train_continual
 def test_bad_m(getkey):
     with pytest.raises(ValueError, match="m must be"):
         model = MetaplasticMLP((4, 2), 2, key=getkey())
-        t = Task("a", np.zeros((10, 4), np.float32), np.zeros(10, int), np.zeros((2, 4)),
-                 np.zeros(2, int))
+        t = Task(
+            "a",
+            np.zeros((10, 4), np.float32),
+            np.zeros(10, int),
+            np.zeros((2, 4)),
+            np.zeros(2, int),
+        )
         train_continual(model, [t], m=-1.0, epochs=1, batch_size=5)
 
 
@@ -34,8 +39,9 @@ def test_train_continual_counts_and_learns(getkey):
     def on_epoch(m, t, e):
         snaps.append(np.concatenate([np.asarray(l).ravel() for l in m.levels()]))
 
-    trained, hist = train_continual(model, tasks, m=1.0, epochs=2, batch_size=50,
-                                    on_epoch=on_epoch, learning_rate=0.02)
+    trained, hist = train_continual(
+        model, tasks, m=1.0, epochs=2, batch_size=50, on_epoch=on_epoch, learning_rate=0.02
+    )
     counts = np.concatenate([c.ravel() for c in hist["counts"]])
     # Each epoch-to-epoch level difference needs at least one counted change.
     for a, b in zip(snaps[:-1], snaps[1:]):
@@ -74,8 +80,7 @@ def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path, affine):
     with pytest.raises(Stop):
         train_continual(model, tasks, checkpoint_dir=tmp_path, on_epoch=stop, **kw)
     resumed, h2 = train_continual(model, tasks, checkpoint_dir=tmp_path, **kw)
-    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(straight, resumed, rtol=0, atol=0)
     assert h2["acc"] == h1["acc"] and h2["task"] == h1["task"] and h2["loss"] == h1["loss"]
     for a, b in zip(h1["counts"], h2["counts"]):
         np.testing.assert_array_equal(a, b)
@@ -86,8 +91,9 @@ def test_train_continual_resume_equals_uninterrupted(getkey, tmp_path, affine):
 
 
 @pytest.mark.parametrize("affine", [False, True])
-def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(getkey, tmp_path,
-                                                                            affine):
+def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(
+    getkey, tmp_path, affine
+):
     """reset_optimizer=False keeps Adam's moments across tasks (a different run from the
     reset one), and an interruption at the task boundary resumes with them."""
     tasks = _two_tasks(2)
@@ -106,12 +112,13 @@ def test_train_continual_optimizer_carried_over_and_resumed_at_task_boundary(get
             raise Stop
 
     with pytest.raises(Stop):
-        train_continual(model, tasks, checkpoint_dir=tmp_path, on_epoch=stop,
-                        reset_optimizer=False, **kw)
-    resumed, h2 = train_continual(model, tasks, checkpoint_dir=tmp_path,
-                                  reset_optimizer=False, **kw)
-    for a, b in zip(jax.tree.leaves(carried), jax.tree.leaves(resumed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        train_continual(
+            model, tasks, checkpoint_dir=tmp_path, on_epoch=stop, reset_optimizer=False, **kw
+        )
+    resumed, h2 = train_continual(
+        model, tasks, checkpoint_dir=tmp_path, reset_optimizer=False, **kw
+    )
+    assert tree_allclose(carried, resumed, rtol=0, atol=0)
     assert h2["loss"] == h1["loss"]
 
 
@@ -126,12 +133,22 @@ def test_affine_bn_slot_per_task(getkey, reset):
     def on_epoch(m, t, e):
         seen[t, e] = m
 
-    final, _ = train_continual(model, tasks, m=1.0, epochs=[6, 1], batch_size=40,
-                               learning_rate=0.05, reset_optimizer=reset, on_epoch=on_epoch)
+    final, _ = train_continual(
+        model,
+        tasks,
+        m=1.0,
+        epochs=[6, 1],
+        batch_size=40,
+        learning_rate=0.05,
+        reset_optimizer=reset,
+        on_epoch=on_epoch,
+    )
     end_a = seen[0, 5]
     for l in range(2):
-        for a, b, a0 in ((final.bn_scale[l], end_a.bn_scale[l], model.bn_scale[l]),
-                         (final.bn_shift[l], end_a.bn_shift[l], model.bn_shift[l])):
+        for a, b, a0 in (
+            (final.bn_scale[l], end_a.bn_scale[l], model.bn_scale[l]),
+            (final.bn_shift[l], end_a.bn_shift[l], model.bn_shift[l]),
+        ):
             np.testing.assert_array_equal(a[0], b[0])  # task a's slot is kept
             np.testing.assert_array_equal(b[1], a0[1])  # slot b untouched during task a
             assert not np.array_equal(a[1], b[0])  # task b trained its own slot ...
@@ -152,25 +169,25 @@ def test_train_continual_m_per_task(getkey):
     def snap(tag):
         def on_epoch(m, t, e):
             seen[tag, t, e] = m
+
         return on_epoch
 
     scalar, _ = train_continual(model, tasks, m=2.0, **kw)
     listed, _ = train_continual(model, tasks, m=[2.0, 2.0], **kw)
-    for a, b in zip(jax.tree.leaves(scalar), jax.tree.leaves(listed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(scalar, listed, rtol=0, atol=0)
     _, _ = train_continual(model, tasks, m=0.0, on_epoch=snap("adam"), **kw)
     sched, _ = train_continual(model, tasks, m=[0.0, 2.0], on_epoch=snap("sched"), **kw)
-    np.testing.assert_array_equal(np.asarray(seen["adam", 0, 1].weights[0]),
-                                  np.asarray(seen["sched", 0, 1].weights[0]))
-    assert not np.array_equal(np.asarray(seen["adam", 1, 1].weights[0]),
-                              np.asarray(sched.weights[0]))
+    np.testing.assert_array_equal(
+        np.asarray(seen["adam", 0, 1].weights[0]), np.asarray(seen["sched", 0, 1].weights[0])
+    )
+    assert not np.array_equal(
+        np.asarray(seen["adam", 1, 1].weights[0]), np.asarray(sched.weights[0])
+    )
     # The same as a schedule of the update count (task a: 2 epochs x 3 steps), which
     # carries over with the optimizer state.
-    warmup = optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(2.0)],
-                                  [6])
+    warmup = optax.join_schedules([optax.constant_schedule(0.0), optax.constant_schedule(2.0)], [6])
     by_count, _ = train_continual(model, tasks, m=warmup, **kw)
-    for a, b in zip(jax.tree.leaves(by_count), jax.tree.leaves(sched)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    assert tree_allclose(by_count, sched, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="per task"):
         train_continual(model, tasks, m=[1.0, 1.0, 1.0], **kw)
     with pytest.raises(ValueError, match="m must be finite and >= 0"):
@@ -183,25 +200,25 @@ def test_train_continual_m_scale_per_layer(getkey):
     get a named error."""
     tasks = _two_tasks(4)
     model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, key=getkey())
-    kw = dict(epochs=2, batch_size=40, learning_rate=0.05, reset_optimizer=False,
-              eval_every_epoch=False)
+    kw = dict(
+        epochs=2, batch_size=40, learning_rate=0.05, reset_optimizer=False, eval_every_epoch=False
+    )
     plain, _ = train_continual(model, tasks, m=2.0, **kw)
     ones, _ = train_continual(model, tasks, m=2.0, m_scale=(1.0, 1.0), **kw)
     zeros, _ = train_continual(model, tasks, m=2.0, m_scale=(0.0, 0.0), **kw)
     adam, _ = train_continual(model, tasks, m=0.0, **kw)
     scaled, _ = train_continual(model, tasks, m=2.0, m_scale=(1.0, 3.0), **kw)
-    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(ones)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    for a, b in zip(jax.tree.leaves(adam), jax.tree.leaves(zeros)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(plain, ones, rtol=0, atol=0)
+    assert tree_allclose(adam, zeros, rtol=0, atol=0)
     assert not np.array_equal(np.asarray(plain.weights[1]), np.asarray(scaled.weights[1]))
     with pytest.raises(ValueError, match="one factor per layer"):
         train_continual(model, tasks, m=1.0, m_scale=(1.0,), **kw)
     with pytest.raises(ValueError, match="m_scale must be finite and >= 0"):
         train_continual(model, tasks, m=1.0, m_scale=(1.0, -1.0), **kw)
     with pytest.raises(ValueError, match="default optimizer"):
-        train_continual(model, tasks, m=1.0, m_scale=(1.0, 1.0),
-                        optimizer=lambda: optax.adam(0.01), **kw)
+        train_continual(
+            model, tasks, m=1.0, m_scale=(1.0, 1.0), optimizer=lambda: optax.adam(0.01), **kw
+        )
 
 
 def test_train_continual_adam_eps(getkey):
@@ -212,14 +229,13 @@ def test_train_continual_adam_eps(getkey):
     model = MetaplasticMLP((6, 16, 2), 3, n_tasks=2, init="boundary", key=getkey())
     kw = dict(epochs=2, batch_size=40, learning_rate=0.05, eval_every_epoch=False)
     got, _ = train_continual(model, tasks, m=2.0, adam_eps=1e-3, **kw)
-    ref, _ = train_continual(model, tasks, m=2.0, **kw,
-                             optimizer=lambda: metaplastic_adam(0.05, 2.0, 3, eps=1e-3))
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    ref, _ = train_continual(
+        model, tasks, m=2.0, **kw, optimizer=lambda: metaplastic_adam(0.05, 2.0, 3, eps=1e-3)
+    )
+    assert tree_allclose(got, ref, rtol=0, atol=0)
     default, _ = train_continual(model, tasks, m=2.0, **kw)
     explicit, _ = train_continual(model, tasks, m=2.0, adam_eps=1e-8, **kw)
-    for a, b in zip(jax.tree.leaves(default), jax.tree.leaves(explicit)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(default, explicit, rtol=0, atol=0)
     slow, _ = train_continual(model, tasks, m=2.0, adam_eps=10.0, **kw)
 
     def moved(m):
@@ -230,9 +246,9 @@ def test_train_continual_adam_eps(getkey):
         with pytest.raises(ValueError, match="adam_eps must be a finite number >= 0"):
             train_continual(model, tasks, m=1.0, adam_eps=bad, **kw)
     with pytest.raises(ValueError, match="default optimizer"):
-        train_continual(model, tasks, m=1.0, adam_eps=1e-5,
-                        optimizer=lambda: optax.adam(0.01), **kw)
-
+        train_continual(
+            model, tasks, m=1.0, adam_eps=1e-5, optimizer=lambda: optax.adam(0.01), **kw
+        )
 
 
 def test_train_continual_resume_of_another_run_raises(getkey, tmp_path):
@@ -252,11 +268,11 @@ def test_train_continual_resume_of_another_run_raises(getkey, tmp_path):
         train_continual(model, tasks, checkpoint_dir=tmp_path, ewc_lambda=1.0, **kw)
     # Starting afresh on request gives the uninterrupted result of the new run.
     with pytest.warns(RuntimeWarning, match="moved checkpoint step"):
-        got, _ = train_continual(model, tasks, checkpoint_dir=tmp_path, seed=1,
-                                 on_mismatch="restart", **kw)
+        got, _ = train_continual(
+            model, tasks, checkpoint_dir=tmp_path, seed=1, on_mismatch="restart", **kw
+        )
     want, _ = train_continual(model, tasks, seed=1, **kw)
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(got, want, rtol=0, atol=0)
 
 
 def test_train_continual_rejects_labels_outside_the_outputs(getkey):

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from memjax.losses import cross_entropy_loss
 from memjax.training import (
@@ -35,7 +36,7 @@ class Linear(eqx.Module):
         self.b = jnp.zeros(n_out)
 
     def __call__(self, x):
-        return x @ self.w + self.b
+        return x @ self.w + self.b[None]
 
 
 def _data(seed=0, n=400):
@@ -49,8 +50,18 @@ ADAM = optax.adam(1e-2)  # one object: one compilation of the step for all tests
 
 
 def _fit(data, ckpt, *, epochs=2, seed=0, batch_size=50, optimizer=ADAM, **kw):
-    return fit(Linear(jax.random.key(0)), cross_entropy_loss, optimizer, data, epochs=epochs,
-               batch_size=batch_size, seed=seed, checkpoint_dir=ckpt, progress=False, **kw)
+    return fit(
+        Linear(jax.random.key(0)),
+        cross_entropy_loss,
+        optimizer,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        checkpoint_dir=ckpt,
+        progress=False,
+        **kw,
+    )
 
 
 def _leaves(m):
@@ -96,8 +107,7 @@ def test_on_mismatch_restart_trains_afresh_and_keeps_the_old_steps(tmp_path):
     with pytest.warns(RuntimeWarning, match="moved checkpoint step"):
         got, hist = _fit(other, tmp_path, on_mismatch="restart")
     want, want_hist = _fit(other, None)
-    for a, b in zip(_leaves(got), _leaves(want), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(_leaves(got), _leaves(want), rtol=0, atol=0)
     assert hist["epoch"] == [1, 2] and hist["train_loss"] == want_hist["train_loss"]
     old = list(tmp_path.glob("superseded-*"))
     assert len(old) == 1 and sorted(p.name for p in old[0].iterdir()) == ["1", "2"]
@@ -107,10 +117,8 @@ def test_fingerprint_digest_keys_runs():
     x, y = _data()
     a = fingerprint(model=Linear(jax.random.key(0)), seed=0, batch_size=50, data=(x, y))
     b = fingerprint(model=Linear(jax.random.key(1)), seed=0, batch_size=50, data=(x, y))
-    c = fingerprint(model=Linear(jax.random.key(0)), seed=0, batch_size=50,
-                    data=(x, (y + 1) % 3))
-    d = fingerprint(model=Linear(jax.random.key(0), n_out=4), seed=0, batch_size=50,
-                    data=(x, y))
+    c = fingerprint(model=Linear(jax.random.key(0)), seed=0, batch_size=50, data=(x, (y + 1) % 3))
+    d = fingerprint(model=Linear(jax.random.key(0), n_out=4), seed=0, batch_size=50, data=(x, y))
     assert fingerprint_digest(a) == fingerprint_digest(b)  # same structure, same data
     assert len({fingerprint_digest(a), fingerprint_digest(c), fingerprint_digest(d)}) == 3
     assert len(fingerprint_digest(a)) == 12 and int(fingerprint_digest(a), 16) >= 0
@@ -120,11 +128,13 @@ def test_fit_fingerprint_is_what_fit_stores(tmp_path):
     data = _data()
     _fit(data, tmp_path, epochs=1, settings={"width": 1})
     record = json.loads((tmp_path / "1" / "meta" / "metadata").read_text())
-    fp = fit_fingerprint(Linear(jax.random.key(0)), ADAM, data, seed=0, batch_size=50,
-                         settings={"width": 1})
+    fp = fit_fingerprint(
+        Linear(jax.random.key(0)), ADAM, data, seed=0, batch_size=50, settings={"width": 1}
+    )
     assert record["fingerprint"] == fp
-    other = fit_fingerprint(Linear(jax.random.key(0)), ADAM, data, seed=1, batch_size=50,
-                            settings={"width": 1})
+    other = fit_fingerprint(
+        Linear(jax.random.key(0)), ADAM, data, seed=1, batch_size=50, settings={"width": 1}
+    )
     assert fingerprint_digest(other) != fingerprint_digest(fp)
 
 
@@ -143,8 +153,7 @@ def test_flipped_bytes_fall_back_to_the_newest_intact_step(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"step 2 is corrupt.*falling back to step 1"):
         resumed, hist = _fit(data, tmp_path, epochs=3)
     straight, want = _fit(data, None, epochs=3)
-    for a, b in zip(_leaves(resumed), _leaves(straight), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(_leaves(resumed), _leaves(straight), rtol=0, atol=0)
     assert hist["train_loss"] == want["train_loss"]
     assert list(tmp_path.glob("corrupt-2-*"))  # kept for inspection, not deleted
 
@@ -162,8 +171,10 @@ def test_every_step_truncated_is_reported_corrupt(tmp_path):
 def test_structure_mismatch_is_not_called_corrupt(tmp_path):
     with Checkpointer(tmp_path, {"run": "a"}) as ckpt:
         ckpt.save(1, {"w": jnp.ones(3)}, {})
-    with Checkpointer(tmp_path, {"run": "a"}) as ckpt, \
-            pytest.raises(CheckpointMismatchError, match="does not match"):
+    with (
+        Checkpointer(tmp_path, {"run": "a"}) as ckpt,
+        pytest.raises(CheckpointMismatchError, match="does not match"),
+    ):
         ckpt.restore({"w": jnp.ones(4)})
 
 
@@ -173,6 +184,7 @@ def test_structure_mismatch_is_not_called_corrupt(tmp_path):
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     data = _data()  # 8 steps per epoch
+
     def lr(count):
         return jnp.where(count < 12, 1e-2, 1e38)
 
@@ -199,8 +211,7 @@ def test_on_nonfinite_skip_leaves_the_state_unchanged():
     x[::7] = np.nan  # every batch of 50 holds a NaN sample
     model, hist = _fit((x, y), None, epochs=1, on_nonfinite="skip")
     assert hist["train_skipped_steps"] == [8]
-    for a, b in zip(_leaves(model), _leaves(Linear(jax.random.key(0))), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert tree_allclose(_leaves(model), _leaves(Linear(jax.random.key(0))), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------------------
@@ -229,10 +240,13 @@ def test_resume_false_deletes_nothing(tmp_path):
 # Labels
 
 
-@pytest.mark.parametrize("bad, match", [
-    (-1, r"labels must be in \[0, 3\); got values from -1"),
-    (3, r"labels must be in \[0, 3\); got values from 0 to 3"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (-1, r"labels must be in \[0, 3\); got values from -1"),
+        (3, r"labels must be in \[0, 3\); got values from 0 to 3"),
+    ],
+)
 def test_fit_rejects_labels_outside_the_logits(bad, match):
     x, y = _data()
     y = y.copy()

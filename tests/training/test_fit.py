@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tree_allclose
 
 from memjax.train import TrainState, accuracy, evaluate, fit, restore_checkpoint
 
@@ -64,8 +65,10 @@ def loss_fn(model, x, y, key):
 
 def eval_fn(model, x, y):
     logits = jax.vmap(model)(x)
-    return {"accuracy": accuracy(logits, y),
-            "loss": optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()}
+    return {
+        "accuracy": accuracy(logits, y),
+        "loss": optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(),
+    }
 
 
 # One optimizer object for all runs: the compiled step is cached on (loss_fn, optimizer, ...)
@@ -75,8 +78,17 @@ ADAM = optax.adam(3e-3)
 
 def run(train, *, epochs=2, seed=0, **kw):
     kw.setdefault("progress", False)
-    return fit(Net(jax.random.key(1)), loss_fn, ADAM, train, epochs=epochs,
-               batch_size=100, seed=seed, preprocess=scale, **kw)
+    return fit(
+        Net(jax.random.key(1)),
+        loss_fn,
+        ADAM,
+        train,
+        epochs=epochs,
+        batch_size=100,
+        seed=seed,
+        preprocess=scale,
+        **kw,
+    )
 
 
 def arrays(model):
@@ -84,8 +96,7 @@ def arrays(model):
 
 
 def assert_identical(m1, m2):
-    for a, b in zip(arrays(m1), arrays(m2), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert tree_allclose(arrays(m1), arrays(m2), rtol=0, atol=0)
 
 
 def test_learns_and_history(mnist_small, capsys):
@@ -158,9 +169,17 @@ def test_resume_rejects_other_architecture(mnist_small, tmp_path):
     run(train, epochs=1, checkpoint_dir=tmp_path)
     other = eqx.nn.MLP(784, 10, 16, 1, key=jax.random.key(0))
     with pytest.raises(ValueError, match="checkpoint"):
-        fit(other, lambda m, x, y, k: (jnp.mean(jax.vmap(m)(x)), {}), optax.sgd(0.1),
-            train, epochs=2, batch_size=100, preprocess=scale, checkpoint_dir=tmp_path,
-            progress=False)
+        fit(
+            other,
+            lambda m, x, y, k: (jnp.mean(jax.vmap(m)(x)), {}),
+            optax.sgd(0.1),
+            train,
+            epochs=2,
+            batch_size=100,
+            preprocess=scale,
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
 
 
 def test_project_applied_after_every_step(mnist_small):
@@ -181,8 +200,17 @@ def test_matches_hand_written_projected_sgd(mnist_small):
     x, y = x[:500], y[:500]
     model = Net(jax.random.key(2), noise=0.0)
     clip = lambda m: jax.tree.map(lambda w: jnp.clip(w, -0.04, 0.04), m)
-    got, _ = fit(model, loss_fn, optax.sgd(0.5), (x, y), epochs=3, batch_size=500,
-                 preprocess=scale, project=clip, progress=False)
+    got, _ = fit(
+        model,
+        loss_fn,
+        optax.sgd(0.5),
+        (x, y),
+        epochs=3,
+        batch_size=500,
+        preprocess=scale,
+        project=clip,
+        progress=False,
+    )
 
     @eqx.filter_jit
     def sgd_step(m, xs, ys):
@@ -192,8 +220,7 @@ def test_matches_hand_written_projected_sgd(mnist_small):
     ref = model
     for _ in range(3):
         ref = sgd_step(ref, scale(x), jnp.asarray(y))
-    for a, b in zip(arrays(got), arrays(ref), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert tree_allclose(arrays(got), arrays(ref), rtol=1e-4, atol=1e-6)
     assert not np.allclose(got.l1.weight, model.l1.weight)
 
 
@@ -202,8 +229,17 @@ def test_filter_spec_freezes_leaves(mnist_small):
     model = Net(jax.random.key(1))
     spec = jax.tree.map(lambda _: False, model)
     spec = eqx.tree_at(lambda s: (s.l2.weight, s.l2.bias), spec, (True, True))
-    trained, _ = fit(model, loss_fn, ADAM, train, epochs=1, batch_size=100,
-                     preprocess=scale, filter_spec=spec, progress=False)
+    trained, _ = fit(
+        model,
+        loss_fn,
+        ADAM,
+        train,
+        epochs=1,
+        batch_size=100,
+        preprocess=scale,
+        filter_spec=spec,
+        progress=False,
+    )
     np.testing.assert_array_equal(trained.l1.weight, model.l1.weight)
     assert not np.array_equal(trained.l2.weight, model.l2.weight)
 
@@ -223,8 +259,12 @@ def test_filter_spec_freezes_leaves(mnist_small):
     ],
 )
 def test_bad_arguments(kw, match):
-    args = dict(train_data=(np.zeros((10, 784), np.float32), np.zeros(10, np.int32)),
-                epochs=1, batch_size=5, progress=False)
+    args = dict(
+        train_data=(np.zeros((10, 784), np.float32), np.zeros(10, np.int32)),
+        epochs=1,
+        batch_size=5,
+        progress=False,
+    )
     args.update(kw)
     train = args.pop("train_data")
     with pytest.raises(ValueError, match=match):

@@ -18,8 +18,15 @@ def _sum_step(carry, xb, yb):
 def test_batches_follow_the_permutation_and_drop_the_remainder():
     x = np.arange(23, dtype=np.float32)
     y = np.arange(23)
-    (total, seen) = run_epochs((jnp.asarray(0.0), []), _sum_step, x, y, epochs=range(2),
-                               batch_size=5, order=lambda e: epoch_permutation(7, e, n=23))
+    (total, seen) = run_epochs(
+        (jnp.asarray(0.0), []),
+        _sum_step,
+        x,
+        y,
+        epochs=range(2),
+        batch_size=5,
+        order=lambda e: epoch_permutation(7, e, n=23),
+    )
     assert len(seen) == 8 and all(len(b) == 5 for b in seen)
     for e in range(2):
         want = epoch_permutation(7, e, n=23)[:20].reshape(4, 5)
@@ -41,11 +48,22 @@ def test_hooks_run_in_order_and_may_replace_the_carry():
     def look(r):
         calls.append(("look", r.epoch, float(r.carry[0]), r.aux_means()["n"]))
 
-    total, _ = run_epochs((jnp.asarray(0.0), []), _sum_step, x, np.zeros(10, int),
-                          epochs=range(1, 3), batch_size=4, order=lambda e: np.arange(10),
-                          on_epoch=[reset, look])
-    assert calls == [("reset", 1, 2, 2), ("look", 1, 100.0, 4.0),
-                     ("reset", 2, 2, 2), ("look", 2, 100.0, 4.0)]
+    total, _ = run_epochs(
+        (jnp.asarray(0.0), []),
+        _sum_step,
+        x,
+        np.zeros(10, int),
+        epochs=range(1, 3),
+        batch_size=4,
+        order=lambda e: np.arange(10),
+        on_epoch=[reset, look],
+    )
+    assert calls == [
+        ("reset", 1, 2, 2),
+        ("look", 1, 100.0, 4.0),
+        ("reset", 2, 2, 2),
+        ("look", 2, 100.0, 4.0),
+    ]
     assert float(total) == 100.0
 
 
@@ -53,18 +71,41 @@ def test_non_finite_loss_names_epoch_and_step():
     x = np.ones(12, np.float32)
     x[7] = np.nan  # second batch of 4 in epoch order 0..11
 
-    with pytest.raises(NonFiniteStateError,
-                       match=r"epoch 1, step 2 of 3 \(optimizer step 8\)"):
-        run_epochs((jnp.asarray(0.0), []), _sum_step, x, np.zeros(12, int), epochs=range(1),
-                   batch_size=4, order=lambda e: np.arange(12), step_offset=6)
+    with pytest.raises(NonFiniteStateError, match=r"epoch 1, step 2 of 3 \(optimizer step 8\)"):
+        run_epochs(
+            (jnp.asarray(0.0), []),
+            _sum_step,
+            x,
+            np.zeros(12, int),
+            epochs=range(1),
+            batch_size=4,
+            order=lambda e: np.arange(12),
+            step_offset=6,
+        )
     seen = []
-    run_epochs((jnp.asarray(0.0), []), _sum_step, x, np.zeros(12, int), epochs=range(1),
-               batch_size=4, order=lambda e: np.arange(12), on_nonfinite="skip",
-               on_epoch=[lambda r: seen.append(r.skipped)])
+    run_epochs(
+        (jnp.asarray(0.0), []),
+        _sum_step,
+        x,
+        np.zeros(12, int),
+        epochs=range(1),
+        batch_size=4,
+        order=lambda e: np.arange(12),
+        on_nonfinite="skip",
+        on_epoch=[lambda r: seen.append(r.skipped)],
+    )
     assert seen == [1]
     with pytest.raises(ValueError, match="on_nonfinite must be one of"):
-        run_epochs((0.0, []), _sum_step, x, x, epochs=range(1), batch_size=4,
-                   order=lambda e: np.arange(12), on_nonfinite="ignore")
+        run_epochs(
+            (0.0, []),
+            _sum_step,
+            x,
+            x,
+            epochs=range(1),
+            batch_size=4,
+            order=lambda e: np.arange(12),
+            on_nonfinite="ignore",
+        )
 
 
 def test_check_labels():
