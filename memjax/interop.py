@@ -11,7 +11,7 @@ memjax models are equinox modules. Two bridges cover what a Flax user needs (imp
 - :class:`LinenWrapper` / :func:`from_linen`: bring a `flax.linen` module with its
   variables into memjax (e.g. a Flax CNN feature extractor in front of a memristive
   layer), as an equinox module whose parameters are pytree leaves, so
-  :func:`memjax.train.fit` trains it.
+  :func:`memjax.training.fit` trains it.
 """
 
 from __future__ import annotations

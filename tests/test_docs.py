@@ -29,9 +29,7 @@ PENDING: set[str] = set()
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"_docs_{name}", ROOT / "tools" / f"{name}.py"
-    )
+    spec = importlib.util.spec_from_file_location(f"_docs_{name}", ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -61,9 +59,7 @@ def test_markdown_code_blocks_run(path, monkeypatch, tmp_path):
 
     text = path.read_text()
     bad = [f for f in _python_fences(text) if f.strip() not in ("python", FRAGMENT)]
-    assert not bad, (
-        f"{path.name}: python blocks must be ```python or ```{FRAGMENT}; found {bad}"
-    )
+    assert not bad, f"{path.name}: python blocks must be ```python or ```{FRAGMENT}; found {bad}"
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     mktestdocs.check_md_file(path, memory=True)
 
@@ -78,9 +74,7 @@ def _dotted_names(text: str) -> set[str]:
         r"^[ \t]*```.*?^[ \t]*```", "", text, flags=re.MULTILINE | re.DOTALL
     )  # fenced blocks
     spans = re.findall(r"`([^`\n]+)`", text)
-    return {
-        n for s in spans if not s.lstrip().startswith(":::") for n in _DOTTED.findall(s)
-    }
+    return {n for s in spans if not s.lstrip().startswith(":::") for n in _DOTTED.findall(s)}
 
 
 def _resolves(dotted: str) -> bool:
@@ -100,9 +94,7 @@ def _resolves(dotted: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize(
-    "path", GUIDES, ids=[p.relative_to(ROOT).as_posix() for p in GUIDES]
-)
+@pytest.mark.parametrize("path", GUIDES, ids=[p.relative_to(ROOT).as_posix() for p in GUIDES])
 def test_documented_names_exist(path, monkeypatch):
     """Every dotted ``memjax.`` / ``benchmarks.`` name in backticks imports, so a rename
     in the library cannot leave a stale name in the docs."""
@@ -118,9 +110,7 @@ def test_documented_names_check_detects_a_stale_name():
     )
     assert names == {"memjax.train.fit", "memjax.no_such_module.f"}
     assert _resolves("memjax.training.fit") and _resolves("benchmarks.memprop.FULL")
-    assert not _resolves("memjax.no_such_module.f") and not _resolves(
-        "memjax.training.no_such"
-    )
+    assert not _resolves("memjax.no_such_module.f") and not _resolves("memjax.training.no_such")
 
 
 def test_fragment_convention_is_recognised():

@@ -146,9 +146,7 @@ fig, (ax_v, ax_x) = plt.subplots(1, 2, figsize=(11, 4))
 for a, st in runs.items():
     (line,) = ax_v.plot(1e3 * t, 1e3 * st.v, label=f"{1e6 * a:.0f} µA")
     ax_x.plot(1e3 * t, st.x1, color=line.get_color(), label=f"x1, {1e6 * a:.0f} µA")
-    ax_x.plot(
-        1e3 * t, st.x2, color=line.get_color(), ls=":", label=f"x2, {1e6 * a:.0f} µA"
-    )
+    ax_x.plot(1e3 * t, st.x2, color=line.get_color(), ls=":", label=f"x2, {1e6 * a:.0f} µA")
 for ax in (ax_v, ax_x):
     ax.axvspan(1e3 * t_on, 1e3 * t_off, color="0.92")
 ax_v.set(xlabel="t (ms)", ylabel="v (mV)", title="membrane voltage")
@@ -192,9 +190,7 @@ fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, n in [("default (s2 = -1)", neuron), ("literal (s2 = +1)", literal)]:
     _, st = simulate(n, n.init_state(), pulse(-30e-6), dt)
     ax.plot(1e3 * t, 1e3 * st.v, label=name)
-    print(
-        f"{name}: min v = {1e3 * float(st.v.min()):.1f} mV, max x2 = {float(st.x2.max()):.3f}"
-    )
+    print(f"{name}: min v = {1e3 * float(st.v.min()):.1f} mV, max x2 = {float(st.x2.max()):.3f}")
 ax.axvspan(1e3 * t_on, 1e3 * t_off, color="0.92")
 ax.set(xlabel="t (ms)", ylabel="v (mV)", title="a -30 µA pulse")
 ax.legend()
@@ -232,9 +228,7 @@ def vmax_error(h, v_ref, stride=1, substeps=1):
     return float(jnp.max(jnp.abs(st.v - v_ref[::stride])))
 
 
-with jax.enable_x64(
-    True
-):  # the reference must be more accurate than the errors it measures
+with jax.enable_x64(True):  # the reference must be more accurate than the errors it measures
     rest64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), rest)
     fine = simulate(neuron, rest64, pulse(10e-6), dt, substeps=200)[1]  # 50 ns steps
     steps = [1000e-6, 200e-6, 50e-6, 10e-6, 2e-6, 0.5e-6]  # s
@@ -248,9 +242,7 @@ for h, e in zip(steps, errors):
     print(f"dt = {1e6 * h:6.1f} µs: max |v - v_fine| = {1e3 * e:.4f} mV")
 
 fig, ax = plt.subplots(figsize=(5, 3.6))
-ax.loglog(
-    np.array(steps) * 1e6, np.array(errors) * 1e3, "o-", label="exponential splitting"
-)
+ax.loglog(np.array(steps) * 1e6, np.array(errors) * 1e3, "o-", label="exponential splitting")
 ax.loglog(
     np.array(steps) * 1e6,
     errors[-1] * 1e3 * np.array(steps) / steps[-1],
@@ -280,9 +272,7 @@ with jax.enable_x64(True):
     ts = jnp.asarray(t[:300], jnp.float64)
     ref = mj.integrate.odeint_reference(f, rest64, ts, rtol=1e-8, atol=1e-12)
     gap = jnp.max(jnp.abs(ref.v - fine.v[:300]))
-print(
-    f"splitting at 50 ns vs adaptive Tsit5 (float64): max |dv| = {1e6 * float(gap):.2f} µV"
-)
+print(f"splitting at 50 ns vs adaptive Tsit5 (float64): max |dv| = {1e6 * float(gap):.2f} µV")
 
 # %% [markdown]
 # ## The same neuron in ngspice
@@ -344,9 +334,7 @@ else:
         out = Path(tmp) / "mif.txt"
         cir = Path(tmp) / "mif.cir"
         cir.write_text(mif_netlist(neuron, rest, amplitude, out))
-        subprocess.run(
-            ["ngspice", "-b", str(cir)], capture_output=True, check=True, cwd=tmp
-        )
+        subprocess.run(["ngspice", "-b", str(cir)], capture_output=True, check=True, cwd=tmp)
         data = np.loadtxt(out, skiprows=1)
     t_sp, v_sp, x1_sp = (
         data[:, 0],

@@ -42,9 +42,7 @@ from memjax.devices import MultiLevelRRAM
 from memjax.models import MEMprop
 from memjax.models.memprop import memprop_eval, memprop_loss, project
 
-FULL = (
-    False  # True: the full 60,000 / 10,000 images, a 512-neuron hidden layer, 10 epochs
-)
+FULL = False  # True: the full 60,000 / 10,000 images, a 512-neuron hidden layer, 10 epochs
 
 # %% [markdown]
 # ## The data
@@ -61,9 +59,7 @@ limit = None if FULL else 2000
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     x_train, y_train = D.load("mnist", "train", limit=limit, download=FULL)
-    x_test, y_test = D.load(
-        "mnist", "test", limit=None if FULL else 1000, download=FULL
-    )
+    x_test, y_test = D.load("mnist", "test", limit=None if FULL else 1000, download=FULL)
 print(
     "source:",
     D.last_source()["source"],
@@ -154,9 +150,7 @@ t_ms = 1e3 * model.dt * np.arange(1, model.n_steps + 1)
 for j in range(10):
     lw = 3 if j == y_test[0] else 1
     ax_v.plot(t_ms, 1e3 * v_out[:, j], "o-", ms=3, lw=lw, label=str(j))
-ax_v.set(
-    xlabel="t (ms)", ylabel="v (mV)", title=f"output membranes, a test '{y_test[0]}'"
-)
+ax_v.set(xlabel="t (ms)", ylabel="v (mV)", title=f"output membranes, a test '{y_test[0]}'")
 ax_v.legend(ncol=5, fontsize=7)
 fig.tight_layout()
 
@@ -213,18 +207,14 @@ def test_accuracy(model, key):
 
 
 device = MultiLevelRRAM()
-chip = CrossbarConfig(
-    device=device, quantize_levels=True, program_noise=True, read_noise=True
-)
+chip = CrossbarConfig(device=device, quantize_levels=True, program_noise=True, read_noise=True)
 # reading needs only the read-noise switch: evaluate every programmed chip with this
 # config (each distinct config compiles the evaluation anew, see below)
 read_1pc = CrossbarConfig(device=device, read_noise=True)
 key = jax.random.key(1)
 acc_ideal = float(test_accuracy(model, None))
 accs = [
-    float(
-        test_accuracy(with_config(program(with_config(model, chip), k1), read_1pc), k2)
-    )
+    float(test_accuracy(with_config(program(with_config(model, chip), k1), read_1pc), k2))
     for k1, k2 in jax.random.split(key, (3, 2))
 ]
 print(f"ideal crossbars: {acc_ideal:.3f}")
@@ -255,12 +245,8 @@ ideal = CrossbarConfig(device=device)
 
 def program_one_shot(write_sigma, k):
     """The trained model written with one unverified pulse per cell, then read ideally."""
-    one_shot = device.replace(
-        write_sigma=write_sigma, max_iterations=1, verify_tol=1e-6
-    )
-    m = program(
-        with_config(model, CrossbarConfig(device=one_shot, program_noise=True)), k
-    )
+    one_shot = device.replace(write_sigma=write_sigma, max_iterations=1, verify_tol=1e-6)
+    m = program(with_config(model, CrossbarConfig(device=one_shot, program_noise=True)), k)
     return with_config(m, ideal)
 
 
@@ -268,9 +254,7 @@ def read_noisy(read_sigma):
     """The trained (ideally programmed) model read with relative noise ``read_sigma``."""
     if read_sigma == 0:
         return model
-    noisy = CrossbarConfig(
-        device=device.replace(read_sigma=read_sigma), read_noise=True
-    )
+    noisy = CrossbarConfig(device=device.replace(read_sigma=read_sigma), read_noise=True)
     return with_config(model, noisy)
 
 
@@ -282,10 +266,7 @@ prog_acc = np.array(
     ]
 )
 read_acc = np.array(
-    [
-        [test_accuracy(read_noisy(r), k) for k in chips(100 + i)]
-        for i, r in enumerate(read_sigmas)
-    ]
+    [[test_accuracy(read_noisy(r), k) for k in chips(100 + i)] for i, r in enumerate(read_sigmas)]
 )
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))

@@ -193,12 +193,8 @@ for label, (_, hist) in runs.items():
     print(
         f"{label}: {c.mean():.2f} level changes per weight on average, max {c.max()}, never changed: {np.mean(c == 0):.1%}"
     )
-    ax.hist(
-        c, bins=np.arange(0, c.max() + 2) - 0.5, histtype="step", lw=1.5, label=label
-    )
-ax.set(
-    xlabel="level changes per weight over both tasks", ylabel="weights", yscale="log"
-)
+    ax.hist(c, bins=np.arange(0, c.max() + 2) - 0.5, histtype="step", lw=1.5, label=label)
+ax.set(xlabel="level changes per weight over both tasks", ylabel="weights", yscale="log")
 ax.legend()
 fig.tight_layout()
 

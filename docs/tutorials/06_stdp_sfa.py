@@ -119,9 +119,7 @@ e_tr, e_va, e_te = (M.encode_features(f, scale) for f in (f_tr, f_va, f_te))
 
 # %%
 rng = np.random.default_rng(0)
-stream = rng.permutation(
-    len(e_tr)
-)  # the unlabelled stream: every training image, shuffled
+stream = rng.permutation(len(e_tr))  # the unlabelled stream: every training image, shuffled
 gate = M.fit_novelty_gate(e_tr[tm_tr], e_tr[stream], steps=300 if FULL else 150)
 MAX_FALSE_ROUTE = 0.005 if FULL else 0.02
 gate = M.calibrate_novelty_gate(gate, e_va[tm_va], max_false_route=MAX_FALSE_ROUTE)
@@ -198,9 +196,7 @@ layers = {}
 for tag in ("with SFA", "without SFA"):
     layer = make_layer(sfa=tag == "with SFA")
     state = layer.init_state(jax.random.fold_in(key, 0))
-    state, learn_out = M.learn_unsupervised(
-        layer, state, x_stream, jax.random.fold_in(key, 1)
-    )
+    state, learn_out = M.learn_unsupervised(layer, state, x_stream, jax.random.fold_in(key, 1))
     r_lab = M.respond(layer, state, e_va[lab_idx], jax.random.fold_in(key, 2))
     labels = M.label_neurons(r_lab["counts"], val[1][lab_idx])
     layers[tag] = (layer, state, labels, learn_out)

@@ -109,9 +109,7 @@ def loss(w, x, T, mode):
         state = neuron.step(state, i_in, 1e-4)
         return (state, acc + jnp.mean(state.v**2)), None
 
-    (_, acc), _ = mj.checkpointed_scan(
-        body, (state0, jnp.zeros(())), length=T, checkpoint=mode
-    )
+    (_, acc), _ = mj.checkpointed_scan(body, (state0, jnp.zeros(())), length=T, checkpoint=mode)
     return acc / T
 
 
@@ -123,14 +121,9 @@ for T in Ts:
     for mode in modes:
         grad_fn = jax.jit(jax.grad(loss), static_argnums=(2, 3))
         compiled[T, mode] = grad_fn.lower(w, x, T, mode).compile()
-        temp_mb[mode].append(
-            compiled[T, mode].memory_analysis().temp_size_in_bytes / 1e6
-        )
+        temp_mb[mode].append(compiled[T, mode].memory_analysis().temp_size_in_bytes / 1e6)
 for mode in modes:
-    print(
-        f"{mode:>5}: "
-        + ", ".join(f"T={T}: {mb:7.2f} MB" for T, mb in zip(Ts, temp_mb[mode]))
-    )
+    print(f"{mode:>5}: " + ", ".join(f"T={T}: {mb:7.2f} MB" for T, mb in zip(Ts, temp_mb[mode])))
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -154,9 +147,7 @@ g = {mode: compiled[T, mode](w, x) for mode in modes}
 scale = float(jnp.max(jnp.abs(g["none"])))
 for mode in ("step", "sqrt"):
     diff = float(jnp.max(jnp.abs(g[mode] - g["none"])))
-    print(
-        f'max |grad("{mode}") - grad("none")| = {diff:.2e} (gradient scale {scale:.2e})'
-    )
+    print(f'max |grad("{mode}") - grad("none")| = {diff:.2e} (gradient scale {scale:.2e})')
 
 # %% [markdown]
 # The slopes tell the story: `"none"` and `"step"` grow linearly in $T$ (`"step"` with a
@@ -194,9 +185,7 @@ for shard in xb.addressable_shards:
 # %%
 with warnings.catch_warnings():  # without a data folder this is the bundled sample
     warnings.simplefilter("ignore", UserWarning)
-    x_train, y_train = D.load(
-        "mnist", "train", limit=None if FULL else 1024, download=FULL
-    )
+    x_train, y_train = D.load("mnist", "train", limit=None if FULL else 1024, download=FULL)
 x_train = D.normalize(x_train, flatten=True)
 
 histories = {}

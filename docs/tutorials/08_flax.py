@@ -183,17 +183,13 @@ fig.tight_layout()
 
 # %%
 trained = model.xb.module
-real_config = mj.CrossbarConfig(
-    device=mj.MultiLevelRRAM(), quantize_levels=True, read_noise=True
-)
+real_config = mj.CrossbarConfig(device=mj.MultiLevelRRAM(), quantize_levels=True, read_noise=True)
 on_chip = mj.Crossbar(u_pos=trained.u_pos, u_neg=trained.u_neg, config=real_config)
 
 features = V_READ * jax.nn.sigmoid(model.lin(x_test))
 read = eqx.filter_jit(lambda xb, v, k: jnp.argmax(xb(v, key=k), axis=-1))
 reads = [
-    float(
-        np.mean(np.asarray(read(on_chip, features, jax.random.key(10 + r))) == y_test)
-    )
+    float(np.mean(np.asarray(read(on_chip, features, jax.random.key(10 + r))) == y_test))
     for r in range(5)
 ]
 print(

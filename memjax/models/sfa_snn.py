@@ -9,7 +9,8 @@ Pipeline:
 1. :class:`CNN` (conv 5x5 x16, max-pool 2, conv 5x5 x32, max-pool 2, dense ``n_features``
    ReLU, dense head) trained with labels on the *trained classes* only
    (:func:`memjax.recipes.train_cnn`), then frozen.
-2. Its penultimate ReLU features, divided per feature by a scale fixed on the trained
+2. Its features (:func:`cnn_features`: by default the 512 pooled features of the second
+   convolution, or the penultimate ReLU layer), divided per feature by a scale fixed on the trained
    classes' training features (the 99th percentile) and clipped to [0, 1]
    (:func:`encode_features`), are rate coded into a :class:`~memjax.models.wta.WTALayer`
    of adaptive LIF neurons with STDP RRAM synapses, several redundant neurons per class,
