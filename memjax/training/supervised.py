@@ -341,6 +341,86 @@ def _open_checkpoint(checkpoint_dir, state, *, resume, on_mismatch, max_to_keep,
     return ckpt, state
 
 
+def _open_fit_checkpoint(
+    checkpoint_dir,
+    state,
+    model,
+    optimizer,
+    train_data,
+    eval_data,
+    *,
+    seed,
+    batch_size,
+    settings,
+    filter_spec,
+    resume,
+    on_mismatch,
+    max_to_keep,
+    log,
+    epochs,
+):
+    """``(checkpointer or None, state)``: `fit`'s checkpoint folder opened under the
+    run's fingerprint, and the state to start from (restored or ``state``)."""
+    if checkpoint_dir is None:
+        return None, state
+    fp = fit_fingerprint(
+        model,
+        optimizer,
+        train_data,
+        seed=seed,
+        batch_size=batch_size,
+        eval_data=eval_data,
+        settings=settings,
+        filter_spec=filter_spec,
+    )
+    return _open_checkpoint(
+        checkpoint_dir,
+        state,
+        resume=resume,
+        on_mismatch=on_mismatch,
+        max_to_keep=max_to_keep,
+        fp=fp,
+        log=log,
+        epochs=epochs,
+    )
+
+
+def _check_fit_args(
+    model,
+    train_data,
+    eval_data,
+    eval_fn,
+    preprocess,
+    n_classes,
+    *,
+    epochs,
+    batch_size,
+    eval_batch_size,
+    seed,
+    max_to_keep,
+    on_mismatch,
+    on_nonfinite,
+):
+    """`fit`'s argument checks; returns the checked ``(x, y, eval_x, eval_y)``."""
+    x, y = _check_data("train_data", train_data)
+    check_int("fit: epochs", epochs, 1)
+    check_int("fit: batch_size", batch_size, 1, len(x), note=f" (train_data has {len(x)} samples)")
+    check_int("fit: eval_batch_size", eval_batch_size, 1)
+    check_int("fit: seed", seed, 0)
+    check_int("fit: max_to_keep", max_to_keep, 1)
+    if (eval_fn is None) != (eval_data is None):
+        raise ValueError("fit: eval_fn and eval_data must be given together")
+    if on_mismatch not in ("raise", "restart"):
+        raise ValueError(f"fit: on_mismatch must be 'raise' or 'restart'; got {on_mismatch!r}")
+    if on_nonfinite not in ("raise", "skip"):
+        raise ValueError(f"fit: on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
+    ex = ey = None
+    if eval_data is not None:
+        ex, ey = _check_data("eval_data", eval_data)
+    _check_fit_labels(model, x, y, ey, n_classes, preprocess)
+    return x, y, ex, ey
+
+
 def fit(
     model,
     loss_fn: Callable[[Any, Any, Any, PRNGKeyArray], tuple[Array, dict[str, Array]]],
@@ -421,51 +501,44 @@ def fit(
         (epoch mean), ``"train_<aux>"``, ``"seconds"`` (training time of the epoch,
         excluding evaluation and checkpointing) and the evaluation metrics.
     """
-    x, y = _check_data("train_data", train_data)
-    check_int("fit: epochs", epochs, 1)
-    check_int("fit: batch_size", batch_size, 1, len(x), note=f" (train_data has {len(x)} samples)")
-    check_int("fit: eval_batch_size", eval_batch_size, 1)
-    check_int("fit: seed", seed, 0)
-    check_int("fit: max_to_keep", max_to_keep, 1)
-    if (eval_fn is None) != (eval_data is None):
-        raise ValueError("fit: eval_fn and eval_data must be given together")
-    if on_mismatch not in ("raise", "restart"):
-        raise ValueError(f"fit: on_mismatch must be 'raise' or 'restart'; got {on_mismatch!r}")
-    if on_nonfinite not in ("raise", "skip"):
-        raise ValueError(f"fit: on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
-    ex = ey = None
-    if eval_data is not None:
-        ex, ey = _check_data("eval_data", eval_data)
-    _check_fit_labels(model, x, y, ey, n_classes, preprocess)
+    x, y, ex, ey = _check_fit_args(
+        model,
+        train_data,
+        eval_data,
+        eval_fn,
+        preprocess,
+        n_classes,
+        epochs=epochs,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        seed=seed,
+        max_to_keep=max_to_keep,
+        on_mismatch=on_mismatch,
+        on_nonfinite=on_nonfinite,
+    )
     if log is None and progress:
         log = _default_log
     batch = _batcher(preprocess, mesh, batch_size)
 
     state = _initial_state(model, optimizer, seed, filter_spec)
     config = {"seed": seed, "batch_size": batch_size, "n_train": len(x)}
-    ckpt = None
-    if checkpoint_dir is not None:
-        fp = fit_fingerprint(
-            model,
-            optimizer,
-            (x, y),
-            seed=seed,
-            batch_size=batch_size,
-            eval_data=eval_data,
-            settings=settings,
-            filter_spec=filter_spec,
-        )
-        ckpt, state = _open_checkpoint(
-            checkpoint_dir,
-            state,
-            resume=resume,
-            on_mismatch=on_mismatch,
-            max_to_keep=max_to_keep,
-            fp=fp,
-            log=log,
-            epochs=epochs,
-        )
-
+    ckpt, state = _open_fit_checkpoint(
+        checkpoint_dir,
+        state,
+        model,
+        optimizer,
+        (x, y),
+        eval_data,
+        seed=seed,
+        batch_size=batch_size,
+        settings=settings,
+        filter_spec=filter_spec,
+        resume=resume,
+        on_mismatch=on_mismatch,
+        max_to_keep=max_to_keep,
+        log=log,
+        epochs=epochs,
+    )
     params, static = eqx.partition(state.model, filter_spec)
     carry = (params, state.opt_state, state.key)
     if mesh is not None:
