@@ -116,26 +116,31 @@ def _mif_setup(ctx, train, s):
     return build_model(s, ctx.seed), optimizer(s["lr"], steps)
 
 
-def _train_mif(ctx, tag, train, test, s):
-
-    model, opt = _mif_setup(ctx, train, s)
+def _fit(ctx, tag, model, opt, train, test, epochs, batch_size, project=None):
+    """`fit` with the benchmark's evaluation, logging and fingerprinted checkpoint
+    folder; ``(model, history, seconds)``."""
     t0 = time.perf_counter()
     model, hist = fit(
         model,
         memprop_loss,
         opt,
         train,
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
+        epochs=epochs,
+        batch_size=batch_size,
         seed=ctx.seed,
         eval_fn=memprop_eval,
         eval_data=test,
         project=project,
-        checkpoint_dir=_ckpt(ctx, tag, model, opt, train, test, s["batch_size"]),
+        checkpoint_dir=_ckpt(ctx, tag, model, opt, train, test, batch_size),
         progress=True,
         log=ctx.log,
     )
     return model, hist, time.perf_counter() - t0
+
+
+def _train_mif(ctx, tag, train, test, s):
+    model, opt = _mif_setup(ctx, train, s)
+    return _fit(ctx, tag, model, opt, train, test, s["epochs"], s["batch_size"], project)
 
 
 def _ckpt(ctx, tag, model, opt, train, test, batch_size) -> Path:
@@ -148,26 +153,10 @@ def _ckpt(ctx, tag, model, opt, train, test, batch_size) -> Path:
 
 
 def _train_lif(ctx, tag, train, test, s):
-
     model = LIFNet.init(jax.random.key(ctx.seed + 1), 784, s["n_hidden"], 10, **_model_kwargs(s))
     steps = s["lif_epochs"] * (len(train[0]) // s["batch_size"])
     opt = optimizer(s["lif_lr"], steps)
-    t0 = time.perf_counter()
-    model, hist = fit(
-        model,
-        memprop_loss,
-        opt,
-        train,
-        epochs=s["lif_epochs"],
-        batch_size=s["batch_size"],
-        seed=ctx.seed,
-        eval_fn=memprop_eval,
-        eval_data=test,
-        checkpoint_dir=_ckpt(ctx, tag, model, opt, train, test, s["batch_size"]),
-        progress=True,
-        log=ctx.log,
-    )
-    return model, hist, time.perf_counter() - t0
+    return _fit(ctx, tag, model, opt, train, test, s["lif_epochs"], s["batch_size"])
 
 
 def _train_ann(ctx, tag, train, test, s):
