@@ -302,81 +302,15 @@ def _plot_curves(ctx, runs, tasks, stem, title):
 # --------------------------------------------------------------------------------------
 
 
-def run_mnist_fmnist(ctx) -> dict[str, Any]:
-    """MNIST then Fashion-MNIST on the quantized perceptron: metaplastic, plain, EWC."""
-    s = _settings(ctx, "mnist_fmnist")
-    tasks = [
-        _load_task(ctx, "mnist", s["n_train"], s["n_test"]),
-        _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"]),
-    ]
-    key = jax.random.key(ctx.seed)
-    device = MultiLevelRRAM(n_levels=QNN["n_levels"])
-    common = dict(log=ctx.log, **_train_kwargs())
-    warmup = _warmup_steps(tasks)
-    runs, trackers, seconds = {}, {}, []
-
-    def run(label, m, task_list, track=True, epochs=s["epochs"], seed=ctx.seed, **kw):
-        tr = _DeviceTracker(device, jax.random.fold_in(key, len(runs) + 1)) if track else None
-        settled = {}
-
-        def on_epoch(model, t, e):
-            if tr is not None:
-                tr(model, t, e)
-            if t == 0 and e == epochs[0] - 1:
-                settled.update(_settled_fraction(model))
-
-        t0 = time.perf_counter()
-        model, hist = train_continual(
-            _qnn(jax.random.key(seed), len(task_list)),
-            task_list,
-            epochs=epochs,
-            m=m_schedule(m, warmup),
-            seed=seed,
-            on_epoch=on_epoch,
-            **common,
-            **kw,
-        )
-        hist["wall_s"] = time.perf_counter() - t0
-        hist["settled_after_task1"] = settled
-        seconds.extend(hist["seconds"])
-        runs[label] = hist
-        if track:
-            trackers[label] = (tr, model, task_list)
-        return hist
-
-    meta = run(f"metaplastic m={QNN['m']:g}", QNN["m"], tasks)
-    plain = run("m=0 (Adam)", 0.0, tasks)
-    ewc = run(f"EWC lambda={s['ewc_lambda']:g}", 0.0, tasks, ewc_lambda=s["ewc_lambda"])
-
-    def alone_runs(suffix="", **kw):
-        """Each task trained alone (the non-sequential baselines)."""
-        return [
-            run(f"{t.name} alone{suffix}", 0.0, [t], track=False, epochs=[e], **kw)
-            for t, e in zip(tasks, s["epochs"])
-        ]
-
-    alone = alone_runs()
-    # The metaplastic run and the non-sequential baselines again with other seeds (model
-    # init and batch order): the targets compare two noisy numbers.
-    per_seed = {ctx.seed: (meta["final_acc"], [a["final_acc"][0] for a in alone])}
-    for sd in s["extra_seeds"]:
-        sd = ctx.seed + sd
-        mt = run(
-            f"metaplastic m={QNN['m']:g}, seed {sd}",
-            QNN["m"],
-            tasks,
-            track=False,
-            seed=sd,
-            eval_every_epoch=False,
-        )
-        al = alone_runs(f", seed {sd}", seed=sd, eval_every_epoch=False)
-        per_seed[sd] = (mt["final_acc"], [a["final_acc"][0] for a in al])
-    seeds = _over_seeds(per_seed)
-
-    dev_acc = {}
-    for label, (tr, model, tl) in trackers.items():
-        dev_acc[label] = tr.accuracy(model, tl, jax.random.fold_in(key, 99))
-    metrics = {
+def _mnist_fmnist_metrics(s, runs, trackers, alone, seeds, seconds, key) -> dict[str, Any]:
+    """metaplastic-mnist-fmnist's metrics from its runs (in the order metaplastic,
+    m = 0, EWC, ...), their device trackers and the over-seeds statistics."""
+    meta, plain, ewc = (runs[k] for k in list(runs)[:3])
+    dev_acc = {
+        label: tr.accuracy(model, tl, jax.random.fold_in(key, 99))
+        for label, (tr, model, tl) in trackers.items()
+    }
+    return {
         "mnist_acc_after_task2": meta["final_acc"][0],
         "fmnist_acc": meta["final_acc"][1],
         "baseline_mnist_acc_after_task2": plain["final_acc"][0],
@@ -420,6 +354,80 @@ def run_mnist_fmnist(ctx) -> dict[str, Any]:
         "seconds_per_epoch_median": float(np.median(seconds)),
         "curves": {k: {"acc": v["acc"], "task": v["task"]} for k, v in runs.items()},
     }
+
+
+def run_mnist_fmnist(ctx) -> dict[str, Any]:
+    """MNIST then Fashion-MNIST on the quantized perceptron: metaplastic, plain, EWC."""
+    s = _settings(ctx, "mnist_fmnist")
+    tasks = [
+        _load_task(ctx, "mnist", s["n_train"], s["n_test"]),
+        _load_task(ctx, "fashion-mnist", s["n_train"], s["n_test"]),
+    ]
+    key = jax.random.key(ctx.seed)
+    device = MultiLevelRRAM(n_levels=QNN["n_levels"])
+    common = dict(log=ctx.log, **_train_kwargs())
+    warmup = _warmup_steps(tasks)
+    runs, trackers, seconds = {}, {}, []
+
+    def run(label, m, task_list, track=True, epochs=s["epochs"], seed=ctx.seed, **kw):
+        tr = _DeviceTracker(device, jax.random.fold_in(key, len(runs) + 1)) if track else None
+        settled = {}
+
+        def on_epoch(model, t, e):
+            if tr is not None:
+                tr(model, t, e)
+            if t == 0 and e == epochs[0] - 1:
+                settled.update(_settled_fraction(model))
+
+        t0 = time.perf_counter()
+        model, hist = train_continual(
+            _qnn(jax.random.key(seed), len(task_list)),
+            task_list,
+            epochs=epochs,
+            m=m_schedule(m, warmup),
+            seed=seed,
+            on_epoch=on_epoch,
+            **common,
+            **kw,
+        )
+        hist["wall_s"] = time.perf_counter() - t0
+        hist["settled_after_task1"] = settled
+        seconds.extend(hist["seconds"])
+        runs[label] = hist
+        if track:
+            trackers[label] = (tr, model, task_list)
+        return hist
+
+    meta = run(f"metaplastic m={QNN['m']:g}", QNN["m"], tasks)
+    run("m=0 (Adam)", 0.0, tasks)
+    run(f"EWC lambda={s['ewc_lambda']:g}", 0.0, tasks, ewc_lambda=s["ewc_lambda"])
+
+    def alone_runs(suffix="", **kw):
+        """Each task trained alone (the non-sequential baselines)."""
+        return [
+            run(f"{t.name} alone{suffix}", 0.0, [t], track=False, epochs=[e], **kw)
+            for t, e in zip(tasks, s["epochs"])
+        ]
+
+    alone = alone_runs()
+    # The metaplastic run and the non-sequential baselines again with other seeds (model
+    # init and batch order): the targets compare two noisy numbers.
+    per_seed = {ctx.seed: (meta["final_acc"], [a["final_acc"][0] for a in alone])}
+    for sd in s["extra_seeds"]:
+        sd = ctx.seed + sd
+        mt = run(
+            f"metaplastic m={QNN['m']:g}, seed {sd}",
+            QNN["m"],
+            tasks,
+            track=False,
+            seed=sd,
+            eval_every_epoch=False,
+        )
+        al = alone_runs(f", seed {sd}", seed=sd, eval_every_epoch=False)
+        per_seed[sd] = (mt["final_acc"], [a["final_acc"][0] for a in al])
+    seeds = _over_seeds(per_seed)
+
+    metrics = _mnist_fmnist_metrics(s, runs, trackers, alone, seeds, seconds, key)
     _plot_curves(
         ctx,
         {k: runs[k] for k in list(runs)[:3]},

@@ -20,7 +20,6 @@ ABOVE_MODELS = ("memjax.training", "memjax.train", "memjax.recipes")
 KNOWN_LONG = {
     "memjax.training.supervised": {"fit"},
     "benchmarks.devices": {"run"},
-    "benchmarks.metaplastic": {"run_mnist_fmnist"},
     "benchmarks.speed": {"run_lif"},
 }
 
