@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,6 +60,36 @@ def _record(bad: Any, message: str) -> None:
 def is_int(value: Any) -> TypeIs[int | np.integer]:
     """Whether ``value`` is a Python or NumPy integer (a bool is not; 2.0 is not)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_time(where: str, value: Any, *, positive: bool = True) -> None:
+    """A concrete real scalar time ``where`` (s): ``TypeError`` unless a real scalar,
+    ``ValueError`` unless finite (and > 0 where ``positive``). Tracers pass: see
+    `guard_time`."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where} must be a real scalar (s); got {value!r}") from None
+    if arr.shape != () or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{where} must be a real scalar (s); got {value!r}")
+    if not np.isfinite(arr) or (positive and arr <= 0):
+        want = "finite and > 0" if positive else "finite"
+        raise ValueError(f"{where} must be {want} (s); got {float(arr)}")
+
+
+def guard_time(where: str, value: Any) -> Any:
+    """``value``, with an `equinox.error_if` that fails at run time unless it is finite
+    and > 0: the check of a traced time step under `jit` (`check_time` does a concrete
+    one)."""
+    if not isinstance(value, jax.core.Tracer):
+        return value
+    return eqx.error_if(
+        value, ~(jnp.isfinite(value) & (value > 0)), f"{where} must be finite and > 0"
+    )
 
 
 def check_int(

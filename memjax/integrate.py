@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from ._validation import check_int, is_int
+from ._validation import check_int, check_time, guard_time, is_int
 
 __all__ = [
     "AbstractSolver",
@@ -138,20 +138,6 @@ def _check_count(name: str, value: Any) -> int:
     return int(value)
 
 
-def _check_time(name: str, value: Any, *, positive: bool) -> None:
-    """A real scalar time (s): finite, and > 0 where ``positive``. Tracers pass."""
-    if isinstance(value, jax.core.Tracer):
-        return
-    arr = np.asarray(value)
-    if arr.shape != () or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"odeint: {name} must be a real scalar (s); got {value!r}")
-    if not np.isfinite(arr) or (positive and arr <= 0):
-        want = "finite and > 0" if positive else "finite"
-        raise ValueError(f"odeint: {name} must be {want} (s); got {float(arr)}")
-
-
 def odeint(
     f: VectorField,
     y0: PyTree,
@@ -206,8 +192,8 @@ def odeint(
     """
     n_steps = _check_count("n_steps", n_steps)
     substeps = _check_count("substeps", substeps)
-    _check_time("dt", dt, positive=True)
-    _check_time("t0", t0, positive=False)
+    check_time("odeint: dt", dt)
+    check_time("odeint: t0", t0, positive=False)
     if not isinstance(solver, AbstractSolver):
         raise TypeError(f"odeint: solver must be an AbstractSolver; got {type(solver)}")
     if project is None:
@@ -235,7 +221,7 @@ def odeint(
     )
     h = jnp.asarray(dt / substeps, dtype)
     if isinstance(dt, jax.core.Tracer):
-        h = eqx.error_if(h, ~(jnp.isfinite(h) & (h > 0)), "odeint: dt must be finite and > 0")
+        h = guard_time("odeint: dt", h)
     t0 = jnp.asarray(t0, dtype)
 
     def interval(y, k):

@@ -38,25 +38,17 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
-from .._validation import check_int
+from .._validation import check_int, check_time
 
 __all__ = ["AbstractNeuron", "simulate", "check_dt", "check_substeps"]
 
 
 def check_dt(owner: str, dt: Any) -> None:
-    """Raise ``ValueError`` naming ``owner`` unless a concrete ``dt`` is a finite
-    number > 0 (s). A traced ``dt`` is checked by the caller (`eqx.error_if`)."""
-    if isinstance(dt, jax.core.Tracer):
-        return
-    try:
-        val = np.asarray(dt, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: dt must be a finite number > 0 (s); got {dt!r}") from None
-    if val.shape != () or not (math.isfinite(float(val)) and float(val) > 0):
-        raise ValueError(f"{owner}: dt must be a finite number > 0 (s); got {dt!r}")
+    """`check_time` of ``owner``'s ``dt`` (s): a finite real scalar > 0. A traced
+    ``dt`` is checked by the caller (`guard_time`)."""
+    check_time(f"{owner}: dt", dt)
 
 
 def check_substeps(owner: str, substeps: Any) -> None:

@@ -108,7 +108,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validation import check_positive, concrete
+from .._validation import check_positive, concrete, guard_time
 from ..devices.mmss import MMSSMemristor
 from ._base import AbstractNeuron, _state_dtype, check_dt, check_substeps, simulate
 
@@ -294,8 +294,7 @@ def mif_step(params: MIF, state: MIFState, i_in: Float[ArrayLike, "..."], dt: fl
     p = params
     i_in = jnp.asarray(i_in)
     i_in = i_in.astype(_state_dtype(i_in.dtype))
-    if isinstance(dt, jax.core.Tracer):
-        dt = eqx.error_if(dt, ~(jnp.isfinite(dt) & (dt > 0)), "mif_step: dt must be finite and > 0")
+    dt = guard_time("mif_step: dt", dt)
     # 1. alpha filter, exact for constant i_in over the step.
     r = dt / p.tau_a
     e = jnp.exp(-r)

@@ -226,9 +226,9 @@ def test_bad_parameters(kwargs, field):
 @pytest.mark.parametrize("dt", [-1e-3, 0.0, float("nan"), float("inf")])
 def test_bad_dt_is_a_named_error(dt):
     n = MIF()
-    with pytest.raises(ValueError, match="mif_simulate: dt must be a finite number > 0"):
+    with pytest.raises(ValueError, match="mif_simulate: dt must be finite and > 0"):
         mif_simulate(n, jnp.zeros((3, 2)), dt)
-    with pytest.raises(ValueError, match="mif_step: dt must be a finite number > 0"):
+    with pytest.raises(ValueError, match="mif_step: dt must be finite and > 0"):
         mif_step(n, n.init_state((2,)), jnp.zeros(2), dt)
 
 
