@@ -48,6 +48,9 @@ SPREAD = {"C": 0.1, "m1.R_on": 0.1, "m2.R_on": 0.1}
 #: The matched-accuracy problem: input current (A), duration and output spacing (s).
 I_IN, T_STOP, DT_OUT = 2e-6, 20e-3, 1e-5
 N_PROBES = 16
+#: Reference membrane of probe 0 at the smallest size, for the figure.
+SIZES_WITH_WAVES = 1
+WAVES: dict[int, np.ndarray] = {}
 #: Integration steps tried, as divisors of DT_OUT (10 us .. 0.1 us).
 DT_LADDER = (1, 2, 5, 10, 20, 50, 100)
 
@@ -198,10 +201,11 @@ def _candidate_errors(probe_pop: MIF, v_ref) -> dict[str, dict[int, float]]:
 
 def _time_candidate(pop: MIF, n: int, name: str, sub: int, repeats: int):
     p32 = _cast(pop, jnp.float32)
-    s0 = p32.init_state((n,) if np.ndim(p32.C) == 0 else (), jnp.float32)
+    s0 = p32.init_state((n,), jnp.float32)
     fn = CANDIDATES[name]
     t0 = time.perf_counter()
-    comp = jax.jit(fn, static_argnums=2).lower(p32, s0, sub).compile()
+    # A fresh closure: compiled here, not found in the cache of the error sweep.
+    comp = jax.jit(lambda p, s: fn(p, s, sub)).lower(p32, s0).compile()
     compile_s = time.perf_counter() - t0
     st = timeit(comp, p32, s0, repeats=repeats)
     return st["median_s"], compile_s
@@ -223,8 +227,10 @@ def _matched(ctx: Context, n: int, repeats: int, tmp) -> dict:
     pop = _population(n, ctx.seed)
     probes = np.unique(np.linspace(0, n - 1, min(n, N_PROBES)).astype(int))
     probe_pop = _subset(pop, probes, n) if n > 1 else pop
-    v_ref, _ = _reference(probe_pop, (len(probes),) if n == 1 else ())
+    v_ref, _ = _reference(probe_pop, (len(probes),))
     err_sp, t_sp = _ngspice(pop, n, probes, v_ref, tmp)
+    if n == min(SIZES_WITH_WAVES, n):
+        WAVES[n] = v_ref[:, 0]
     errs = _candidate_errors(probe_pop, v_ref)
     timed = {}
     for name, by_sub in errs.items():
@@ -325,7 +331,11 @@ def run(ctx: Context) -> dict:
 
 
 def _plot(ctx, tp, rows):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    for n, v in WAVES.items():
+        axes[2].plot(DT_OUT * np.arange(len(v)) * 1e3, v * 1e3, label=f"reference, N = {n}")
+        axes[2].set(xlabel="t (ms)", ylabel="v (mV)", title="probe 0: diffrax reference")
+        axes[2].legend(fontsize=8)
     ns = sorted(int(k) for k in tp["neuron_steps_per_second"])
     axes[0].loglog(
         ns, [tp["neuron_steps_per_second"][str(n)] for n in ns], "o-", label="MIF neuron steps/s"
