@@ -200,6 +200,7 @@ def _recovery(ctx: Context, s: Settings, figs: dict) -> dict:
             steps=s.steps,
             lm_steps=s.lm_steps,
             substeps=fit.substeps,
+            ident_tol=IDENT_TOL,
         )
         rel = {p: abs(res.params[p] / float(np.asarray(getattr(true, p))) - 1) for p in fit.params}
         rel_std = {p: abs(res.std[p] / res.params[p]) for p in fit.params}
