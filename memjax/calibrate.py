@@ -131,7 +131,7 @@ def switching_weights(rec: IVRecord, switch_weight: float = 4.0) -> np.ndarray:
     r = np.abs(np.gradient(g, rec.t))
     r = np.where(np.isfinite(r), r, 0.0)
     w = 1.0 + (switch_weight * r / np.mean(r) if np.mean(r) > 0 else 0.0)
-    return w / np.mean(w)
+    return np.asarray(w / np.mean(w), np.float64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +142,8 @@ class FitResult:
     uncertainty per parameter (same units); ``loss``: final loss; ``start_losses``: the
     gradient stage's loss per start; ``rms``: RMS current residual over ``max |i|``;
     ``identifiable``: per parameter, False where its relative uncertainty exceeds
-    ``ident_tol`` or it lies in a direction of ``J`` with singular value below 1e-6 of the
-    largest; ``seconds``: wall time (compilation included).
+    ``ident_tol``, it lies in a direction of ``J`` with singular value below 1e-6 of the
+    largest, or it ended on a bound; ``seconds``: wall time (compilation included).
     """
 
     device: AbstractMemristor
@@ -270,13 +270,20 @@ def _transforms(bounds: dict[str, tuple[float, float]]):
     def to_theta(p):
         return jnp.where(log, jnp.log(jnp.where(log, p, 1.0)), p)
 
-    return to_p, to_u, to_theta, from_theta, log
+    def from_theta_free(th):
+        return jnp.where(log, jnp.exp(th), th)
+
+    def at_bound(th):
+        span = b - a
+        return (np.asarray(th) <= a + 1e-6 * span) | (np.asarray(th) >= b - 1e-6 * span)
+
+    return to_p, to_u, to_theta, from_theta, from_theta_free, at_bound, log
 
 
 def _fit(
     device, recs, names, bounds, key, n_starts, steps, lr, lm_steps, sw, substeps, x0, ident_tol
 ) -> FitResult:
-    to_p, to_u, to_theta, from_theta, log = _transforms(bounds)
+    to_p, to_u, to_theta, from_theta, from_free, at_bound, log = _transforms(bounds)
     scales = [float(np.max(np.abs(r.i))) for r in recs]
     weights = [jnp.asarray(np.sqrt(switching_weights(r, sw) / r.t.size / len(recs))) for r in recs]
     drives = [Sampled(jnp.asarray(r.v), r.dt, float(r.t[0])) for r in recs]
@@ -342,8 +349,11 @@ def _fit(
     jac = jax.jit(jax.jacfwd(lambda th: residuals(from_theta(th))))
     theta, r = _levenberg_marquardt(res_th, jac, theta, lm_steps)
     p = from_theta(theta)
-    J = np.asarray(jac(theta))
+    # The curvature without the bound clipping, so that a parameter pinned at a bound
+    # still shows the directions it trades off along.
+    J = np.asarray(jax.jacfwd(lambda th: residuals(from_free(th)))(theta))
     std_theta, ident = _uncertainty(J, np.asarray(r), ident_tol)
+    ident = ident & ~at_bound(theta)
     p_np = np.asarray(p)
     std = np.where(log, p_np * std_theta, std_theta)
     dev_fit = _set(device, {n: jnp.asarray(float(p_np[k])) for k, n in enumerate(names)})

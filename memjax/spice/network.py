@@ -29,6 +29,7 @@ from jaxtyping import ArrayLike, Float
 
 from ..crossbar import Crossbar
 from ..models.memprop import DenseSynapse, MEMprop
+from ..neurons.mif import MIF
 from ._subckt import MIF_SUBCKT
 from .netlist import DEFAULT_OPTIONS, _mif_line, _tran, mif_instance_params
 from .run import Netlist, SpiceResult, run_ngspice
@@ -139,8 +140,13 @@ def memprop_netlist(
         i_col = np.asarray(i_col, np.float64).reshape(-1)
         if i_col.shape != (n_h,):
             raise ValueError(f"memprop_netlist: i_col must have shape ({n_h},); got {i_col.shape}")
-    p1 = mif_instance_params(model.neuron1)
-    p2 = mif_instance_params(model.neuron2)
+    n1, n2 = model.neuron1, model.neuron2
+    if not (isinstance(n1, MIF) and isinstance(n2, MIF)):
+        raise TypeError(
+            "memprop_netlist: both neuron layers must be MIF neurons (the circuit has a MIF "
+            f"subcircuit only); got {type(n1).__name__}, {type(n2).__name__}"
+        )
+    p1, p2 = mif_instance_params(n1), mif_instance_params(n2)
     g1 = float(model.g1 / iscale)
     for j in range(n_h):
         if i_col is None:
