@@ -298,9 +298,13 @@ def run(ctx: Context) -> dict:
                 for n in ctx.progress(s.spice_sizes, desc="matched accuracy")
             }
         metrics["matched"] = rows
+        # Summary keys: the speedup at matched accuracy per size, and the worst error
+        # (against the reference) of the configurations chosen.
         for n, r in rows.items():
             if r.get("speedup") is not None:
-                metrics[f"speedup_matched_{n}"] = r["speedup"]
+                metrics[f"speedup_vs_ngspice_{n}"] = r["speedup"]
+        chosen = [r["chosen"]["err"] for r in rows.values() if r.get("chosen")]
+        metrics["max_rel_err"] = max(chosen) if chosen else None
     _plot(ctx, tp, metrics["matched"])
     config = {
         "load_avg_start": load0,
