@@ -352,10 +352,11 @@ def _fit(
     # The curvature without the bound clipping, so that a parameter pinned at a bound
     # still shows the directions it trades off along.
     J = np.asarray(jax.jacfwd(lambda th: residuals(from_free(th)))(theta))
-    std_theta, ident = _uncertainty(J, np.asarray(r), ident_tol)
-    ident = ident & ~at_bound(theta)
+    std_theta, determined = _uncertainty(J, np.asarray(r))
     p_np = np.asarray(p)
     std = np.where(log, p_np * std_theta, std_theta)
+    rel_std = std / np.maximum(np.abs(p_np), 1e-300)
+    ident = determined & (rel_std <= ident_tol) & ~at_bound(theta)
     dev_fit = _set(device, {n: jnp.asarray(float(p_np[k])) for k, n in enumerate(names)})
     rms = float(
         np.sqrt(
@@ -412,9 +413,10 @@ def _levenberg_marquardt(res, jac, theta, n_steps):
     return theta, r
 
 
-def _uncertainty(J: np.ndarray, r: np.ndarray, tol: float):
+def _uncertainty(J: np.ndarray, r: np.ndarray):
     """One-sigma std of each coordinate from ``sigma^2 (J^T J)^-1`` (pseudo-inverse),
-    and whether each is identifiable (relative std <= ``tol``, no null direction)."""
+    and whether each is determined at all (a non-zero column outside every direction
+    of the scaled ``J`` with singular value below 1e-6 of the largest)."""
     n, m = J.shape
     sigma2 = float(r @ r) / max(n - m, 1)
     col = np.linalg.norm(J, axis=0)
@@ -425,5 +427,4 @@ def _uncertainty(J: np.ndarray, r: np.ndarray, tol: float):
     cov_s = (Vt.T * s_inv**2) @ Vt * sigma2
     std = np.sqrt(np.maximum(np.diag(cov_s), 0.0)) / np.where(col > 0, col, np.inf)
     in_null = np.any(np.abs(Vt[null]) > 0.3, axis=0) if np.any(null) else np.zeros(m, bool)
-    ident = (col > 0) & ~in_null & (std <= tol)
-    return std, ident
+    return std, (col > 0) & ~in_null
