@@ -98,7 +98,7 @@ def test_mif_layer_matches_reference(tmp_path, x64):
         options=".options reltol=1e-5 abstol=1e-14 vntol=1e-8 method=gear",
     )
     res = run_ngspice(net, workdir=tmp_path)
-    ts = jnp.linspace(1e-4, t_stop, 400)
+    ts = jnp.linspace(0.0, t_stop, 401)  # the reference starts at ts[0]
     s0 = pop.init_state((2,), jnp.float64)
     ref = odeint_reference(
         pop.vector_field(lambda t: jnp.asarray(i_in)),
@@ -110,9 +110,9 @@ def test_mif_layer_matches_reference(tmp_path, x64):
         dtmax=1e-5,
     )
     for k in range(2):
-        v = np.asarray(ref.v[:, k])
+        v = np.asarray(ref.v[1:, k])  # ngspice writes its first point after t = 0
         assert np.ptp(v) > 0.02  # a real excursion, not a flat line
-        assert np.max(np.abs(res.sample(f"v(m{k})", np.asarray(ts)) - v)) < 1e-2 * np.ptp(v)
+        assert np.max(np.abs(res.sample(f"v(m{k})", np.asarray(ts[1:])) - v)) < 1e-2 * np.ptp(v)
 
 
 def _small_model():
