@@ -11,6 +11,16 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "run",
         "HP and MMSS devices in memjax vs ngspice behavioural netlists: error and time",
     ),
+    "memprop-spice": (
+        "benchmarks.memprop_spice",
+        "run",
+        "a trained 784-128-10 MEMprop network in ngspice vs memjax: predictions, membranes, time",
+    ),
+    "device-fit": (
+        "benchmarks.device_fit",
+        "run",
+        "fit compact models to I-V curves: parameter recovery, cross-model fits on ngspice data",
+    ),
     "memprop-mnist": (
         "benchmarks.memprop",
         "run_mnist",

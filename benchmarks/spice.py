@@ -1,10 +1,10 @@
 """``spice``: memjax against ngspice on the same devices, drive and time span.
 
-Two devices with hand-written ngspice behavioural subcircuits (``benchmarks/netlists``):
-the HP linear-drift model with the Joglekar window (``hp.sub``) and the MMSS model
-(``mmss.sub``). In each, the port current is a B-source and the state variable is the
-voltage of a 1 F capacitor charged by a second B-source whose current is ``dx/dt`` (the
-integrator of Knowm's MSS subcircuit).
+Two devices with ngspice behavioural subcircuits (`memjax.spice`, netlists by
+`memjax.spice.device_netlist`): the HP linear-drift model with the Joglekar window
+(``HP_SUBCKT``) and the MMSS model (``MMSS_SUBCKT``). In each, the port current is a
+B-source and the state variable is the voltage of a 1 F capacitor charged by a second
+B-source whose current is ``dx/dt`` (the integrator of Knowm's MSS subcircuit).
 
 Drive: ``v = A sin(2 pi f t)`` for two periods, the same ``A`` and ``f`` as the device's row
 in :mod:`benchmarks.devices`. memjax: RK4 at ``T / 400`` (float64, the precision ngspice
@@ -32,7 +32,6 @@ Metrics per device:
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import subprocess
 import tempfile
@@ -43,12 +42,13 @@ from typing import Any
 
 import numpy as np
 
+from memjax.spice import run_ngspice
+
 from ._context import Context
 from ._timing import timeit
 
 __all__ = ["SPICE_CASES", "SpiceCase", "run"]
 
-NETLISTS = Path(__file__).resolve().parent / "netlists"
 NGSPICE_OPTIONS = ".options reltol=1e-7 abstol=1e-15 vntol=1e-10 chgtol=1e-20 method=trap"
 #: memjax samples per period; ngspice's maximum step is ``T / NGSPICE_STEPS_PER_PERIOD``.
 MEMJAX_STEPS_PER_PERIOD = 400
@@ -58,14 +58,12 @@ PERIODS = 2
 
 @dataclasses.dataclass(frozen=True)
 class SpiceCase:
-    """A device with a subcircuit: ``params`` maps subcircuit parameter -> model field."""
+    """A device with an ngspice subcircuit in `memjax.spice` (``subcircuit`` names it)."""
 
-    subckt_file: str
-    subckt_name: str
+    subcircuit: str
     build: Callable[[], Any]
     amplitude: float  # V
     frequency: float  # Hz
-    params: dict
     spread: dict
 
 
@@ -82,111 +80,29 @@ def _mmss():
 
 
 SPICE_CASES: dict[str, SpiceCase] = {
-    "hp": SpiceCase(
-        "hp.sub",
-        "hpmem",
-        _hp,
-        1.0,
-        0.5,
-        params={
-            "ron": "R_on",
-            "roff": "R_off",
-            "d": "D",
-            "uv": "mu_v",
-            "wp": "window.p",
-            "x0": "x0",
-        },
-        spread={"R_on": 0.1, "R_off": 0.1, "mu_v": 0.1},
-    ),
+    "hp": SpiceCase("HP_SUBCKT", _hp, 1.0, 0.5, spread={"R_on": 0.1, "R_off": 0.1, "mu_v": 0.1}),
     "mmss": SpiceCase(
-        "mmss.sub",
-        "mmss",
-        _mmss,
-        0.5,
-        1e3,
-        params={
-            "ron": "R_on",
-            "roff": "R_off",
-            "von": "V_on",
-            "voff": "V_off",
-            "tau": "tau",
-            "vt": "v_t",
-            "phi": "phi",
-            "af": "a_f",
-            "bf": "b_f",
-            "ar": "a_r",
-            "br": "b_r",
-            "x0": "x0",
-        },
-        spread={"R_on": 0.1, "R_off": 0.1, "tau": 0.1},
+        "MMSS_SUBCKT", _mmss, 0.5, 1e3, spread={"R_on": 0.1, "R_off": 0.1, "tau": 0.1}
     ),
 }
 
 
-def _field(dev, path: str):
-    obj = dev
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return np.asarray(obj, dtype=np.float64)
+def _netlist(case: SpiceCase, dev, n: int, probe_state: bool):
+    """``n`` instances across one sine source (`memjax.spice.device_netlist`); the
+    nominal device's current and state are probed when ``probe_state``."""
+    from memjax.spice import device_netlist
+    from memjax.waveforms import Sine
 
-
-def _netlist(case: SpiceCase, dev, n: int, out: Path, probe_state: bool) -> str:
-    """``n`` instances of the subcircuit across one sine source; instance ``k`` takes
-    device ``k`` of ``dev`` (a population) or ``dev`` itself (a scalar device)."""
     T = 1.0 / case.frequency
-    values = {p: _field(dev, f) for p, f in case.params.items()}
-    lines = [
-        f"* memjax spice benchmark: {case.subckt_name}, {n} device(s)",
-        (NETLISTS / case.subckt_file).read_text().strip(),
-        f"Vin in 0 SIN(0 {case.amplitude!r} {case.frequency!r})",
-    ]
-    for k in range(n):
-        ps = " ".join(f"{p}={float(v if v.ndim == 0 else v[k])!r}" for p, v in values.items())
-        lines.append(f"X{k} in 0 {case.subckt_name} {ps}")
-    probes = "v(in) i(vin)" + (" v(x0.x)" if probe_state else "")
-    lines += [
-        NGSPICE_OPTIONS,
-        f".tran {T / MEMJAX_STEPS_PER_PERIOD!r} {PERIODS * T!r} 0 "
-        f"{T / NGSPICE_STEPS_PER_PERIOD!r} uic",
-        ".control",
-        "set wr_singlescale",
-        "set wr_vecnames",
-        "set numdgt=15",
-        "run",
-        "rusage all",
-        f"wrdata {out} {probes}",
-        "quit",
-        ".endc",
-        ".end",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def run_ngspice(netlist: str, workdir: Path, stem: str) -> dict:
-    """Write ``stem.cir``, run ``ngspice -b`` on it and read ``stem.txt`` (its ``wrdata``):
-    the data, the process wall time and ngspice's own analysis statistics."""
-    cir = workdir / f"{stem}.cir"
-    out = workdir / f"{stem}.txt"
-    cir.write_text(netlist)
-    t0 = time.perf_counter()
-    proc = subprocess.run(["ngspice", "-b", str(cir)], capture_output=True, text=True, cwd=workdir)
-    wall = time.perf_counter() - t0
-    log = proc.stdout + proc.stderr
-    if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"ngspice failed (rc {proc.returncode}) on {cir}:\n{log[-3000:]}")
-    data = np.loadtxt(out, skiprows=1)
-
-    def stat(label):
-        m = re.search(rf"{label}\s*=\s*([0-9.eE+-]+)", log)
-        return float(m.group(1)) if m else None
-
-    return {
-        "data": data,
-        "wall": wall,
-        "analysis": stat(r"Total analysis time \(seconds\)"),
-        "timepoints": stat("Transient timepoints"),
-        "iterations": stat("Transient iterations"),
-    }
+    return device_netlist(
+        dev,
+        Sine(case.amplitude, case.frequency),
+        PERIODS * T,
+        t_step=T / MEMJAX_STEPS_PER_PERIOD,
+        max_step=T / NGSPICE_STEPS_PER_PERIOD,
+        probe=(0,) if probe_state else (),
+        options=NGSPICE_OPTIONS,
+    )
 
 
 def _memjax_fn(case: SpiceCase, pop):
@@ -241,26 +157,24 @@ def _one_case(ctx: Context, name: str, case: SpiceCase, sizes, repeats, workdir:
             pop = sample_population(
                 dev, jax.random.fold_in(jax.random.key(ctx.seed), n), n, case.spread
             )
-        sp = run_ngspice(
-            _netlist(case, pop, n, workdir / f"{name}_{n}.txt", n == 1), workdir, f"{name}_{n}"
-        )
+        sp = run_ngspice(_netlist(case, pop, n, n == 1), workdir=workdir, stem=f"{name}_{n}")
         compiled, arrays, compile_s = _memjax_fn(case, pop)
         stats = timeit(compiled, arrays, repeats=repeats, warmup=1)
         t_mj, x_mj, i_mj = (np.asarray(a) for a in compiled(arrays))
-        t_sp, i_sum_sp = sp["data"][:, 0], -sp["data"][:, 2]
+        t_sp, i_sum_sp = sp.t, -sp["i(vin)"]
         err, _ = _interp_err(t_mj, i_mj.sum(0), t_sp, i_sum_sp)
         key = str(n)
-        rec["ngspice_seconds"][key] = sp["wall"]
-        rec["ngspice_analysis_seconds"][key] = sp["analysis"]
-        rec["ngspice_timepoints"][key] = sp["timepoints"]
+        rec["ngspice_seconds"][key] = sp.wall_s
+        rec["ngspice_analysis_seconds"][key] = sp.analysis_s
+        rec["ngspice_timepoints"][key] = sp.timepoints
         rec["memjax_seconds"][key] = stats["median_s"]
         rec["memjax_compile_seconds"][key] = compile_s
-        rec["speedup"][key] = sp["wall"] / stats["median_s"]
-        rec["speedup_incl_compile"][key] = sp["wall"] / (compile_s + stats["median_s"])
+        rec["speedup"][key] = sp.wall_s / stats["median_s"]
+        rec["speedup_incl_compile"][key] = sp.wall_s / (compile_s + stats["median_s"])
         rec["sum_current_rel_err"][key] = float(np.max(err) / np.max(np.abs(i_mj.sum(0))))
         if n == 1:
-            x_sp = sp["data"][:, 3]
-            err_i, m = _interp_err(t_mj, i_mj[0], t_sp, -sp["data"][:, 2])
+            x_sp = sp["v(x0.x)"]
+            err_i, m = _interp_err(t_mj, i_mj[0], t_sp, sp["i(vs0)"])
             err_x, _ = _interp_err(t_mj, x_mj[0], t_sp, x_sp)
             rec["max_rel_err"] = float(np.max(err_i) / np.max(np.abs(i_mj[0])))
             rec["state_max_abs_err"] = float(np.max(err_x))
@@ -269,12 +183,12 @@ def _one_case(ctx: Context, name: str, case: SpiceCase, sizes, repeats, workdir:
                 "t_mj": t_mj,
                 "i_mj": i_mj[0],
                 "t_sp": t_sp,
-                "i_sp": -sp["data"][:, 2],
+                "i_sp": sp["i(vs0)"],
                 "err": err_i / np.max(np.abs(i_mj[0])),
                 "t_err": t_mj[m],
             }
         ctx.log(
-            f"{name}: N={n}: ngspice {sp['wall']:.3g} s, memjax {stats['median_s']:.3g} s "
+            f"{name}: N={n}: ngspice {sp.wall_s:.3g} s, memjax {stats['median_s']:.3g} s "
             f"(compile {compile_s:.2f} s), sum-current err {rec['sum_current_rel_err'][key]:.2e}"
         )
     return rec, wave
@@ -379,7 +293,7 @@ def run(ctx: Context) -> dict:
         "memjax_repeats": repeats,
         "cases": {
             name: {
-                "subcircuit": c.subckt_file,
+                "subcircuit": f"memjax.spice.{c.subcircuit}",
                 "amplitude_V": c.amplitude,
                 "frequency_Hz": c.frequency,
                 "spread": c.spread,

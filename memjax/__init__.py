@@ -5,6 +5,7 @@ Device compact models as pure JAX functions, integrated with `lax.scan`, batched
 training loops built on them.
 """
 
+from . import calibrate as calibrate
 from . import crossbar as crossbar
 from . import data as data
 from . import devices as devices
@@ -16,6 +17,7 @@ from . import models as models
 from . import neurons as neurons
 from . import populations as populations
 from . import recipes as recipes
+from . import spice as spice
 from . import train as train
 from . import training as training
 from . import waveforms as waveforms

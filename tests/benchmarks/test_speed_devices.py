@@ -1,8 +1,6 @@
-"""benchmarks.speed_devices: the MIF SPICE netlist against memjax (tiny settings)."""
+"""benchmarks.speed_devices: the matched-accuracy machinery on two neurons."""
 
 import shutil
-import tempfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -10,26 +8,26 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
-def test_mif_netlist_matches_memjax(x64):
-    # Two neurons of a D2D population through the behavioural netlist (mif.sub) and
-    # through memjax: membrane waveforms agree to < 1 % of their peak.
+def test_candidates_converge_to_the_reference():
     from benchmarks import speed_devices as sd
 
-    n = 2
-    pop, amps = sd._population(n, 0), sd._amplitudes(n)
-    f, arrays = sd._mif_transient_fn(pop, jnp.float64)
-    st = jax.jit(f)(arrays, jnp.asarray(amps))
-    s0 = pop.init_state((n,), jnp.float64)
-    with tempfile.TemporaryDirectory() as tmp:
-        net = sd._mif_netlist(pop, amps, (s0.v, s0.x1, s0.x2), [0, 1], Path(tmp) / "o.txt")
-        sp = sd.run_ngspice(net, Path(tmp), "o")
-    d = sp["data"]
-    t = sd.DT_OUT * np.arange(st.v.shape[0])
-    for k in range(n):
-        v_sp = np.interp(t, d[:, 0], d[:, 1 + 3 * k])
-        v = np.asarray(st.v[:, k])
-        assert np.max(np.abs(v)) > 0.01  # a real depolarisation, not a flat line
-        assert np.max(np.abs(v - v_sp)) / np.max(np.abs(v)) < 1e-2
-        x_sp = np.interp(t, d[:, 0], d[:, 2 + 3 * k])
-        assert np.max(np.abs(np.asarray(st.x1[:, k]) - x_sp)) < 1e-3
+    pop = sd._population(2, 0)
+    v_ref, _ = sd._reference(pop, (2,))
+    assert v_ref.shape == (int(round(sd.T_STOP / sd.DT_OUT)) + 1, 2)
+    assert np.ptp(v_ref) > 0.01  # a real excursion
+    p32 = sd._cast(pop, jnp.float32)
+    s0 = p32.init_state((2,), jnp.float32)
+    for name, fn in sd.CANDIDATES.items():
+        errs = [sd._err(jax.jit(fn, static_argnums=2)(p32, s0, sub), v_ref) for sub in (1, 10)]
+        assert errs[1] < errs[0] or errs[1] < 1e-4, (name, errs)
+        assert errs[1] < 5e-2, (name, errs)
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not on PATH")
+def test_ngspice_error_against_the_reference(tmp_path):
+    from benchmarks import speed_devices as sd
+
+    pop = sd._population(2, 0)
+    v_ref, _ = sd._reference(pop, (2,))
+    err, wall = sd._ngspice(pop, 2, np.array([0, 1]), v_ref, tmp_path)
+    assert 0 < err < 1e-2 and wall > 0
