@@ -174,7 +174,17 @@ def from_nir(graph: "nir.NIRGraph | str | os.PathLike", dt: float | None = None)
         shapes=tuple(shapes),
         input_name=ins[0],
         output_name=outs[0],
+        input_shape=_shape_of(graph.nodes[ins[0]]),
     )
+
+
+def _shape_of(node) -> tuple[int, ...] | None:
+    t = getattr(node, "input_type", None) or {}
+    s = t.get("input", None)
+    if s is None:
+        return None
+    s = tuple(int(d) for d in np.asarray(s).ravel())
+    return s or None
 
 
 def _np(x) -> np.ndarray:
@@ -229,7 +239,8 @@ def to_nir(model: NIRNetwork, input_shape: tuple[int, ...] | None = None) -> "ni
     """The NIR graph of a :class:`NIRNetwork` (imported, native or deployed).
 
     ``input_shape`` (without the batch axis) is written as the ``Input`` type; by
-    default the input width of the first ``Affine``/``Linear`` after the input. The
+    default the network's ``input_shape``, else the input width of the dense layer
+    after the input. The
     network's ``dt`` is stored in the graph's metadata (``metadata["dt"]``); NIR itself
     has no time step, and a reader that assumes snnTorch's ``1e-4`` sees the same
     dynamics only when ``dt = 1e-4``.
@@ -237,11 +248,14 @@ def to_nir(model: NIRNetwork, input_shape: tuple[int, ...] | None = None) -> "ni
     if not isinstance(model, NIRNetwork):
         raise TypeError(f"to_nir: model must be a NIRNetwork; got {type(model).__name__}")
     nodes: dict[str, Any] = {}
+    input_shape = input_shape or model.input_shape
     if input_shape is None:
         for a, b in model.edges:
             n = model.nodes[b]
             if a == model.input_name and hasattr(n, "weight") and np.ndim(n.weight) == 2:
                 input_shape = (int(np.shape(n.weight)[1]),)
+            elif a == model.input_name and hasattr(n, "u") and not hasattr(n, "kernel"):
+                input_shape = (int(np.shape(n.u)[1]),)
     for name, node in model.nodes.items():
         if name == model.input_name:
             nodes[name] = nir.Input(input_type=np.array(input_shape or ()))

@@ -50,7 +50,8 @@ class NIRNetwork(eqx.Module):
     output are named by `input_name` and `output_name` and map to None), `edges` (static
     pairs ``(source, target)``), `dt` (static, s: the integration step of every neuron;
     snnTorch's export and import use ``1e-4``), `shapes` (static: the neuron shape of each
-    stateful node, without the batch axis).
+    stateful node, without the batch axis), `input_shape` (static, optional: the input
+    type without the batch axis, written back by `to_nir`).
 
     Call it on an input sequence ``x[T, batch, ...]``, or on a static input
     ``x[batch, ...]`` with ``n_steps``; it returns the output node's values ``[T, batch,
@@ -66,6 +67,7 @@ class NIRNetwork(eqx.Module):
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
     input_name: str = eqx.field(static=True, default="input")
     output_name: str = eqx.field(static=True, default="output")
+    input_shape: tuple[int, ...] | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         check_positive("NIRNetwork", "dt", self.dt, "s")
@@ -155,9 +157,10 @@ class NIRNetwork(eqx.Module):
             if x.ndim < 1:
                 raise ValueError(f"NIRNetwork: x must be [batch, ...]; got shape {x.shape}")
             batch, static = x.shape[0], self._static_nodes()
-        k_static = k_loop = None
+        k_static = k_loop = k_prep = None
         if key is not None:
-            k_static, k_loop = jax.random.split(key)
+            k_static, k_loop, k_prep = jax.random.split(key, 3)
+        self = self._prepared(k_prep)
         pre = [n for n in order if n in static and n != self.input_name]
         values0: dict = {}
         if n_steps is not None:
@@ -187,6 +190,13 @@ class NIRNetwork(eqx.Module):
             y = outs[self.output_name] if self.output_name in outs else values0[self.output_name]
             return y, {"outputs": outs, "states": states}
         return out
+
+    def _prepared(self, key) -> "NIRNetwork":
+        nodes = {}
+        for k, (name, node) in enumerate(self.nodes.items()):
+            kk = None if key is None else jax.random.fold_in(key, k)
+            nodes[name] = None if node is None else node.prepare(kk)
+        return eqx.tree_at(lambda m: m.nodes, self, nodes)
 
     def replace_nodes(self, new: Mapping[str, AbstractNode | None]) -> "NIRNetwork":
         """A copy with the named nodes replaced."""

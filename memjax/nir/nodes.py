@@ -60,6 +60,11 @@ class AbstractNode(eqx.Module):
     def init_state(self, batch: int, dtype) -> Any:
         return None
 
+    def prepare(self, key=None) -> "AbstractNode":
+        """The node as run inside the time loop (hardware layers compute their read
+        matrix here, once per call of the network; ``key``: their per-call noise)."""
+        return self
+
     def step(self, state, x, dt: float, key=None):
         return state, self.apply(x)
 
