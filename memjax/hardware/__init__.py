@@ -25,4 +25,7 @@ from .finetune import rate_loss as rate_loss
 from .finetune import spike_accuracy as spike_accuracy
 from .layers import HardwareAffine as HardwareAffine
 from .layers import HardwareConv2d as HardwareConv2d
+from .mif import MIFNode as MIFNode
+from .mif import fit_mif_gain as fit_mif_gain
+from .mif import substitute_mif as substitute_mif
 from .pulses import PulseDevice as PulseDevice

@@ -37,12 +37,18 @@ def rate_loss(spikes, y):
 
 
 def trainable_spec(model: NIRNetwork):
-    """`eqx.partition` filter: the crossbar layers' ``u`` and ``bias`` only."""
+    """`eqx.partition` filter: the crossbar layers' ``u`` and ``bias`` and the input
+    gains (log) of substituted MIF neurons (:class:`memjax.hardware.MIFNode`)."""
+    from .mif import MIFNode  # noqa: PLC0415
+
     spec = jax.tree.map(lambda _: False, model)
     for name in hardware_layers(model):
         spec = eqx.tree_at(
             lambda m: (m.nodes[name].u, m.nodes[name].bias), spec, replace=(True, True)
         )
+    for name, node in model.nodes.items():
+        if isinstance(node, MIFNode):
+            spec = eqx.tree_at(lambda m: m.nodes[name].log_gain, spec, replace=True)
     return spec
 
 
