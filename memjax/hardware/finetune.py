@@ -73,12 +73,13 @@ def spike_accuracy(
 ) -> float:
     """Accuracy of the spike-count readout (argmax of output spikes summed over
     ``n_steps``, first index on ties) for static inputs ``x[N, ...]``; ``key``: fresh
-    read noise per batch."""
+    read noise per batch. The read matrices are computed once (`NIRNetwork.prepared`)."""
 
     @eqx.filter_jit
     def pred(m, xb, k):
         return jnp.argmax(m(xb, n_steps, key=k).sum(0), axis=-1)
 
+    model = eqx.filter_jit(lambda m: m.prepared())(model)
     correct = 0
     for i, s in enumerate(range(0, len(x), batch_size)):
         k = None if key is None else jax.random.fold_in(key, i)

@@ -56,7 +56,7 @@ def _tri_matvec(diag, g, x):
     """tridiag(-g, diag, -g) x along the last axis (x [K, ..., N])."""
     left = jnp.pad(x[..., :-1], [(0, 0)] * (x.ndim - 1) + [(1, 0)])
     right = jnp.pad(x[..., 1:], [(0, 0)] * (x.ndim - 1) + [(0, 1)])
-    return diag * x - g * (left + right)
+    return diag[None] * x - g * (left + right)
 
 
 def _diags(G, g):
@@ -69,8 +69,8 @@ def _diags(G, g):
 
 
 def _sweep(G, g, d_a, d_b, Gv, b):
-    d = _tri_solve(d_a, g, Gv - G * b)
-    rhs_b = jnp.swapaxes(Gv - G * d, -1, -2)
+    d = _tri_solve(d_a, g, Gv - G[None] * b)
+    rhs_b = jnp.swapaxes(Gv - G[None] * d, -1, -2)
     b = jnp.swapaxes(_tri_solve(d_b, g, rhs_b), -1, -2)
     return d, b
 
@@ -106,8 +106,8 @@ def solve(
 
     def matvec(x):
         d, b = x
-        row = _tri_matvec(d_a, g, d) + G * b
-        col = jnp.swapaxes(_tri_matvec(d_b, g, jnp.swapaxes(b, -1, -2)), -1, -2) + G * d
+        row = _tri_matvec(d_a, g, d) + G[None] * b
+        col = jnp.swapaxes(_tri_matvec(d_b, g, jnp.swapaxes(b, -1, -2)), -1, -2) + G[None] * d
         return row, col
 
     def gs_solve(_matvec, rhs):
@@ -115,9 +115,9 @@ def solve(
 
         def body(c):
             d, b, _, it = c
-            d_new = _tri_solve(d_a, g, r_a - G * b)
+            d_new = _tri_solve(d_a, g, r_a - G[None] * b)
             b_new = jnp.swapaxes(
-                _tri_solve(d_b, g, jnp.swapaxes(r_b - G * d_new, -1, -2)), -1, -2
+                _tri_solve(d_b, g, jnp.swapaxes(r_b - G[None] * d_new, -1, -2)), -1, -2
             )
             err = jnp.max(jnp.abs(b_new - b)) / (jnp.max(jnp.abs(b_new)) + 1e-30)
             return d_new, b_new, err, it + 1
@@ -163,14 +163,18 @@ def tiled_effective_conductance(
     """:func:`effective_conductance` of a weight matrix split into arrays of at most
     ``tile = (rows, cols)`` cells, each with its own drivers and amplifiers (partial
     column currents of the arrays of one column block are summed after their
-    amplifiers)."""
+    amplifiers). All arrays are solved in one `vmap`; the last, partial array of a
+    column block is padded with empty cells (G = 0) on rows before its first row and
+    on columns after its last, at the open wire ends where no current flows, so the
+    padding changes nothing."""
     n_in, n_out = G.shape
-    tr, tc = tile
-    rows = []
-    for r0 in range(0, n_in, tr):
-        cols = []
-        for c0 in range(0, n_out, tc):
-            blk = G[r0 : r0 + tr, c0 : c0 + tc]
-            cols.append(effective_conductance(blk, r_wire, **kw))
-        rows.append(jnp.concatenate(cols, axis=1))
-    return jnp.concatenate(rows, axis=0)
+    tr, tc = min(tile[0], n_in), min(tile[1], n_out)
+    pr, pc = (-n_in) % tr, (-n_out) % tc
+    q = n_in - (n_in % tr if pr else 0)  # rows in full arrays
+    Gp = jnp.concatenate([G[:q], jnp.zeros((pr, n_out), G.dtype), G[q:]])
+    Gp = jnp.pad(Gp, ((0, 0), (0, pc)))
+    R, C = Gp.shape[0] // tr, Gp.shape[1] // tc
+    blocks = Gp.reshape(R, tr, C, tc).transpose(0, 2, 1, 3).reshape(R * C, tr, tc)
+    M = jax.vmap(lambda b: effective_conductance(b, r_wire, **kw))(blocks)
+    M = M.reshape(R, C, tr, tc).transpose(0, 2, 1, 3).reshape(R * tr, C * tc)
+    return jnp.concatenate([M[:q], M[q + pr :]])[:, :n_out]

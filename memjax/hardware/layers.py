@@ -62,7 +62,7 @@ class PreparedAffine(AbstractNode):
             dev = cfg.device
             fs = cfg.adc_range or self.W.shape[0] * cfg.v_read * (dev.G_max - dev.G_min)
             i = quantize_ste(i, -fs, fs / half, 2 * half)
-        return i * self.out_scale + self.bias
+        return i * self.out_scale + self.bias.reshape((1,) * (i.ndim - 1) + (-1,))
 
     def step(self, state, x, dt, key=None):
         if self.conv is None:

@@ -191,6 +191,12 @@ class NIRNetwork(eqx.Module):
             return y, {"outputs": outs, "states": states}
         return out
 
+    def prepared(self, key: PRNGKeyArray | None = None) -> "NIRNetwork":
+        """The network with every node's per-call work done (`AbstractNode.prepare`:
+        hardware layers compute their read matrices, e.g. IR-drop solves), to evaluate
+        many batches without repeating it."""
+        return self._prepared(key)
+
     def _prepared(self, key) -> "NIRNetwork":
         nodes = {}
         for k, (name, node) in enumerate(self.nodes.items()):

@@ -76,6 +76,12 @@ def _arr(x) -> Array:
     return jnp.asarray(np.asarray(x, dtype=np.float32))
 
 
+def _bc(p, x):
+    """Parameter ``p`` (neuron or feature shape) with leading axes to ``x``'s rank."""
+    p = jnp.asarray(p)
+    return p.reshape((1,) * (jnp.ndim(x) - p.ndim) + p.shape)
+
+
 class Affine(AbstractNode):
     """``y = x W^T + b``; `weight` ``[n_out, n_in]``, `bias` ``[n_out]``."""
 
@@ -83,7 +89,7 @@ class Affine(AbstractNode):
     bias: Float[Array, " n_out"]
 
     def apply(self, x):
-        return x @ self.weight.T + self.bias
+        return x @ self.weight.T + _bc(self.bias, x)
 
 
 class Linear(AbstractNode):
@@ -101,7 +107,7 @@ class Scale(AbstractNode):
     scale: Float[Array, "..."]
 
     def apply(self, x):
-        return self.scale * x
+        return _bc(self.scale, x) * x
 
 
 class Flatten(AbstractNode):
@@ -140,7 +146,7 @@ class Conv2d(AbstractNode):
             feature_group_count=self.groups,
             dimension_numbers=("NCHW", "OIHW", "NCHW"),
         )
-        return y + self.bias[None, :, None, None]
+        return y + self.bias.reshape(1, -1, 1, 1)
 
 
 class Threshold(AbstractNode):
@@ -149,13 +155,13 @@ class Threshold(AbstractNode):
     threshold: Float[Array, "..."]
 
     def apply(self, x):
-        return spike_fn(x - self.threshold)
+        return spike_fn(x - _bc(self.threshold, x))
 
 
 def _fire(v, v_threshold, v_reset):
-    z = spike_fn(v - v_threshold)
+    z = spike_fn(v - _bc(v_threshold, v))
     zs = jax.lax.stop_gradient(z)
-    return z, zs * v_reset + (1.0 - zs) * v
+    return z, zs * _bc(v_reset, v) + (1.0 - zs) * v
 
 
 class LIF(AbstractNode):
@@ -173,8 +179,8 @@ class LIF(AbstractNode):
         return jnp.zeros((batch,) + self.tau.shape, dtype)
 
     def step(self, v, x, dt, key=None):
-        a = dt / self.tau
-        v = (1.0 - a) * v + a * self.v_leak + (a * self.r) * x
+        a = _bc(dt / self.tau, v)
+        v = (1.0 - a) * v + a * _bc(self.v_leak, v) + (a * _bc(self.r, v)) * x
         z, v = _fire(v, self.v_threshold, self.v_reset)
         return v, z
 
@@ -197,10 +203,10 @@ class CubaLIF(AbstractNode):
 
     def step(self, state, x, dt, key=None):
         i, v = state
-        a_s = dt / self.tau_syn
-        i = (1.0 - a_s) * i + (a_s * self.w_in) * x
-        a = dt / self.tau_mem
-        v = (1.0 - a) * v + a * self.v_leak + (a * self.r) * i
+        a_s = _bc(dt / self.tau_syn, i)
+        i = (1.0 - a_s) * i + (a_s * _bc(self.w_in, i)) * x
+        a = _bc(dt / self.tau_mem, v)
+        v = (1.0 - a) * v + a * _bc(self.v_leak, v) + (a * _bc(self.r, v)) * i
         z, v = _fire(v, self.v_threshold, self.v_reset)
         return (i, v), z
 
@@ -217,8 +223,8 @@ class LI(AbstractNode):
         return jnp.zeros((batch,) + self.tau.shape, dtype)
 
     def step(self, v, x, dt, key=None):
-        a = dt / self.tau
-        v = (1.0 - a) * v + a * self.v_leak + (a * self.r) * x
+        a = _bc(dt / self.tau, v)
+        v = (1.0 - a) * v + a * _bc(self.v_leak, v) + (a * _bc(self.r, v)) * x
         return v, v
 
 
@@ -234,7 +240,7 @@ class IF(AbstractNode):
         return jnp.zeros((batch,) + self.r.shape, dtype)
 
     def step(self, v, x, dt, key=None):
-        v = v + (dt * self.r) * x
+        v = v + _bc(dt * self.r, v) * x
         z, v = _fire(v, self.v_threshold, self.v_reset)
         return v, z
 
@@ -249,5 +255,5 @@ class Integrator(AbstractNode):
         return jnp.zeros((batch,) + self.r.shape, dtype)
 
     def step(self, v, x, dt, key=None):
-        v = v + (dt * self.r) * x
+        v = v + _bc(dt * self.r, v) * x
         return v, v
