@@ -185,9 +185,12 @@ def _sweeps(ctx, s, ideal, ft_ideal, test, n_steps, key):
     dev = base.device.replace(verify_tol=1e-6)
     base = base.replace(device=dev)
     cases = {
-        "levels": [(v, dict(quantize_levels=True, device=dev.replace(n_levels=v))) for v in s.levels],
+        "levels": [
+            (v, dict(quantize_levels=True, device=dev.replace(n_levels=v))) for v in s.levels
+        ],
         "program_sigma": [
-            (v, dict(program_noise=True, device=dev.replace(write_sigma=v))) for v in s.program_sigma
+            (v, dict(program_noise=True, device=dev.replace(write_sigma=v)))
+            for v in s.program_sigma
         ],
         "read_sigma": [
             (v, dict(read_noise=True, device=dev.replace(read_sigma=v))) for v in s.read_sigma
@@ -304,7 +307,13 @@ def _plots(ctx, res):
         t = [0] + [v["seconds"] for v in rec["drift"].values()]
         for key, ls in (("deployed", "--"), ("finetuned", "-")):
             a0 = rec["deployed_accuracy" if key == "deployed" else "finetuned_accuracy"]
-            ax.plot(np.maximum(t, 1), [a0] + [v[key] for v in rec["drift"].values()], ls, marker="o", label=f"{tag} {key}")
+            ax.plot(
+                np.maximum(t, 1),
+                [a0] + [v[key] for v in rec["drift"].values()],
+                ls,
+                marker="o",
+                label=f"{tag} {key}",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("time since programming (s)")
     ax.set_ylabel("test accuracy")
@@ -336,9 +345,20 @@ def run(ctx: Context) -> dict:
     mif_net, fit_info = hw.substitute_mif(ideal, n_steps=n_steps)
     mif_ideal = _acc(mif_net, test, n_steps)
     ctx.log(f"MIF substituted, ideal synapses: {mif_ideal:.4f} (fit {fit_info})")
-    mtrain = train if s.mif_ft_size is None else (train[0][: s.mif_ft_size], train[1][: s.mif_ft_size])
+    mtrain = (
+        train if s.mif_ft_size is None else (train[0][: s.mif_ft_size], train[1][: s.mif_ft_size])
+    )
     mif, _ = _deploy_and_finetune(
-        ctx, s, mif_net, cfg, mtrain, test, n_steps, jax.random.fold_in(key, 3), s.mif_ft_epochs, "MIF"
+        ctx,
+        s,
+        mif_net,
+        cfg,
+        mtrain,
+        test,
+        n_steps,
+        jax.random.fold_in(key, 3),
+        s.mif_ft_epochs,
+        "MIF",
     )
     mif.update(ideal_accuracy=mif_ideal, fit=fit_info, finetune_size=len(mtrain[0]))
     chip = hw.deploy(ideal, cfg, jax.random.fold_in(key, 4))
@@ -374,7 +394,9 @@ def run(ctx: Context) -> dict:
         "dt": ideal.dt,
         "hardware": "rram_16level: 16 levels, one-shot write sigma 0.05 of range, read sigma 0.02, "
         "stuck 0.5 % LRS + 0.5 % HRS, G in [0.476, 10] uS, nu 0.01",
-        "snntorch_training": {k: meta[k] for k in ("settings", "versions", "epochs_kept", "readout", "input")},
+        "snntorch_training": {
+            k: meta[k] for k in ("settings", "versions", "epochs_kept", "readout", "input")
+        },
         "finetune": {"lif": lif["finetune_history"], "mif": mif["finetune_history"]},
         "mif_fit": fit_info,
         **ctx.data_config(),

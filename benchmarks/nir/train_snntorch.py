@@ -43,12 +43,12 @@ from memjax.data import load, loaded_sources  # noqa: E402
 
 SETTINGS = dict(
     hidden=256,
-    n_steps=25,
+    n_steps=15,
     beta=0.9,
     threshold=1.0,
     batch_size=128,
     lr=2e-3,
-    max_epochs=3,
+    max_epochs=2,
     n_val=5000,
     seed=0,
     threads=2,

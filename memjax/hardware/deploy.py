@@ -74,7 +74,7 @@ def _deploy_node(node, config: HardwareConfig, key):
             raise ValueError("deploy: grouped Conv2d (groups > 1) is not supported")
         return HardwareConv2d(
             **kw,
-            kernel=tuple(node.weight.shape[2:]),
+            kernel=(int(node.weight.shape[2]), int(node.weight.shape[3])),
             stride=node.stride,
             padding=node.padding,
             dilation=node.dilation,

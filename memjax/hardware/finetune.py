@@ -42,13 +42,14 @@ def trainable_spec(model: NIRNetwork):
     from .mif import MIFNode  # noqa: PLC0415
 
     spec = jax.tree.map(lambda _: False, model)
+    def where(name: str, fields: tuple[str, ...]):
+        return lambda m: tuple(getattr(m.nodes[name], f) for f in fields)
+
     for name in hardware_layers(model):
-        spec = eqx.tree_at(
-            lambda m: (m.nodes[name].u, m.nodes[name].bias), spec, replace=(True, True)
-        )
+        spec = eqx.tree_at(where(name, ("u", "bias")), spec, replace=(True, True))
     for name, node in model.nodes.items():
         if isinstance(node, MIFNode):
-            spec = eqx.tree_at(lambda m: m.nodes[name].log_gain, spec, replace=True)
+            spec = eqx.tree_at(where(name, ("log_gain",)), spec, replace=(True,))
     return spec
 
 
@@ -83,7 +84,9 @@ def spike_accuracy(
     correct = 0
     for i, s in enumerate(range(0, len(x), batch_size)):
         k = None if key is None else jax.random.fold_in(key, i)
-        correct += int((np.asarray(pred(model, x[s : s + batch_size], k)) == y[s : s + batch_size]).sum())
+        correct += int(
+            (np.asarray(pred(model, x[s : s + batch_size], k)) == y[s : s + batch_size]).sum()
+        )
     return correct / len(x)
 
 

@@ -84,8 +84,9 @@ class HardwareAffine(AbstractNode):
     """A layer on RRAM crossbars (see the module docstring).
 
     **Fields:** `u` ``[2, n_in, n_out]`` (the cells' normalised conductances; trained in
-    fine-tuning), `target` (the conductances the last programming aimed at), `bias` ``[n_out]`` (digital), `stuck` (bool mask of faulty cells) and
-    `stuck_u` (their normalised conductance), `config` (static
+    fine-tuning), `target` (the conductances the last programming aimed at), `bias`
+    ``[n_out]`` (digital), `stuck` (bool mask of faulty cells) and `stuck_u` (their
+    normalised conductance), `config` (static
     :class:`HardwareConfig`), `w_scale` (weight units per ``G_max - G_min``), `x_scale`
     (the input of full-scale voltage ``v_read``), `training` (static: quantise ``u`` to
     the levels and inject programming noise in the forward pass).
@@ -133,7 +134,9 @@ class HardwareAffine(AbstractNode):
         M = [ir_drop.tiled_effective_conductance(g, cfg.r_wire, cfg.tile, **kw) for g in G]
         return M[0] - M[1]
 
-    def effective_affine(self, key=None) -> tuple[Float[Array, "n_out n_in"], Float[Array, " n_out"]]:
+    def effective_affine(
+        self, key=None
+    ) -> tuple[Float[Array, "n_out n_in"], Float[Array, " n_out"]]:
         """``(W, b)`` of the noiseless read in the layer's units (NIR convention)."""
         out_scale = self.x_scale * self.w_scale / self.g_range
         return (self.read_matrix(key) * out_scale).T, self.bias

@@ -69,11 +69,17 @@ class MIFNode(AbstractNode):
 
 def _lif_counts(node: LIF, x: np.ndarray, n_steps: int, dt: float) -> np.ndarray:
     """Spike counts of one LIF neuron (mean parameters of ``node``) for inputs ``x``."""
-    lif = LIF(*(jnp.full(x.shape, jnp.mean(getattr(node, k))) for k in
-                ("tau", "r", "v_leak", "v_threshold", "v_reset")))
+    lif = LIF(
+        *(
+            jnp.full(x.shape, jnp.mean(getattr(node, k)))
+            for k in ("tau", "r", "v_leak", "v_threshold", "v_reset")
+        )
+    )
+
     def body(v, _):
         v, z = lif.step(v, jnp.asarray(x), dt)
         return v, z
+
     _, z = jax.lax.scan(body, jnp.zeros(x.shape), None, length=n_steps)
     return np.asarray(z.sum(0))
 

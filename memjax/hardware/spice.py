@@ -49,7 +49,9 @@ def netlist(G: np.ndarray, v: np.ndarray, r_wire: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ngspice_currents(G: np.ndarray, v: np.ndarray, r_wire: float, timeout: float = 300) -> np.ndarray:
+def ngspice_currents(
+    G: np.ndarray, v: np.ndarray, r_wire: float, timeout: float = 300
+) -> np.ndarray:
     """Column currents (A) of the array from an ngspice operating point."""
     if not have_ngspice():
         raise FileNotFoundError("ngspice_currents: ngspice is not on PATH")
@@ -61,8 +63,7 @@ def ngspice_currents(G: np.ndarray, v: np.ndarray, r_wire: float, timeout: float
             ["ngspice", "-b", str(deck)], capture_output=True, text=True, timeout=timeout
         )
     found = dict(
-        (int(k), float(x))
-        for k, x in re.findall(r"i\(vs(\d+)\)\s*=\s*([-+0-9.eE]+)", out.stdout)
+        (int(k), float(x)) for k, x in re.findall(r"i\(vs(\d+)\)\s*=\s*([-+0-9.eE]+)", out.stdout)
     )
     if len(found) != n:
         raise RuntimeError(

@@ -162,10 +162,10 @@ def from_nir(graph: "nir.NIRGraph | str | os.PathLike", dt: float | None = None)
                 f"from_nir: node {name!r} is a nested NIRGraph (e.g. a recurrent layer), "
                 f"which memjax does not support; supported: {', '.join(SUPPORTED)}"
             )
-        m = _convert(name, node)
+        m: Any = _convert(name, node)
         nodes[name] = m
         if m is not None and m.stateful:
-            shapes.append((name, tuple(int(d) for d in m.r.shape)))
+            shapes.append((name, tuple(int(d) for d in np.shape(m.r))))
     edges = tuple((str(a), str(b)) for a, b in graph.edges)
     return NIRNetwork(
         nodes=nodes,
@@ -251,7 +251,7 @@ def to_nir(model: NIRNetwork, input_shape: tuple[int, ...] | None = None) -> "ni
     input_shape = input_shape or model.input_shape
     if input_shape is None:
         for a, b in model.edges:
-            n = model.nodes[b]
+            n: Any = model.nodes[b]
             if a == model.input_name and hasattr(n, "weight") and np.ndim(n.weight) == 2:
                 input_shape = (int(np.shape(n.weight)[1]),)
             elif a == model.input_name and hasattr(n, "u") and not hasattr(n, "kernel"):

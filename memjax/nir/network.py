@@ -93,7 +93,8 @@ class NIRNetwork(eqx.Module):
             if node is not None and node.stateful:
                 st = node.init_state(batch, dtype)
                 want = (batch,) + tuple(shapes.get(name, ()))
-                out[name] = jax.tree.map(lambda a: jnp.broadcast_to(a, want).astype(dtype), st)
+                grow = lambda a, want=want: jnp.broadcast_to(a, want).astype(dtype)  # noqa: E731
+                out[name] = jax.tree.map(grow, st)
         return out
 
     def _static_nodes(self) -> set[str]:

@@ -14,7 +14,9 @@ def _net(seed=0, n_in=20, n_h=30, n_out=5):
     rng = np.random.default_rng(seed)
     f = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
     full = lambda n, v: np.full(n, v, np.float32)  # noqa: E731
-    lif = lambda n: nir.LIF(tau=full(n, 1e-3), r=full(n, 10.0), v_leak=full(n, 0.0), v_threshold=full(n, 1.0))  # noqa: E731
+    lif = lambda n: nir.LIF(
+        tau=full(n, 1e-3), r=full(n, 10.0), v_leak=full(n, 0.0), v_threshold=full(n, 1.0)
+    )  # noqa: E731
     g = nir.NIRGraph(
         nodes={
             "input": nir.Input(np.array([n_in])),
@@ -24,13 +26,21 @@ def _net(seed=0, n_in=20, n_h=30, n_out=5):
             "lif2": lif(n_out),
             "output": nir.Output(np.array([n_out])),
         },
-        edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")],
+        edges=[
+            ("input", "fc1"),
+            ("fc1", "lif1"),
+            ("lif1", "fc2"),
+            ("fc2", "lif2"),
+            ("lif2", "output"),
+        ],
     )
     return from_nir(g)
 
 
 def _ideal():
-    cfg = hw.rram_16level(quantize_levels=False, program_noise=False, stuck_faults=False, read_noise=False)
+    cfg = hw.rram_16level(
+        quantize_levels=False, program_noise=False, stuck_faults=False, read_noise=False
+    )
     return cfg.replace(device=cfg.device.replace(verify_tol=1e-7))
 
 
@@ -57,8 +67,14 @@ def test_levels_noise_and_stuck_cells():
     assert 0.002 < frac < 0.03
     G = node.conductances()
     dev = cfg.device
-    np.testing.assert_allclose(np.asarray(G[node.stuck]), np.where(np.asarray(node.stuck_u)[np.asarray(node.stuck)] > 0.5, dev.G_max, dev.G_min), rtol=1e-5)
-    err = np.asarray(node.u - node.target)[~np.asarray(node.stuck) & (np.asarray(node.target) > 0.05)]
+    np.testing.assert_allclose(
+        np.asarray(G[node.stuck]),
+        np.where(np.asarray(node.stuck_u)[np.asarray(node.stuck)] > 0.5, dev.G_max, dev.G_min),
+        rtol=1e-5,
+    )
+    err = np.asarray(node.u - node.target)[
+        ~np.asarray(node.stuck) & (np.asarray(node.target) > 0.05)
+    ]
     assert 0.02 < err.std() < 0.08  # 5 % one-shot write noise plus level rounding
     # Re-programming writes again (fresh noise) but keeps the faulty cells.
     r = hw.reprogram(d, jax.random.key(2)).nodes["fc1"]
@@ -71,7 +87,7 @@ def test_drift_and_read_noise_change_the_read():
     d = hw.deploy(m, _ideal(), jax.random.key(0))
     W0, _ = d.nodes["fc1"].effective_affine()
     Wt, _ = hw.with_config(d, drift_time=3600.0).nodes["fc1"].effective_affine()
-    np.testing.assert_allclose(np.asarray(Wt), np.asarray(W0) * 3600.0 ** -0.01, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(Wt), np.asarray(W0) * 3600.0**-0.01, rtol=1e-4, atol=1e-6)
     dn = hw.with_config(d, read_noise=True)
     a = dn(X, 20, key=jax.random.key(3))
     b = dn(X, 20, key=jax.random.key(4))
@@ -83,7 +99,9 @@ def test_ir_drop_in_the_layer_and_pulse_writes():
     d = hw.deploy(m, _ideal(), jax.random.key(0))
     W0, _ = d.nodes["fc1"].effective_affine()
     W1, _ = hw.with_config(d, r_wire=50.0, tile=(8, 8)).nodes["fc1"].effective_affine()
-    W2, _ = hw.with_config(d, r_wire=50.0, tile=(8, 8), ir_mode="fast").nodes["fc1"].effective_affine()
+    W2, _ = (
+        hw.with_config(d, r_wire=50.0, tile=(8, 8), ir_mode="fast").nodes["fc1"].effective_affine()
+    )
     rel = lambda a: float(jnp.abs(a - W0).max() / jnp.abs(W0).max())  # noqa: E731
     assert 1e-3 < rel(W1) < 0.5 and abs(rel(W2) - rel(W1)) < 0.5 * rel(W1)
     cfg = hw.neurosim_rram(read_noise=False, stuck_faults=False)
@@ -100,7 +118,15 @@ def test_conv_deployment_matches_conv():
     g = nir.NIRGraph(
         nodes={
             "input": nir.Input(np.array([2, 7, 7])),
-            "conv": nir.Conv2d(input_shape=(7, 7), weight=w, bias=np.zeros(4, np.float32), stride=2, padding=1, dilation=1, groups=1),
+            "conv": nir.Conv2d(
+                input_shape=(7, 7),
+                weight=w,
+                bias=np.zeros(4, np.float32),
+                stride=2,
+                padding=1,
+                dilation=1,
+                groups=1,
+            ),
             "output": nir.Output(np.array([4, 4, 4])),
         },
         edges=[("input", "conv"), ("conv", "output")],

@@ -27,7 +27,9 @@ def test_effective_conductance_is_the_linear_map():
     G = _G(12, 7)
     v = jnp.asarray(np.random.default_rng(2).uniform(0, 0.2, (4, 12)), jnp.float32)
     M = ir_drop.effective_conductance(G, 3.0, chunk=5)
-    np.testing.assert_allclose(np.asarray(v @ M), np.asarray(ir_drop.column_currents(G, v, 3.0)), rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(v @ M), np.asarray(ir_drop.column_currents(G, v, 3.0)), rtol=1e-4
+    )
 
 
 def test_implicit_gradient_matches_unrolled_and_finite_difference(x64):

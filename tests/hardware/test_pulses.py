@@ -14,7 +14,9 @@ def test_curves_hit_bounds_and_invert():
     g = p.g_ltp(P)
     np.testing.assert_allclose([g[0], g[-1]], [p.G_min, p.G_max], rtol=1e-5)
     B = (p.G_max - p.G_min) / (1 - np.exp(-p.n_pulses / p.A_p))
-    np.testing.assert_allclose(np.asarray(g), B * (1 - np.exp(-np.asarray(P) / 5.0)) + p.G_min, rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(g), B * (1 - np.exp(-np.asarray(P) / 5.0)) + p.G_min, rtol=1e-5
+    )
     np.testing.assert_allclose(np.asarray(p.p_ltp(g))[:-1], np.asarray(P)[:-1], atol=1e-2)
     d = p.g_ltd(P)
     np.testing.assert_allclose([d[0], d[-1]], [p.G_min, p.G_max], rtol=1e-4)

@@ -42,7 +42,13 @@ def _euler_lif(tau, r, v_leak, thr, v_reset, x):
 
 
 def test_lif_matches_spec_euler_with_reset_value():
-    tau, r, vl, thr, vr = _f(1e-3, 2e-3, 5e-4), _f(1, 2, 3), _f(0.1, 0, -0.2), _f(1, 0.5, 0.3), _f(0, -0.1, 0.05)
+    tau, r, vl, thr, vr = (
+        _f(1e-3, 2e-3, 5e-4),
+        _f(1, 2, 3),
+        _f(0.1, 0, -0.2),
+        _f(1, 0.5, 0.3),
+        _f(0, -0.1, 0.05),
+    )
     g = _graph(nir.LIF(tau=tau, r=r, v_leak=vl, v_threshold=thr, v_reset=vr))
     x = np.random.default_rng(0).uniform(0, 3, (60, 4, 3)).astype(np.float32)
     out, tr = from_nir(g, dt=DT)(jnp.asarray(x), traces=True)
@@ -64,10 +70,18 @@ def test_threshold_is_strict_and_if_resets_to_v_reset():
 def test_cubalif_li_i_threshold_and_scale():
     x = np.random.default_rng(1).uniform(0, 1, (30, 2, 2)).astype(np.float32)
     # CubaLIF: synaptic current first, then the membrane driven by the new current.
-    cl = nir.CubaLIF(tau_syn=_f(2e-4, 5e-4), tau_mem=_f(1e-3, 1e-3), r=_f(4, 4), v_leak=_f(0, 0),
-                     v_threshold=_f(0.5, 0.5), w_in=_f(2, 2))
+    cl = nir.CubaLIF(
+        tau_syn=_f(2e-4, 5e-4),
+        tau_mem=_f(1e-3, 1e-3),
+        r=_f(4, 4),
+        v_leak=_f(0, 0),
+        v_threshold=_f(0.5, 0.5),
+        w_in=_f(2, 2),
+    )
     out, tr = from_nir(_graph(cl, 2), dt=DT)(jnp.asarray(x), traces=True)
-    i = np.zeros((2, 2)); v = np.zeros((2, 2)); zs = []
+    i = np.zeros((2, 2))
+    v = np.zeros((2, 2))
+    zs = []
     for xt in x.astype(np.float64):
         i = i + DT / cl.tau_syn * (-i + cl.w_in * xt)
         v = v + DT / cl.tau_mem * (cl.v_leak - v + cl.r * i)
@@ -83,11 +97,21 @@ def test_cubalif_li_i_threshold_and_scale():
         ref.append(v)
     np.testing.assert_allclose(np.asarray(li(jnp.asarray(x))), np.array(ref), rtol=1e-5, atol=1e-6)
     ii = from_nir(_graph(nir.I(r=_f(10, 20)), 2), dt=DT)
-    np.testing.assert_allclose(np.asarray(ii(jnp.asarray(x)))[-1], np.cumsum(x, 0)[-1] * DT * np.array([10, 20]), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(ii(jnp.asarray(x)))[-1], np.cumsum(x, 0)[-1] * DT * np.array([10, 20]), rtol=1e-5
+    )
     th = from_nir(_graph(nir.Threshold(threshold=_f(0.5, 0.2)), 2))
-    np.testing.assert_array_equal(np.asarray(th(jnp.asarray(x))), (x > np.array([0.5, 0.2])).astype(float))
-    sc = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "s": nir.Scale(scale=_f(2, -1)),
-                             "output": nir.Output(np.array([2]))}, edges=[("input", "s"), ("s", "output")])
+    np.testing.assert_array_equal(
+        np.asarray(th(jnp.asarray(x))), (x > np.array([0.5, 0.2])).astype(float)
+    )
+    sc = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([2])),
+            "s": nir.Scale(scale=_f(2, -1)),
+            "output": nir.Output(np.array([2])),
+        },
+        edges=[("input", "s"), ("s", "output")],
+    )
     np.testing.assert_allclose(np.asarray(from_nir(sc)(jnp.asarray(x))), x * np.array([2, -1]))
 
 
@@ -99,13 +123,22 @@ def test_affine_conv_flatten_and_summed_inputs():
     g = nir.NIRGraph(
         nodes={
             "input": nir.Input(np.array([2, 6, 6])),
-            "conv": nir.Conv2d(input_shape=(6, 6), weight=w, bias=b, stride=1, padding=0, dilation=1, groups=1),
+            "conv": nir.Conv2d(
+                input_shape=(6, 6), weight=w, bias=b, stride=1, padding=0, dilation=1, groups=1
+            ),
             "flat": nir.Flatten(input_type={"input": np.array([3, 4, 4])}, start_dim=0, end_dim=-1),
             "fc": nir.Affine(weight=fc, bias=np.zeros(4, np.float32)),
             "skip": nir.Affine(weight=fc, bias=np.ones(4, np.float32)),
             "output": nir.Output(np.array([4])),
         },
-        edges=[("input", "conv"), ("conv", "flat"), ("flat", "fc"), ("flat", "skip"), ("fc", "output"), ("skip", "output")],
+        edges=[
+            ("input", "conv"),
+            ("conv", "flat"),
+            ("flat", "fc"),
+            ("flat", "skip"),
+            ("fc", "output"),
+            ("skip", "output"),
+        ],
     )
     x = rng.uniform(size=(2, 2, 6, 6)).astype(np.float32)
     y = np.asarray(from_nir(g)(jnp.asarray(x), 1))[0]
@@ -123,10 +156,24 @@ def test_round_trip_is_exact(tmp_path):
     g = nir.NIRGraph(
         nodes={
             "input": nir.Input(np.array([5])),
-            "a": nir.Affine(weight=rng.normal(size=(4, 5)).astype(np.float32), bias=rng.normal(size=4).astype(np.float32)),
-            "lif": nir.LIF(tau=_f(*[1e-3] * 4), r=_f(*[10.0] * 4), v_leak=_f(*[0.0] * 4), v_threshold=_f(*[1.0] * 4)),
+            "a": nir.Affine(
+                weight=rng.normal(size=(4, 5)).astype(np.float32),
+                bias=rng.normal(size=4).astype(np.float32),
+            ),
+            "lif": nir.LIF(
+                tau=_f(*[1e-3] * 4),
+                r=_f(*[10.0] * 4),
+                v_leak=_f(*[0.0] * 4),
+                v_threshold=_f(*[1.0] * 4),
+            ),
             "b": nir.Linear(weight=rng.normal(size=(2, 4)).astype(np.float32)),
-            "cl": nir.CubaLIF(tau_syn=_f(5e-4, 5e-4), tau_mem=_f(1e-3, 1e-3), r=_f(10, 10), v_leak=_f(0, 0), v_threshold=_f(1, 1)),
+            "cl": nir.CubaLIF(
+                tau_syn=_f(5e-4, 5e-4),
+                tau_mem=_f(1e-3, 1e-3),
+                r=_f(10, 10),
+                v_leak=_f(0, 0),
+                v_threshold=_f(1, 1),
+            ),
             "output": nir.Output(np.array([2])),
         },
         edges=[("input", "a"), ("a", "lif"), ("lif", "b"), ("b", "cl"), ("cl", "output")],
@@ -144,7 +191,11 @@ def test_round_trip_is_exact(tmp_path):
 
 def test_unsupported_node_and_cycle_errors():
     g = nir.NIRGraph(
-        nodes={"input": nir.Input(np.array([2])), "d": nir.Delay(delay=_f(1, 1)), "output": nir.Output(np.array([2]))},
+        nodes={
+            "input": nir.Input(np.array([2])),
+            "d": nir.Delay(delay=_f(1, 1)),
+            "output": nir.Output(np.array([2])),
+        },
         edges=[("input", "d"), ("d", "output")],
     )
     with pytest.raises(ValueError, match=r"'d' is a NIR Delay.*supported: Input, Output, Affine"):
@@ -158,4 +209,6 @@ def test_unsupported_node_and_cycle_errors():
             shapes=(),
         )(jnp.ones((1, 1, 2)))
     with pytest.raises(ValueError, match="dt"):
-        NIRNetwork(nodes={"input": None, "output": None}, edges=(("input", "output"),), dt=0.0, shapes=())
+        NIRNetwork(
+            nodes={"input": None, "output": None}, edges=(("input", "output"),), dt=0.0, shapes=()
+        )
