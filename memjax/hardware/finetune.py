@@ -42,6 +42,7 @@ def trainable_spec(model: NIRNetwork):
     from .mif import MIFNode  # noqa: PLC0415
 
     spec = jax.tree.map(lambda _: False, model)
+
     def where(name: str, fields: tuple[str, ...]):
         return lambda m: tuple(getattr(m.nodes[name], f) for f in fields)
 
