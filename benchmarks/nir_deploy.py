@@ -57,13 +57,13 @@ DRIFT_TIMES = {"1h": 3600.0, "1d": 86400.0, "1y": 3.156e7}
 @dataclasses.dataclass(frozen=True)
 class Settings:
     test_size: int | None = None
-    ft_size: int | None = 20000
+    ft_size: int | None = 10000
     ft_epochs: int = 2
     ft_lr: float = 1e-3
     batch_size: int = 128
     n_chips: int = 3
     mif_ft_epochs: int = 1
-    mif_ft_size: int | None = 6000
+    mif_ft_size: int | None = 3000
     levels: tuple = (4, 8, 16, 32)
     program_sigma: tuple = (0.0, 0.02, 0.05, 0.1)
     read_sigma: tuple = (0.0, 0.02, 0.05, 0.1)

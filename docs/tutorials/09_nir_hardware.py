@@ -55,7 +55,7 @@ print({name: type(node).__name__ for name, node in net.nodes.items()})
 N_STEPS = 15
 flat = lambda a: (a.reshape(len(a), -1) / np.float32(255.0)).astype(np.float32)  # noqa: E731
 xs, ys = D.load("mnist", "test", source="sample")  # the 2,000 bundled images
-x_test, y_test = flat(xs[:1000]), ys[:1000].astype(np.int32)
+x_test, y_test = flat(xs[:500]), ys[:500].astype(np.int32)
 xt, yt = D.load("mnist", "train", source="sample")
 x_train, y_train = flat(xt[:1000]), yt[:1000].astype(np.int32)
 ideal = hw.spike_accuracy(net, x_test, y_test, N_STEPS)
@@ -99,22 +99,22 @@ print(f"fine-tuned and re-programmed: {finetuned:.3f}")
 # one-sweep mode; `ir_mode="exact"` solves to convergence with an implicit gradient).
 
 # %%
-times = [1.0, 3600.0, 86400.0, 3.156e7]
+times = [3600.0, 86400.0, 3.156e7]
 drift = [
     hw.spike_accuracy(hw.with_config(chip, drift_time=t), x_test, y_test, N_STEPS) for t in times
 ]
 ir = {
     r: hw.spike_accuracy(hw.with_config(chip, r_wire=r, ir_mode="fast"), x_test, y_test, N_STEPS)
-    for r in (1.0, 5.0)
+    for r in (2.5,)
 }
-print("drift:", dict(zip(["1 s", "1 h", "1 d", "1 y"], np.round(drift, 3))))
+print("drift:", dict(zip(["1 h", "1 d", "1 y"], np.round(drift, 3))))
 print("IR drop (ohm per cell):", ir)
 
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.semilogx(times, drift, "o-")
 ax.axhline(ideal, color="k", ls="--", lw=0.8, label="ideal weights")
 ax.set_xlabel("time since programming (s)")
-ax.set_ylabel("accuracy (1,000 sample images)")
+ax.set_ylabel("accuracy (500 sample images)")
 ax.legend()
 plt.show()
 
