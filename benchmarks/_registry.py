@@ -107,4 +107,10 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "run",
         "MEMprop step in float64 / float32 / bfloat16: time, error, accuracy; step profile",
     ),
+    "nir-deploy": (
+        "benchmarks.nir_deploy",
+        "run",
+        "snnTorch MNIST LIF network via NIR onto 16-level RRAM: deployed, fine-tuned, drift, MIF,"
+        " IR drop vs ngspice",
+    ),
 }
