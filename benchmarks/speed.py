@@ -503,8 +503,8 @@ def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
 
 def _memjax_mif(T, H, x, y, encoding, seed, spikes=None):
     model = MEMprop.init(
-        jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, dt=DT, encoding=encoding, rate_max=MAX_RATE
-    )
+        jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, encoding=encoding, rate_max=MAX_RATE
+    )  # MEMprop's default (converged) dt
     opt = optax.adam(LR)
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
@@ -605,7 +605,7 @@ def run_mif(ctx: Context) -> dict:
         repeats=s["repeats"],
         warmup=s["warmup"],
         data=data,
-        dt_s=DT,
+        dt_s=MEMprop.__dataclass_fields__["dt"].default,
         rate_max_hz=MAX_RATE,
         memprop="MEMprop.init defaults (ideal crossbars, MIF defaults, gains 2, k_out 200)",
         torch_num_threads=[n_threads, 1] if have_torch else None,
