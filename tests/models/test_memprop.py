@@ -102,7 +102,9 @@ def test_gradient_matches_finite_differences(x64, getkey):
         return cross_entropy(mm(x), y)
 
     g1 = jax.grad(loss1)(u1[idx])
-    assert rel_err(g1, central_fd(loss1, u1[idx], eps=1e-6)) < 1e-5
+    # these gradients are ~1e-6: a larger FD step keeps the loss's round-off (~1e-16 / eps)
+    # below the tolerance; the truncation error (~eps^2) is far smaller
+    assert rel_err(g1, central_fd(loss1, u1[idx], eps=1e-4)) < 1e-5
 
 
 def test_neurons_frozen_unless_asked(getkey):
