@@ -11,7 +11,8 @@
 - :class:`TorchMEMprop`: the MEMprop MIF network (crossbar -> MIF -> crossbar -> MIF) in
   eager PyTorch with a Python loop over time steps, the way the authors' public prototype
   runs, on the same equations and the same update as :func:`memjax.neurons.mif.mif_step`
-  (exponential splitting) so that both give the same loss for identical weights.
+  (exponential midpoint splitting, step-averaged layer coupling, trapezoid readout) so
+  that both give the same loss for identical weights.
 
 Import this module only where torch is installed.
 """

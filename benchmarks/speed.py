@@ -32,9 +32,10 @@ Spyx's ``LIF`` computes the spike from the previous membrane and lets gradient f
 the reset; its idiomatic readout layer is a non-spiking ``LI``): the work per step is the
 same two matmuls and elementwise updates.
 
-``speed-mif`` runs `memjax.models.memprop.MEMprop` (RRAM crossbars, MIF neurons, dt 1 ms,
-``encoding`` ``"direct"`` or ``"rate"``, Adam + conductance clipping) against
-``TorchMEMprop``: the same equations and the same exponential update in eager PyTorch
+``speed-mif`` runs `memjax.models.memprop.MEMprop` (RRAM crossbars, MIF neurons at
+`MEMprop`'s default (converged) step of 50 us, ``encoding`` ``"direct"`` or ``"rate"``,
+Adam + conductance clipping) against ``TorchMEMprop``: the same equations and the same
+exponential-midpoint update, layer coupling and trapezoid readout in eager PyTorch
 with a Python loop over time steps (the way the authors' prototype runs). Both give the
 same loss for identical weights (``tests/benchmarks/test_speed.py``).
 
