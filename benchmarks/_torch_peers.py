@@ -11,7 +11,8 @@
 - :class:`TorchMEMprop`: the MEMprop MIF network (crossbar -> MIF -> crossbar -> MIF) in
   eager PyTorch with a Python loop over time steps, the way the authors' public prototype
   runs, on the same equations and the same update as :func:`memjax.neurons.mif.mif_step`
-  (exponential splitting) so that both give the same loss for identical weights.
+  (exponential midpoint splitting, step-averaged layer coupling, trapezoid readout) so
+  that both give the same loss for identical weights.
 
 Import this module only where torch is installed.
 """
@@ -108,6 +109,20 @@ def _phi1(z):
     return torch.where(small, 1.0 - 0.5 * z + z * z / 6.0, -torch.expm1(-zs) / zs)
 
 
+_PHI2 = [(-1) ** n / math.factorial(n + 2) for n in range(6)]
+
+
+def _phi2(z, m):
+    """``(z - 1 + exp(-z)) / z^2`` given ``m = 1 - exp(-z)`` (series below the cut)."""
+    small = z < (0.005 if z.dtype == torch.float64 else 0.1)
+    zs = torch.where(small, torch.ones_like(z), z)
+    ms = torch.where(small, torch.full_like(m, 0.5), m)
+    series = torch.full_like(z, _PHI2[-1])
+    for c in _PHI2[-2::-1]:
+        series = c + z * series
+    return torch.where(small, series, (zs - ms) / (zs * zs))
+
+
 class _MMSS:
     def __init__(self, m):
         self.R_on, self.R_off = float(m.R_on), float(m.R_off)
@@ -122,6 +137,9 @@ class _MMSS:
 
     def G(self, x):
         return x / self.R_on + (1.0 - x) / self.R_off
+
+    def rate(self, x, V):
+        return ((1.0 - x) * self.p_on(V) - x * self.p_off(V)) / self.tau
 
     def x_update(self, x, V, dt):
         p_on, p_off = self.p_on(V), self.p_off(V)
@@ -152,19 +170,30 @@ class _MIF:
         g1, g2 = self.m1.G(x1), self.m2.G(x2)
         return (g1 * self.E1 + g2 * self.E2) / (g1 + g2), x1, x2
 
-    def step(self, state, i_in, dt):
-        a, i, v, x1, x2 = state
-        r = dt / self.tau_a
-        e = math.exp(-r)
-        da = a - i_in
-        a_new = i_in + da * e
-        i_new = i_in + (i - i_in + da * r) * e
+    def _filter(self, a, i, u, h):
+        r = h / self.tau_a
+        em = -math.expm1(-r)
+        return a + (u - a) * em, i + (u - i) * em + (a - u) * (r * (1.0 - em))
+
+    def _membrane(self, v, i0, i1, x1, x2, h):
         g1, g2 = self.m1.G(x1), self.m2.G(x2)
-        f_v = (i - g1 * (v - self.E1) - g2 * (v - self.E2)) / self.C
-        v_new = v + dt * f_v * _phi1((g1 + g2) * (dt / self.C))
-        x1 = self.m1.x_update(x1, self.s1 * (v_new - self.E1), dt)
-        x2 = self.m2.x_update(x2, self.s2 * (v_new - self.E2), dt)
-        return a_new, i_new, v_new, x1, x2
+        z = (g1 + g2) * (h / self.C)
+        m = -torch.expm1(-z)
+        v_0 = (i0 + g1 * self.E1 + g2 * self.E2) / (g1 + g2)
+        return v + (v_0 - v) * m + (i1 - i0) * (h / self.C) * _phi2(z, m)
+
+    def step(self, state, i_in, dt):
+        """The exponential-midpoint step of :func:`memjax.neurons.mif.mif_step`."""
+        a, i, v, x1, x2 = state
+        a_m, i_m = self._filter(a, i, i_in, 0.5 * dt)
+        a_e, i_e = self._filter(a_m, i_m, i_in, 0.5 * dt)
+        xm1 = torch.clamp(x1 + 0.5 * dt * self.m1.rate(x1, self.s1 * (v - self.E1)), 0.0, 1.0)
+        xm2 = torch.clamp(x2 + 0.5 * dt * self.m2.rate(x2, self.s2 * (v - self.E2)), 0.0, 1.0)
+        v = self._membrane(v, i, i_m, xm1, xm2, 0.5 * dt)
+        x1 = self.m1.x_update(x1, self.s1 * (v - self.E1), dt)
+        x2 = self.m2.x_update(x2, self.s2 * (v - self.E2), dt)
+        v = self._membrane(v, i_m, i_e, x1, x2, 0.5 * dt)
+        return a_e, i_e, v, x1, x2
 
 
 class TorchMEMprop(nn.Module):
@@ -229,18 +258,22 @@ class TorchMEMprop(nn.Module):
             i1 = self.g1 * ((x * self.v_read) @ W1)
         else:
             p = x.clamp(0.0, 1.0) * min(self.rate_max * self.dt, 1.0)
+        v2_0 = s2[2]
         vs = []
         for _ in range(self.n_steps):
             if self.encoding != "direct":
                 st = torch.bernoulli(p) if spikes is None else spikes[len(vs)]
                 i1 = self.g1 * ((st * self.v_read) @ W1)
+            v1_start = s1[2]
             for _ in range(self.substeps):
                 s1 = self.n1.step(s1, i1, h)
-            i2 = self.g2 * ((self.a_v * s1[2]) @ W2)
+            i2 = self.g2 * ((self.a_v * 0.5 * (v1_start + s1[2])) @ W2)
             for _ in range(self.substeps):
                 s2 = self.n2.step(s2, i2, h)
             vs.append(s2[2])
-        return torch.exp(self.log_k_out) * torch.stack(vs, 0).mean(0)
+        # trapezoid time average over [0, n_steps dt], as MEMprop's "mean" readout
+        v_mean = (torch.stack(vs, 0).sum(0) + 0.5 * (v2_0 - vs[-1])) / len(vs)
+        return torch.exp(self.log_k_out) * v_mean
 
     def project(self):
         for u in (self.u1p, self.u1n, self.u2p, self.u2n):

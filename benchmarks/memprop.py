@@ -28,7 +28,9 @@ from memjax.models.ann import MLP
 from memjax.models.memprop import LIFNet, MEMprop, memprop_eval, memprop_loss, project
 from memjax.neurons.mif import MIF, mif_simulate
 from memjax.recipes import train_mlp
-from memjax.training import evaluate, fingerprint_digest, fit, fit_fingerprint, restore_checkpoint
+from memjax.training import evaluate, fingerprint_digest, fit, fit_fingerprint
+
+from ._memprop import circuit_metrics, convergence_study
 
 __all__ = [
     "run_mnist",
@@ -45,11 +47,21 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """One MEMprop benchmark run. ``train_size``/``test_size`` None: the full sets;
-    ``n_steps`` None: `MEMprop`'s own (the network's other settings are its defaults)."""
+    ``n_steps`` None: `MEMprop`'s own (the network's other settings are its defaults).
+
+    Training is coarse then fine: ``epochs - fine_epochs`` epochs at ``coarse_factor``
+    times `MEMprop`'s (converged) step over the same window, then ``fine_epochs`` at the
+    converged step with learning rate ``fine_lr``; the reported accuracies and circuit
+    metrics are those at the converged step. ``n_circuit``: test images of the
+    integration-error and switching metrics; ``sweep_test_size``: test images of each
+    robustness sweep point."""
 
     n_hidden: int = 512
     n_steps: int | None = None
     epochs: int = 10
+    fine_epochs: int = 1
+    coarse_factor: int = 10
+    fine_lr: float = 4e-4
     batch_size: int = 128
     lr: float = 4e-3
     train_size: int | None = None
@@ -58,13 +70,15 @@ class Settings:
     lif_lr: float = 1e-3
     ann_epochs: int = 10
     n_programs: int = 3
+    n_circuit: int = 500
+    sweep_test_size: int = 2000
 
 
 FULL = Settings()
 QUICK = dataclasses.replace(
     FULL,
     n_hidden=128,
-    n_steps=8,
+    n_steps=None,
     epochs=2,
     train_size=10000,
     test_size=2000,
@@ -72,6 +86,8 @@ QUICK = dataclasses.replace(
     lif_lr=2e-3,
     ann_epochs=2,
     n_programs=1,
+    n_circuit=100,
+    sweep_test_size=1000,
 )
 
 
@@ -138,9 +154,40 @@ def _fit(ctx, tag, model, opt, train, test, epochs, batch_size, project=None):
     return model, hist, time.perf_counter() - t0
 
 
+def coarse(model, factor: int):
+    """``model`` over (about) the same window at ``factor`` times its step."""
+    n = max(model.n_steps // factor, 1)
+    return dataclasses.replace(model, dt=model.dt * model.n_steps / n, n_steps=n)
+
+
 def _train_mif(ctx, tag, train, test, s):
-    model, opt = _mif_setup(ctx, train, s)
-    return _fit(ctx, tag, model, opt, train, test, s["epochs"], s["batch_size"], project)
+    """Coarse-then-fine training (`Settings`): ``(model, history, seconds)``; the
+    history's accuracies are those of each phase's own step."""
+    model, _ = _mif_setup(ctx, train, s)
+    fine_dt, fine_steps = model.dt, model.n_steps
+    n_coarse = s["epochs"] - s["fine_epochs"]
+    per_epoch = len(train[0]) // s["batch_size"]
+    hists, seconds = [], 0.0
+    if n_coarse > 0:
+        opt = optimizer(s["lr"], n_coarse * per_epoch)
+        model, h, t = _fit(
+            ctx, tag, coarse(model, s["coarse_factor"]), opt, train, test, n_coarse,
+            s["batch_size"], project,
+        )  # fmt: skip
+        hists.append(h)
+        seconds += t
+    if s["fine_epochs"] > 0:
+        model = dataclasses.replace(model, dt=fine_dt, n_steps=fine_steps)
+        opt = optimizer(s["fine_lr"] if n_coarse > 0 else s["lr"], s["fine_epochs"] * per_epoch)
+        model, h, t = _fit(
+            ctx, f"{tag}-fine", model, opt, train, test, s["fine_epochs"], s["batch_size"],
+            project,
+        )  # fmt: skip
+        hists.append(h)
+        seconds += t
+    hist = {k: sum((list(h[k]) for h in hists), []) for k in ("epoch", "accuracy", "seconds")}
+    hist["epoch"] = list(range(1, len(hist["accuracy"]) + 1))
+    return model, hist, seconds
 
 
 def _ckpt(ctx, tag, model, opt, train, test, batch_size) -> Path:
@@ -311,6 +358,8 @@ def _run(ctx, dataset: str, label: str):
         f"MIF: ideal {acc_ideal:.4f}, programmed {acc_prog:.4f} +- {acc_prog_std:.4f}"
         f" ({t_mif:.0f} s)"
     )
+    circuit = circuit_metrics(model, test, s["n_circuit"], log=ctx.log)
+    study = convergence_study(ctx, model, test)
     _, h_lif, t_lif = _train_lif(ctx, f"{tag}-lif", train, test, s)
     _, h_ann, t_ann = _train_ann(ctx, f"{tag}-ann", train, test, s)
     _figures(
@@ -330,6 +379,8 @@ def _run(ctx, dataset: str, label: str):
         "test_size": len(test[0]),
         "epochs": s["epochs"],
         "time_steps": model.n_steps,
+        **circuit,
+        **study,
         "seconds": time.perf_counter() - t_start,
         "seconds_mif_train": t_mif,
         "seconds_lif_train": t_lif,
@@ -354,7 +405,15 @@ def _run(ctx, dataset: str, label: str):
             "program_noise + quantize_levels (32) + read_noise, mean of n_programs programmings"
         ),
         "window_ms": model.n_steps * model.dt * 1e3,
-        "readout": "mean over time of the output membrane voltage x k_out (trained)",
+        "training": (
+            f"{s['epochs'] - s['fine_epochs']} epochs at dt x {s['coarse_factor']}, then "
+            f"{s['fine_epochs']} at dt (lr {s['fine_lr']}); evaluation at dt"
+        ),
+        "circuit_metrics": (
+            f"ideal reads; integration error on the first {s['n_circuit']} test images "
+            "against the network at dt / 10; converged_* on the whole test set at dt / 10"
+        ),
+        "readout": "trapezoid time average of the output membrane voltage x k_out (trained)",
         "optimizer": "Adam, cosine decay to 1 % over all steps",
         "lif": "LIF beta 0.9, theta 1, fast-sigmoid surrogate slope 25, dense weights + bias",
         "ann": f"ReLU MLP 784-{s['n_hidden']}-10, Adam 1e-3",
@@ -457,19 +516,12 @@ def _robustness_figure(ctx, sweeps, acc_ideal):
 
 
 def _robustness_model(ctx, s):
-    """The trained MNIST network and memprop-mnist's test set: memprop-mnist's finished
-    checkpoint for the same settings and data when there is one, else trained here."""
+    """The trained MNIST network and memprop-mnist's test set: memprop-mnist's training
+    resumed from its checkpoints (finished ones return at once), else trained here."""
 
     train, test = _load("mnist", ctx, s)  # exactly as memprop-mnist loads them
-    model, opt = _mif_setup(ctx, train, s)
-    ckpt = _ckpt(ctx, "memprop-mnist-mif", model, opt, train, test, s["batch_size"])
-    restored = restore_checkpoint(ckpt, model, opt)
-    if restored is not None and restored.epoch >= s["epochs"]:
-        model, source = restored.model, f"checkpoint {ckpt} (epoch {restored.epoch})"
-    else:
-        ctx.log("no finished memprop-mnist checkpoint for these settings and data; training one")
-        model, _, _ = _train_mif(ctx, f"{ctx.name}-mif", train, test, s)
-        source = "trained here"
+    model, h, _ = _train_mif(ctx, "memprop-mnist-mif", train, test, s)
+    source = f"memprop-mnist-mif checkpoints ({len(h['accuracy'])} epochs)"
     ctx.log(f"model from {source}")
     return model, source, test
 
@@ -479,10 +531,11 @@ def run_robustness(ctx):
     and stuck-at faults (reuses the memprop-mnist checkpoint when present)."""
     s = _settings(ctx)
     t_start = time.perf_counter()
-    model, source, test = _robustness_model(ctx, s)
-    if ctx.quick:
-        s["test_size"] = 1000
-        test = (test[0][:1000], test[1][:1000])
+    model, source, full_test = _robustness_model(ctx, s)
+    # the sweeps on the first sweep_test_size test images (their cost grows with the
+    # number of steps); the circuit metrics on the whole test set
+    n = min(s["sweep_test_size"], len(full_test[0]))
+    test = (full_test[0][:n], full_test[1][:n])
     acc_ideal = evaluate(model, memprop_eval, *test)["accuracy"]
     dev = MultiLevelRRAM()
     n_prog = s["n_programs"]
@@ -507,14 +560,8 @@ def run_robustness(ctx):
     thin = (lambda v: v[::2]) if ctx.quick else (lambda v: v)
     for name, values, make in _robustness_sweeps(dev, thin):
         sweep(name, values, make)
-    # time discretisation: the trained network re-simulated with dt / substeps (ideal
-    # crossbars): how much of the accuracy depends on the coarse training step
-    sub_acc = {}
-    for sub in [1, 10] if ctx.quick else [1, 2, 5, 10]:
-        sub_acc[sub] = evaluate(dataclasses.replace(model, substeps=sub), memprop_eval, *test)[
-            "accuracy"
-        ]
-        ctx.log(f"substeps = {sub} (dt = {model.dt / sub * 1e3:g} ms): accuracy {sub_acc[sub]:.4f}")
+    # time discretisation: the trained network against itself integrated 10x finer
+    circuit = circuit_metrics(model, full_test, s["n_circuit"], log=ctx.log)
     # the default non-ideal setting of memprop-mnist, for reference
     a_def, sd_def = programmed_accuracy(
         model, *test, jax.random.fold_in(key, 99), n_programs=n_prog
@@ -526,14 +573,14 @@ def run_robustness(ctx):
         "test_accuracy_ideal": acc_ideal,
         "test_accuracy_default_nonideal": a_def,
         "test_accuracy_default_nonideal_std": sd_def,
-        "test_size": len(test[0]),
+        "test_size": len(full_test[0]),
+        "sweep_test_size": n,
         "seconds": time.perf_counter() - t_start,
     }
     for name, sw in sweeps.items():
         for v, a in zip(sw["values"], sw["accuracy"]):
             metrics[f"accuracy_{name}_{v:g}"] = a
-    for sub, a in sub_acc.items():
-        metrics[f"accuracy_ideal_substeps_{sub}"] = a
+    metrics.update(circuit)
     return {
         "metrics": metrics,
         "config": {

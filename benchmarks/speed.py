@@ -32,9 +32,10 @@ Spyx's ``LIF`` computes the spike from the previous membrane and lets gradient f
 the reset; its idiomatic readout layer is a non-spiking ``LI``): the work per step is the
 same two matmuls and elementwise updates.
 
-``speed-mif`` runs `memjax.models.memprop.MEMprop` (RRAM crossbars, MIF neurons, dt 1 ms,
-``encoding`` ``"direct"`` or ``"rate"``, Adam + conductance clipping) against
-``TorchMEMprop``: the same equations and the same exponential update in eager PyTorch
+``speed-mif`` runs `memjax.models.memprop.MEMprop` (RRAM crossbars, MIF neurons at
+`MEMprop`'s default (converged) step of 50 us, ``encoding`` ``"direct"`` or ``"rate"``,
+Adam + conductance clipping) against ``TorchMEMprop``: the same equations and the same
+exponential-midpoint update, layer coupling and trapezoid readout in eager PyTorch
 with a Python loop over time steps (the way the authors' prototype runs). Both give the
 same loss for identical weights (``tests/benchmarks/test_speed.py``).
 
@@ -503,8 +504,8 @@ def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
 
 def _memjax_mif(T, H, x, y, encoding, seed, spikes=None):
     model = MEMprop.init(
-        jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, dt=DT, encoding=encoding, rate_max=MAX_RATE
-    )
+        jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, encoding=encoding, rate_max=MAX_RATE
+    )  # MEMprop's default (converged) dt
     opt = optax.adam(LR)
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
@@ -605,7 +606,7 @@ def run_mif(ctx: Context) -> dict:
         repeats=s["repeats"],
         warmup=s["warmup"],
         data=data,
-        dt_s=DT,
+        dt_s=MEMprop.__dataclass_fields__["dt"].default,
         rate_max_hz=MAX_RATE,
         memprop="MEMprop.init defaults (ideal crossbars, MIF defaults, gains 2, k_out 200)",
         torch_num_threads=[n_threads, 1] if have_torch else None,

@@ -13,6 +13,13 @@ synapse model; these are the project's choices, see docs/memprop.md)::
       -> current gain g2 -> MIF output layer (10)                      analog v (V)
       -> readout: logits = k_out * mean_t(v_out)  (or max / final)     softmax CE
 
+Time: a window of ``n_steps * dt`` (default 100 x 50 us = 5 ms, i.e. 500 steps of the
+authors' 10 us prototype map) in steps at which the MIF integration has converged
+(docs/mif.md); the hidden layer drives crossbar 2 with its voltage averaged over each
+step (trapezoid), and the ``"mean"`` readout is the trapezoid time average of the output
+membrane over ``[0, n_steps dt]``, so both converge to the circuit's continuous values
+at second order in ``dt``.
+
 Every step of the ``n_steps`` time loop is one `lax.scan` iteration over the batch (a
 leading array axis). With direct (current) coding the input is static, so crossbar 1 is
 read once per sample and its currents are held over the whole window (as a sample-and-
@@ -128,9 +135,13 @@ def check_images(owner: str, x, n_in: int, max_ndim: int = 2):
     return (x[None] if unbatched else x), unbatched
 
 
-def _readout(vs: Float[Array, "T batch n"], kind: str) -> Float[Array, "batch n"]:
+def _readout(vs: Float[Array, "T batch n"], kind: str, v0=None) -> Float[Array, "batch n"]:
+    """Reduce samples ``vs[k]`` at ``(k + 1) dt`` over time; with ``v0`` (the sample at
+    0) ``"mean"`` is the trapezoid time average over ``[0, T dt]``."""
     if kind == "mean":
-        return jnp.mean(vs, axis=0)
+        if v0 is None:
+            return jnp.mean(vs, axis=0)
+        return (jnp.sum(vs, axis=0) + 0.5 * (v0 - vs[-1])) / vs.shape[0]
     if kind == "max":
         return jnp.max(vs, axis=0)
     if kind == "final":
@@ -147,6 +158,14 @@ def _accumulate(acc, v, kind: str):
     if kind == "final":
         return v
     raise ValueError(f"readout must be 'mean', 'max' or 'final'; got {kind!r}")
+
+
+def _advance(neuron, state, i_in, h, substeps: int):
+    """``substeps`` steps of ``h`` with ``i_in`` held, in one `lax.fori_loop` (compile
+    time independent of ``substeps``)."""
+    if substeps == 1:
+        return neuron.step(state, i_in, h)
+    return jax.lax.fori_loop(0, substeps, lambda _, s: neuron.step(s, i_in, h), state)
 
 
 def _freeze(m, train: bool):
@@ -173,10 +192,12 @@ class MEMprop(eqx.Module):
       logits (1/V); trained (a software scale after the ADC), in log space so Adam
       adapts it multiplicatively.
     - `dt` (s), `n_steps`, `substeps`: the time discretisation; the window is
-      ``n_steps * dt``.
+      ``n_steps * dt`` (default 50 us x 100 = 5 ms). ``substeps`` splits each neuron
+      step in a `lax.fori_loop` (the layers still exchange currents once per ``dt``).
     - `encoding`: ``"direct"`` (static current) or ``"rate"`` (Bernoulli spikes of
       ``rate_max * dt`` probability per unit intensity per step).
-    - `readout`: ``"mean"``, ``"max"`` or ``"final"`` membrane voltage over time.
+    - `readout`: ``"mean"`` (trapezoid time average), ``"max"`` or ``"final"`` membrane
+      voltage over time.
     - `train_neurons`: if False (default) the MIF parameters get no gradient.
     - `checkpoint`: what BPTT stores (`memjax.integrate.checkpointed_scan`): ``"step"``
       (default: each step rematerialised, one state per step kept), ``"none"`` (every
@@ -192,8 +213,8 @@ class MEMprop(eqx.Module):
     g1: float = eqx.field(static=True, default=2.0)
     g2: float = eqx.field(static=True, default=2.0)
     a_v: float = eqx.field(static=True, default=2.0)
-    dt: float = eqx.field(static=True, default=1e-3)
-    n_steps: int = eqx.field(static=True, default=10)
+    dt: float = eqx.field(static=True, default=5e-5)
+    n_steps: int = eqx.field(static=True, default=100)
     substeps: int = eqx.field(static=True, default=1)
     encoding: Encoding = eqx.field(static=True, default="direct")
     rate_max: float = eqx.field(static=True, default=1000.0)
@@ -304,12 +325,14 @@ class MEMprop(eqx.Module):
             s1, s2, acc = carry
             t, xt = inp
             i1 = i1_static if self.encoding == "direct" else xt
-            for _ in range(self.substeps):
-                s1 = n1.step(s1, i1, h)
+            v1_start = n1.output(s1)
+            s1 = _advance(n1, s1, i1, h, self.substeps)
             v1 = n1.output(s1)
-            i2 = self.g2 * _read(self.syn2, self.a_v * v1, None if k2s is None else k2s[t])
-            for _ in range(self.substeps):
-                s2 = n2.step(s2, i2, h)
+            # crossbar 2 is driven by the hidden voltages held at their step average
+            # (trapezoid): the output layer's input is second order in dt as well
+            v_in2 = self.a_v * (0.5 * (v1_start + v1))
+            i2 = self.g2 * _read(self.syn2, v_in2, None if k2s is None else k2s[t])
+            s2 = _advance(n2, s2, i2, h, self.substeps)
             v2 = n2.output(s2)
             if traces:
                 return (s1, s2, acc), (v1, v2)
@@ -321,14 +344,18 @@ class MEMprop(eqx.Module):
         # stores only the neuron states per step instead of every intermediate of the
         # device equations. "sqrt" bounds memory for long windows (docs/performance.md).
         ts = jnp.arange(T)
-        acc0 = jnp.full_like(s2.v, -jnp.inf if self.readout == "max" else 0.0)
-        (_, _, acc), out = checkpointed_scan(
+        v2_0 = n2.output(s2)
+        acc0 = jnp.full_like(s2.v, -jnp.inf) if self.readout == "max" else jnp.zeros_like(s2.v)
+        (_, s2_end, acc), out = checkpointed_scan(
             body, (s1, s2, acc0), (ts, xs), checkpoint=self.checkpoint
         )
         if traces:
-            v_red = _readout(out[1], self.readout)
+            v_red = _readout(out[1], self.readout, v2_0)
+        elif self.readout == "mean":
+            # trapezoid rule over the samples at 0, dt, ..., T dt: the time average of v
+            v_red = (acc + 0.5 * (v2_0 - n2.output(s2_end))) / T
         else:
-            v_red = acc / T if self.readout == "mean" else acc
+            v_red = acc
         logits = jnp.exp(self.log_k_out) * v_red
         if unbatched:
             logits = logits[0]

@@ -34,23 +34,36 @@ orientation is the project's choice (docs/mif.md lists every default that differ
 the literal circuit and how to get the literal one).
 
 **Integration (why not forward Euler).** For frozen conductances the ``v`` equation is
-linear with rate ``(G1 + G2) / C``; forward Euler on it diverges once
-``(G1 + G2) dt / C > 2``, i.e. as soon as a memristor switches ON with the prototype's
-constants. :func:`mif_step` advances the state over ``dt`` by an exponential Lie
-splitting in which every sub-flow is solved exactly:
+linear with rate ``lambda = (G1 + G2) / C``; forward Euler on it diverges once
+``lambda dt > 2``, i.e. as soon as a memristor switches ON with the prototype's
+constants. :func:`mif_step` advances the state over ``h = dt`` by an exponential
+midpoint splitting whose sub-flows are solved exactly (the exponential-integrator
+idea of Hochbruck & Ostermann, "Exponential integrators", Acta Numerica 2010):
 
-1. the linear synaptic filter, exactly for input ``i_in`` held over the step;
-2. ``v`` with ``G_k`` and ``I`` frozen: ``v' = v + dt f_v phi((G1 + G2) dt / C)``,
-   i.e. ``v_inf + (v - v_inf) exp(-(G1 + G2) dt / C)`` with
-   ``v_inf = (I + G1 E1 + G2 E2) / (G1 + G2)``;
-3. ``x_k`` with ``V_k = v' - E_k`` frozen (the MMSS rate is linear in ``x``):
-   ``x' = x + dt rate(x, V) phi(dt (P_on + P_off) / tau)``, i.e. ``x_inf + (x - x_inf)
-   exp(-dt (P_on + P_off) / tau)`` with ``x_inf = P_on / (P_on + P_off)``;
+1. the synaptic filter over ``h/2`` and ``h``, exactly for ``i_in`` held (closed form,
+   with ``1 - exp(-h/tau_a)`` as ``-expm1`` so float32 keeps its precision at
+   ``h << tau_a``); ``I`` at 0, ``h/2``, ``h``;
+2. a predictor of the memristor states at mid-step, ``x_m = clip(x + (h/2) rate(x,
+   V(v)), 0, 1)``;
+3. ``v`` over the first half step with the conductances ``G(x_m)`` frozen and ``I``
+   linear in time between its values at 0 and ``h/2`` (exactly: ``v' = v + (v_inf - v)
+   (1 - e^-z) + Delta I (h/2) / C phi2(z)`` with ``z = lambda h/2``, ``v_inf =
+   (I + G1 E1 + G2 E2) / (G1 + G2)``, ``phi2(z) = (z - 1 + e^-z) / z^2``): the
+   mid-step voltage, with no delay between the synaptic current and the membrane;
+4. ``x_k`` over the whole step with ``V_k`` frozen at its mid-step value (the MMSS
+   rate is linear in ``x``): ``x' = x + h rate(x, V) phi1(h (P_on + P_off) / tau)``,
+   i.e. ``x_inf + (x - x_inf) exp(-h (P_on + P_off) / tau)``;
+5. ``v`` over the second half step with the end-of-step conductances ``G(x')``.
 
-with ``phi(z) = (1 - exp(-z)) / z`` (``phi(0) = 1``). Each sub-step is a convex
-combination of the old value and a bounded target, so ``v`` stays between the old value
-and ``v_inf`` and ``x`` stays in ``[0, 1]`` for any ``dt`` and any input: no NaN, no
-blow-up. The splitting is first order in ``dt``; ``substeps`` refines it.
+with ``phi1(z) = (1 - exp(-z)) / z``. Every sub-step is a convex combination of the old
+value and a bounded target (plus the bounded linear-current term), so ``v`` stays
+bounded and ``x`` in ``[0, 1]`` for any ``dt`` and any input: no NaN, no blow-up. The
+membrane is stiff at every practical step (``R_off C / 2 = 50 us``, ``R_on C = 1 us``),
+so ``v`` sits on its quasi-static value ``v_inf(I, G(x))``; evaluating the memristor
+flow at the mid-step voltage of the mid-step conductances makes the scheme second order
+in that regime (an exponential midpoint rule for ``x``), where a splitting that freezes
+``v`` at one end of the step is first order. docs/mif.md shows its error against the
+diffrax reference over the operating range; ``substeps`` (a `lax.fori_loop`) refines it.
 
 **SI parameters and the prototype.** The authors' prototype is a discrete map with one
 step = 10 us absorbed into its constants (``R_on = 1 kOhm, R_off = 100 kOhm, v_on = 110
@@ -77,17 +90,17 @@ field             default             from the prototype
 
 With these values the membrane time constant is ``R_off C / 2 = 50 us`` with both
 memristors OFF and ``R_on C = 1 us`` with one ON, the switching time 1 ms, and the rest
-point v = 0 V, x1 = x2 = 0.0163. The MEMprop benchmarks cover the prototype's 1000 x 10
-us sample (10 ms) by 10 steps of 1 ms (the exponential update stays stable however stiff
-the membrane is).
+point v = 0 V, x1 = x2 = 0.0163. `memjax.models.memprop.MEMprop` integrates a 5 ms
+window (500 prototype steps) in 100 steps of 50 us (5 prototype steps each), the step at
+which the integration converges (docs/mif.md).
 
 **What goes through what.** :class:`MIF` implements the neuron interface
 (:class:`memjax.neurons.AbstractNeuron`): :meth:`MIF.step` is :func:`mif_step`, this
-module's own exponential splitting (it does not go through `memjax.integrate.odeint`);
+module's own exponential integrator (it does not go through `memjax.integrate.odeint`);
 :func:`mif_simulate` is :func:`memjax.neurons.simulate` over it (time base: ``states[k]``
 at ``k dt``, the initial state first). :meth:`MIF.vector_field` (:func:`mif_vector_field`)
 gives the same equations to `memjax.integrate.odeint` and the diffrax
-`memjax.integrate.odeint_reference`, which the tests hold the splitting against.
+`memjax.integrate.odeint_reference`, which the tests hold the integrator against.
 
 **Inputs.** ``dt`` must be finite and > 0 (a ``ValueError`` for a concrete value, an
 `eqx.error_if` error under `jit`); ``substeps`` an integer >= 1. Inputs and states in
@@ -100,6 +113,7 @@ neuron: :class:`MIF` rejects such memristors.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import equinox as eqx
@@ -281,36 +295,93 @@ def _x_update(m: MMSSMemristor, x, V, dt):
     return jnp.clip(x + dt * m.rate(x, V) * phi1(k), 0.0, 1.0)
 
 
-def mif_step(params: MIF, state: MIFState, i_in: Float[ArrayLike, "..."], dt: float) -> MIFState:
+def _series(z, coeffs):
+    """Horner evaluation of ``sum_n coeffs[n] z^n``."""
+    out = jnp.full_like(z, coeffs[-1])
+    for c in coeffs[-2::-1]:
+        out = c + z * out
+    return out
+
+
+# Taylor coefficients of phi2(z) = (z - 1 + exp(-z)) / z^2 = sum_n (-z)^n / (n + 2)!
+_PHI2 = tuple((-1) ** n / math.factorial(n + 2) for n in range(6))
+
+
+def _phi2(z, m):
+    """``phi2(z) = (z - 1 + exp(-z)) / z^2`` (``1/2`` at 0) for ``z >= 0``, given
+    ``m = 1 - exp(-z)``; the 6-term series below a cut (truncation below rounding
+    there, and the cancellation of the closed form above it costs at most ~eps / cut
+    relative), so value and gradient are finite everywhere."""
+    small = z < (0.005 if z.dtype == jnp.float64 else 0.1)
+    zs = jnp.where(small, 1.0, z)
+    ms = jnp.where(small, 0.5, m)
+    return jnp.where(small, _series(z, _PHI2), (zs - ms) / (zs * zs))
+
+
+def _filter(p: MIF, a, i, u, h):
+    """The alpha filter over ``h`` for ``u`` held: exact, in increment form
+    (``1 - exp(-h / tau_a)`` as ``-expm1``, accurate in float32 for ``h << tau_a``)."""
+    r = h / p.tau_a
+    em = -jnp.expm1(-r)
+    return a + (u - a) * em, i + (u - i) * em + (a - u) * (r * (1.0 - em))
+
+
+def _membrane(p: MIF, v, i0, i1, x1, x2, h):
+    """``v`` over ``h`` for frozen conductances and the synaptic current linear in time
+    from ``i0`` to ``i1``, exactly (module docstring)."""
+    g1 = p.m1.memductance(x1)
+    g2 = p.m2.memductance(x2)
+    g = g1 + g2
+    z = g * (h / p.C)
+    m = -jnp.expm1(-z)  # 1 - exp(-z) = z phi1(z), without cancellation
+    v_0 = (i0 + g1 * p.E1 + g2 * p.E2) / g
+    return v + (v_0 - v) * m + (i1 - i0) * (h / p.C) * _phi2(z, m)
+
+
+def _step(p: MIF, s: MIFState, u, h) -> MIFState:
+    """One exponential-midpoint step (module docstring)."""
+    a_m, i_m = _filter(p, s.a, s.i, u, 0.5 * h)
+    a_e, i_e = _filter(p, a_m, i_m, u, 0.5 * h)
+    # predictor: memristor states at mid-step (an Euler half step, clipped to [0, 1])
+    xm1 = jnp.clip(s.x1 + (0.5 * h) * p.m1.rate(s.x1, p.polarity1 * (s.v - p.E1)), 0.0, 1.0)
+    xm2 = jnp.clip(s.x2 + (0.5 * h) * p.m2.rate(s.x2, p.polarity2 * (s.v - p.E2)), 0.0, 1.0)
+    # first half of the membrane with the mid-step conductances: mid-step voltages
+    v = _membrane(p, s.v, s.i, i_m, xm1, xm2, 0.5 * h)
+    # memristors over the whole step for the mid-step voltages across them
+    x1 = _x_update(p.m1, s.x1, p.polarity1 * (v - p.E1), h)
+    x2 = _x_update(p.m2, s.x2, p.polarity2 * (v - p.E2), h)
+    # second half of the membrane with the end-of-step conductances
+    v = _membrane(p, v, i_m, i_e, x1, x2, 0.5 * h)
+    return MIFState(a=a_e, i=i_e, v=v, x1=x1, x2=x2)
+
+
+def mif_step(
+    params: MIF,
+    state: MIFState,
+    i_in: Float[ArrayLike, "..."],
+    dt: float,
+    *,
+    substeps: int = 1,
+) -> MIFState:
     """Advance MIF neurons by ``dt`` (s) with input current ``i_in`` (A) held over the step.
 
-    Exponential Lie splitting (module docstring): exact synaptic filter, then exact ``v``
-    for frozen conductances, then exact ``x_k`` for frozen ``V_k``. Stable for any
-    ``dt > 0`` and input; differentiable everywhere. ``dt`` must be finite and > 0
-    (``ValueError``; under `jit` an `eqx.error_if` error); a float16 input is
-    promoted to float32.
+    Exponential midpoint splitting (module docstring): the exact synaptic filter, the
+    membrane over half a step with the predicted mid-step conductances, the memristors
+    over the step at the mid-step voltages, the membrane's second half. Stable and
+    bounded for any ``dt > 0`` and input; differentiable everywhere. ``substeps`` (an
+    integer >= 1) splits the step into that many equal sub-steps in a `lax.fori_loop`
+    (compile time independent of it). ``dt`` must be finite and > 0 (``ValueError``;
+    under `jit` an `eqx.error_if` error); a float16 input is promoted to float32.
     """
     check_dt("mif_step", dt)
-    p = params
+    check_substeps("mif_step", substeps)
     i_in = jnp.asarray(i_in)
     i_in = i_in.astype(_state_dtype(i_in.dtype))
     dt = guard_time("mif_step: dt", dt)
-    # 1. alpha filter, exact for constant i_in over the step.
-    r = dt / p.tau_a
-    e = jnp.exp(-r)
-    da = state.a - i_in
-    a = i_in + da * e
-    i = i_in + (state.i - i_in + da * r) * e
-    # 2. membrane, conductances and current frozen at their start-of-step values.
-    g1 = p.m1.memductance(state.x1)
-    g2 = p.m2.memductance(state.x2)
-    g = g1 + g2
-    f_v = (state.i - g1 * (state.v - p.E1) - g2 * (state.v - p.E2)) / p.C
-    v = state.v + dt * f_v * phi1(g * (dt / p.C))
-    # 3. memristor states for the voltages across them after the membrane update.
-    x1 = _x_update(p.m1, state.x1, p.polarity1 * (v - p.E1), dt)
-    x2 = _x_update(p.m2, state.x2, p.polarity2 * (v - p.E2), dt)
-    return MIFState(a=a, i=i, v=v, x1=x1, x2=x2)
+    if substeps == 1:
+        return _step(params, state, i_in, dt)
+    h = dt / substeps
+    return jax.lax.fori_loop(0, substeps, lambda _, s: _step(params, s, i_in, h), state)
 
 
 def mif_vector_field(params: MIF, i_in):

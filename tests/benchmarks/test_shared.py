@@ -57,7 +57,7 @@ def test_child_main_prints_strict_json(monkeypatch, capsys):
 
 
 def test_train_step_equals_hand_written_step():
-    model = MEMprop.init(jax.random.key(0), 20, 8, 4, n_steps=3)
+    model = MEMprop.init(jax.random.key(0), 20, 8, 4, n_steps=3, dt=1e-3)  # O(1) gradients
     opt = optax.adam(1e-2)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     state = opt.init(params)

@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import tree_allclose
 
 from memjax.integrate import odeint
 from memjax.neurons import (
@@ -42,9 +41,19 @@ def test_simulate_time_base_matches_a_step_loop(neuron, dt, amp):
     for k in range(12):
         ref.append(s)
         s = neuron.step(s, u[k], dt)
+    # float32 round-off of the compiled scan against eager steps: relative to each
+    # leaf's scale over the run (a state that starts at 0 has no relative precision)
+    scale = jax.tree.map(lambda x: 1e-6 * float(jnp.max(jnp.abs(x))), states)
+
+    def close(a, b):
+        return all(
+            np.allclose(p, q, rtol=1e-6, atol=t)
+            for p, q, t in zip(*(jax.tree.leaves(z) for z in (a, b, scale)))
+        )
+
     for k in (0, 5, 11):
-        assert tree_allclose(ref[k], jax.tree.map(lambda x: x[k], states), rtol=1e-6, atol=0)
-    assert tree_allclose(s, final, rtol=1e-6, atol=0)
+        assert close(ref[k], jax.tree.map(lambda x: x[k], states))
+    assert close(s, final)
     assert neuron.output(final).shape == (3,)
 
 
