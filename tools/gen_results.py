@@ -36,6 +36,15 @@ def config(name: str) -> dict:
     return json.loads((RESULTS / f"{name}.json").read_text())["config"]
 
 
+def have(name: str) -> bool:
+    """Whether ``benchmarks/results/NAME.json`` is committed."""
+    return (RESULTS / f"{name}.json").exists()
+
+
+def not_run(name: str) -> str:
+    return f"no committed full result yet (`python -m benchmarks run {name}`)"
+
+
 @cache
 def minutes(name: str) -> str:
     return f"{json.loads((RESULTS / f'{name}.json').read_text())['seconds'] / 60:.1f} min"
@@ -102,7 +111,10 @@ def _readme_rows() -> list[list[str]]:
             "`memprop-mnist`",
             f"MIF + RRAM crossbar 784-{config('memprop-mnist')['n_hidden']}-10: "
             f"**{pct(mm['test_accuracy'])}** programmed into noisy devices (ideal {pct(mm['test_accuracy_ideal'])}; "
-            f"surrogate LIF {pct(mm['baseline_test_accuracy'])}; ReLU MLP {pct(mm['ann_test_accuracy'])})",
+            f"surrogate LIF {pct(mm['baseline_test_accuracy'])}; ReLU MLP {pct(mm['ann_test_accuracy'])}); "
+            f"{mm['time_steps']} steps of {config('memprop-mnist')['dt'] * 1e6:g} us, integration error "
+            f"{pct(mm['integration_error'])} against 10x finer steps, memristors frozen at rest: "
+            f"{pct(mm['frozen_memristor_accuracy'])}",
         ],
         [
             "`memprop-fmnist`",
@@ -167,9 +179,13 @@ def _readme_rows() -> list[list[str]]:
         [
             "`speed-devices`",
             f"MIF neurons: {sd['neuron_steps_per_second_1e6']:.1e} neuron-steps/s at 10^6 "
-            f"neurons; {sd['speedup_vs_ngspice_1000']:,.0f}x ngspice at 1,000 neurons (waveform error "
-            f"{sci(sd['max_rel_err'])})",
+            f"neurons; {sd['speedup_vs_ngspice_1000']:,.0f}x ngspice at 1,000 neurons at matched "
+            f"accuracy (error of the chosen configuration {sci(sd['max_rel_err'])})"
+            if "matched" in config("speed-devices")
+            else "no committed full result of the matched-accuracy comparison yet "
+            "(`python -m benchmarks run speed-devices`)",
         ],
+        *_new_rows(),
         [
             "`memory-bptt`, `scale-out`, `precision`",
             f"sqrt checkpointing: memory ~T^"
@@ -179,6 +195,43 @@ def _readme_rows() -> list[list[str]]:
             f"float32 vs float64 gradients {sci(pr['grad_rel_err_float32'])}",
         ],
     ]
+
+
+def _new_rows() -> list[list[str]]:
+    rows = []
+    if have("device-fit"):
+        df = metrics("device-fit")
+        rows.append(
+            [
+                "`device-fit`",
+                f"{len(df['recovery'])} compact models refitted to their own curves with 1 % current "
+                f"noise: identifiable parameters within {pct(df['max_rel_err_identifiable'])}; "
+                f"median {df['seconds_per_fit_median']:.0f} s per fit",
+            ]
+        )
+    for name, row in (("memprop-spice", _spice_row), ("nir-deploy", _nir_row)):
+        rows.append([f"`{name}`", row() if have(name) else not_run(name)])
+    return rows
+
+
+def _spice_row() -> str:
+    ms = metrics("memprop-spice")
+    return (
+        f"trained MEMprop {config('memprop-spice')['topology']} in ngspice on {ms['n_images']} test "
+        f"images: prediction agreement {pct(ms['prediction_agreement'], 1)}, membrane error "
+        f"{pct(max(ms['max_voltage_error_hidden'], ms['max_voltage_error_output']))} of peak-to-peak; "
+        f"{ms['speedup_per_image']:,.0f}x faster per image"
+    )
+
+
+def _nir_row() -> str:
+    nd = metrics("nir-deploy")
+    return (
+        f"snnTorch LIF network via NIR: {pct(nd['ideal_accuracy'])} in memjax (snnTorch "
+        f"{pct(nd['snntorch_accuracy'])}); on 16-level RRAM {pct(nd['deployed_accuracy'])}, after "
+        f"hardware-aware fine-tuning {pct(nd['finetuned_accuracy'])}; with MIF neurons "
+        f"{pct(nd['mif_finetuned_accuracy'])}"
+    )
 
 
 def readme_table() -> str:
