@@ -101,8 +101,9 @@ def _model_kwargs(s) -> dict:
     return {} if n_steps is None else {"n_steps": n_steps}
 
 
-def _load(name, ctx, s):
-
+def load_data(name, ctx, s):
+    """``(train, test)`` of dataset ``name`` at the settings' sizes: images scaled to
+    [0, 1] and flattened, int32 labels (memprop-spice trains on exactly these)."""
     xtr, ytr = D.load(name, "train", data_dir=ctx.data_dir, limit=s["train_size"])
     xte, yte = D.load(name, "test", data_dir=ctx.data_dir, limit=s["test_size"])
     return (
@@ -127,7 +128,7 @@ def optimizer(lr, steps):
 
 
 def _mif_setup(ctx, train, s):
-    """The MEMprop model and optimizer `_train_mif` starts from."""
+    """The MEMprop model and optimizer `train_mif` starts from."""
     steps = s["epochs"] * (len(train[0]) // s["batch_size"])
     return build_model(s, ctx.seed), optimizer(s["lr"], steps)
 
@@ -160,7 +161,7 @@ def coarse(model, factor: int):
     return dataclasses.replace(model, dt=model.dt * model.n_steps / n, n_steps=n)
 
 
-def _train_mif(ctx, tag, train, test, s):
+def train_mif(ctx, tag, train, test, s):
     """Coarse-then-fine training (`Settings`): ``(model, history, seconds)``; the
     history's accuracies are those of each phase's own step."""
     model, _ = _mif_setup(ctx, train, s)
@@ -346,10 +347,10 @@ def _run(ctx, dataset: str, label: str):
 
     s = _settings(ctx)
     t_start = time.perf_counter()
-    train, test = _load(dataset, ctx, s)
+    train, test = load_data(dataset, ctx, s)
     ctx.log(f"{label}: {len(train[0])} train / {len(test[0])} test images; settings {s}")
     tag = ctx.name
-    model, h_mif, t_mif = _train_mif(ctx, f"{tag}-mif", train, test, s)
+    model, h_mif, t_mif = train_mif(ctx, f"{tag}-mif", train, test, s)
     acc_ideal = evaluate(model, memprop_eval, *test)["accuracy"]
     acc_prog, acc_prog_std = programmed_accuracy(
         model, *test, jax.random.key(ctx.seed + 100), n_programs=s["n_programs"]
@@ -519,8 +520,8 @@ def _robustness_model(ctx, s):
     """The trained MNIST network and memprop-mnist's test set: memprop-mnist's training
     resumed from its checkpoints (finished ones return at once), else trained here."""
 
-    train, test = _load("mnist", ctx, s)  # exactly as memprop-mnist loads them
-    model, h, _ = _train_mif(ctx, "memprop-mnist-mif", train, test, s)
+    train, test = load_data("mnist", ctx, s)  # exactly as memprop-mnist loads them
+    model, h, _ = train_mif(ctx, "memprop-mnist-mif", train, test, s)
     source = f"memprop-mnist-mif checkpoints ({len(h['accuracy'])} epochs)"
     ctx.log(f"model from {source}")
     return model, source, test

@@ -2,7 +2,7 @@
 
 The network (784-``n_hidden``-10, MIF neurons, RRAM crossbars, direct coding) is trained
 by the `memprop-mnist` code path (`benchmarks.memprop`: its settings, data loading,
-`_train_mif` with the same optimizer, projection and fingerprinted checkpoints) on MNIST.
+`train_mif` with the same optimizer, projection and fingerprinted checkpoints) on MNIST.
 Each of the first ``n_images`` test images is then simulated
 
 - by memjax: ``model(x, traces=True)``, the network's own integration at its default
@@ -69,8 +69,8 @@ def _train(ctx: Context, s: Settings) -> tuple[MEMprop, tuple, float]:
     ms = dataclasses.asdict(
         dataclasses.replace(mp.FULL, n_hidden=s.n_hidden, epochs=s.epochs, train_size=s.train_size)
     )
-    train, test = mp._load("mnist", ctx, ms)
-    model, _, seconds = mp._train_mif(ctx, f"{ctx.name}-mif", train, test, ms)
+    train, test = mp.load_data("mnist", ctx, ms)
+    model, _, seconds = mp.train_mif(ctx, f"{ctx.name}-mif", train, test, ms)
     return model, test, seconds
 
 
