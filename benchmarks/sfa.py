@@ -76,7 +76,7 @@ class Settings:
     label_per_class: int = 50
     n_steps: int = 30
     supervised: bool = True
-    gate_steps: int = 300
+    gate_steps: int = 2000
 
 
 FULL = Settings()
@@ -91,7 +91,7 @@ QUICK = dataclasses.replace(
     label_per_class=20,
     n_steps=20,
     supervised=False,
-    gate_steps=150,
+    gate_steps=600,
 )
 #: WTA-layer settings (relative to the mean input intensity ``d0 = mean(x) p_in``).
 #: ``beta_factor``: the SFA strength (beta / theta0) of the main runs; the spikes-vs-accuracy
@@ -110,6 +110,11 @@ LAYER = dict(
     homeo_decay=0.002,
     max_false_route=0.005,
     filter_stream=True,
+    gate_hidden=64,
+    gate_batch=512,
+    gate_lr=0.01,
+    route_by="gate",
+    split="test",
 )
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
 BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
@@ -126,14 +131,20 @@ def _config(ctx: Context, **over) -> dict:
 def _load(ctx, dataset, cfg, noise):
 
     xtr, ytr = load(dataset, "train", data_dir=ctx.data_dir)
-    xte, yte = load(dataset, "test", data_dir=ctx.data_dir)
-    xtr, xte = scale_images(xtr), scale_images(xte)
+    xtr = scale_images(xtr)
+    rng = np.random.default_rng(ctx.seed + 1234)
     if noise:
-        rng = np.random.default_rng(ctx.seed + 1234)
         xtr = np.clip(xtr + noise * rng.standard_normal(xtr.shape, np.float32), 0, 1)
-        xte = np.clip(xte + noise * rng.standard_normal(xte.shape, np.float32), 0, 1)
+    if cfg["split"] == "test":  # the validation split never loads the test set
+        xte, yte = load(dataset, "test", data_dir=ctx.data_dir)
+        xte = scale_images(xte)
+        if noise:
+            xte = np.clip(xte + noise * rng.standard_normal(xte.shape, np.float32), 0, 1)
     n_val = cfg["n_val"]
     val = (xtr[-n_val:], ytr[-n_val:])
+    if cfg["split"] == "validation":  # test set unread: half the validation images test
+        h = n_val // 2
+        val, (xte, yte) = (val[0][:h], val[1][:h]), (val[0][h:], val[1][h:])
     train = (
         xtr[: min(cfg["n_train"], len(xtr) - n_val)],
         ytr[: min(cfg["n_train"], len(xtr) - n_val)],
@@ -169,14 +180,18 @@ def experiment(
     noise: float = 0.0,
     figures: bool = True,
     betas=(),
+    cnn_cache: dict | None = None,
     **over,
 ) -> dict:
     """One continual-learning experiment; returns ``{"metrics", "config"}``.
 
     ``betas``: extra SFA strengths (in units of ``theta0``) for the spikes-vs-accuracy
-    curve, each a layer learned and evaluated like the main ones."""
+    curve, each a layer learned and evaluated like the main ones. ``cnn_cache``: a dict
+    in which the trained CNN is kept and looked up (runs that differ only downstream of
+    the CNN share it)."""
 
     cfg = _config(ctx, **over)
+    cnn_cache = {} if cnn_cache is None else cnn_cache
     t_start = time.perf_counter()
     trained = list(range(10 - n_new))
     new = list(range(10 - n_new, 10))
@@ -184,9 +199,12 @@ def experiment(
     ctx.log(f"{dataset}: trained {trained}, new {new}, {len(train[0])} train images")
 
     t0 = time.perf_counter()
-    cnn, hist = train_cnn(
-        train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
-    )
+    ck = (dataset, n_new, noise, cfg["split"], cfg["n_train"], cfg["cnn_epochs"], ctx.seed)
+    if ck not in cnn_cache:  # the CNN depends only on the data, never on the layer
+        cnn_cache[ck] = train_cnn(
+            train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
+        )
+    cnn, hist = cnn_cache[ck]
     t_cnn = time.perf_counter() - t0
     f_tr, _ = M.cnn_features(cnn, train[0])
     f_va, l_va = M.cnn_features(cnn, val[0])
@@ -309,7 +327,14 @@ def _gates(cfg, e_tr, e_va, e_te, stream, tm_tr, tm_va, tm_te, conf_va, conf_te,
     the gates' metrics."""
     # novelty gate: trained-class training images vs the unlabelled stream
     t0 = time.perf_counter()
-    gate = M.fit_novelty_gate(e_tr[tm_tr], e_tr[stream], steps=cfg["gate_steps"])
+    gate = M.fit_novelty_gate(
+        e_tr[tm_tr],
+        e_tr[stream],
+        steps=cfg["gate_steps"],
+        hidden=cfg["gate_hidden"],
+        batch_size=cfg["gate_batch"],
+        learning_rate=cfg["gate_lr"],
+    )
     gate = M.calibrate_novelty_gate(gate, e_va[tm_va], cfg["max_false_route"])
     t_gate = time.perf_counter() - t0
     routed_te = gate(e_te)
@@ -361,6 +386,9 @@ def _snn_run(ctx: Context, cfg: dict, tag: str, beta: float, d: SimpleNamespace)
     t_infer = time.perf_counter() - t0
     nl_new = np.where(np.isin(nl, new), nl, -1)  # routed inputs: new-class neurons
     snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl_new)
+    if cfg["route_by"] == "snn":  # no gate: routed where the layer's own answer is new
+        snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl)
+        routed_te = np.isin(snn_te, new)
     pred = M.route(head_te, snn_te, routed_te)
     rep = M.accuracy_report(pred, test[1], {"trained": trained, "new": new})
     rn = routed_te & ~tm_te
