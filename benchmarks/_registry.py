@@ -65,7 +65,7 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "sfa-validation": (
         "benchmarks.sfa_validation",
         "run_validation",
-        "SFA pipeline: gate, layer size and routing chosen on a validation split (test sets unread)",
+        "SFA pipeline: gate, layer size, routing chosen on a validation split (test sets unread)",
     ),
     "sfa-sweep": (
         "benchmarks.sfa",

@@ -4,24 +4,30 @@ learns classes the CNN was never trained on (Muñoz-Martín et al., VLSI 2020).
 Protocol (one experiment, :func:`experiment`; details and choices in docs/sfa.md):
 
 1. Training images split: the first ``n_train`` for training, the last 10,000
-   ("validation") for the small labelled set and the gate calibration.
+   ("validation") for the small labelled set and the gate calibration. With
+   ``split="validation"`` (``sfa-validation``) the test set is never loaded: the first
+   half of the validation images plays that role and the second half is scored.
 2. A :class:`~memjax.models.sfa_snn.CNN` is trained with labels on the *trained classes*
    (all but the last ``n_new`` classes) and frozen. ``acc_trained_before``: its head on
    the test images of the trained classes.
 3. Its 512 pooled conv features, scaled per feature (99th percentile on the trained
    classes' training features) and clipped to [0, 1], are the inputs of everything
    downstream. ``n_stream`` training images of *all* classes form the unlabelled stream.
-4. Novelty gate (:class:`~memjax.models.sfa_snn.NoveltyGate`): a linear novelty neuron
-   fitted to tell trained-class training images from the unlabelled stream (no new-class
-   labels), threshold calibrated on the validation images of the trained classes so
-   that at most ``max_false_route`` of them are routed away from the frozen head.
-   Mahalanobis (Lee et al. 2018) and max-softmax gates at the same budget are reported
-   for comparison (``gate_*_routed_*``).
+4. Novelty gate (:class:`~memjax.models.sfa_snn.NoveltyGate`): ``gate_hidden`` ReLU
+   novelty neurons read by one output neuron (0: one linear neuron), fitted to tell
+   trained-class training images from the unlabelled stream (no new-class labels),
+   threshold calibrated on the validation images of the trained classes so that at
+   most ``max_false_route`` of them are routed away from the frozen head. Mahalanobis
+   (Lee et al. 2018) and max-softmax gates at the same budget are reported for
+   comparison (``gate_*_routed_*``).
 5. The stream images the gate routes (``filter_stream``; else the whole stream) are rate
    coded into a WTA layer (``neurons_per_class x n_new`` ALIF neurons, STDP on 16-level
    RRAM synapses, homeostasis), once with SFA (``beta_factor``) and once without (and
-   for each extra ``betas`` value). Neurons are labelled on ``label_per_class``
-   validation images per new class (the only labelled new-class data).
+   for each extra ``betas`` value). With ``sfa_learn=False`` (default) the layer learns
+   with plain LIF neurons and SFA acts at inference only (one learned layer for all
+   ``beta``); with ``True`` each ``beta`` learns its own layer with SFA on. Neurons are
+   labelled on ``label_per_class`` validation images per new class (the only labelled
+   new-class data).
 6. Test: routed images are answered by the winner among the new-class neurons, the
    others by the frozen head. Metrics: ``acc_trained_classes`` (after; ``acc_trained_drop``
    against ``acc_trained_before``), ``acc_new_classes``, ``acc_all``, ``acc_routed_new``
@@ -114,6 +120,7 @@ LAYER = dict(
     gate_batch=512,
     gate_lr=0.01,
     route_by="gate",
+    sfa_learn=False,
     split="test",
 )
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
@@ -248,6 +255,7 @@ def experiment(
         x_learn=x_learn,
         n_out=n_out,
         d0=d0,
+        learned=None,
     )
     for tag, beta in runs:
         entry, found, kept = _snn_run(ctx, cfg, tag, beta, d)
@@ -375,10 +383,17 @@ def _snn_run(ctx: Context, cfg: dict, tag: str, beta: float, d: SimpleNamespace)
     )
     layer = _layer(dict(cfg, beta_factor=beta), e_tr.shape[1], d.n_out, d.d0, beta > 0)
     key = jax.random.key(ctx.seed)
-    st = layer.init_state(jax.random.fold_in(key, 0))
-    t0 = time.perf_counter()
-    st, lout = M.learn_unsupervised(layer, st, d.x_learn, jax.random.fold_in(key, 1))
-    t_learn = time.perf_counter() - t0
+    if cfg["sfa_learn"] or d.learned is None:
+        # without sfa_learn SFA acts at inference only: every layer learns with beta = 0
+        learner = layer if cfg["sfa_learn"] else layer.without_sfa()
+        st = learner.init_state(jax.random.fold_in(key, 0))
+        t0 = time.perf_counter()
+        st, lout = M.learn_unsupervised(learner, st, d.x_learn, jax.random.fold_in(key, 1))
+        t_learn = time.perf_counter() - t0
+        if not cfg["sfa_learn"]:
+            d.learned = (st, lout, t_learn)
+    else:
+        st, lout, t_learn = d.learned
     r_lab = M.respond(layer, st, e_va[lab_idx], jax.random.fold_in(key, 2))
     nl = M.label_neurons(r_lab["counts"], val[1][lab_idx])
     t0 = time.perf_counter()

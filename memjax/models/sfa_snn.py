@@ -22,8 +22,10 @@ Pipeline:
    current) (:func:`snn_classify`).
 4. **Novelty gate** (:class:`NoveltyGate`, the benchmarks' gate): one linear "novelty
    neuron" ``s(x) = w . x + b`` on the same encoded features ``x`` that drive the
-   spiking layer (one extra crossbar column). It is fitted (:func:`fit_novelty_gate`,
-   logistic regression) to tell the *trained-class* training images (class 0) from the
+   spiking layer (one extra crossbar column), or a hidden layer of ReLU novelty
+   neurons read by one more column, ``s(x) = w . relu(x W_h + b_h) + b``. It is fitted
+   (:func:`fit_novelty_gate`, logistic regression) to tell the *trained-class* training
+   images (class 0) from the
    *unlabelled* stream (class 1): positive-unlabelled learning, whose optimum is
    monotone in the density ratio ``p_stream(x) / p_trained(x)``, i.e. in the
    probability that ``x`` is from a class the CNN never saw. No new-class label is
