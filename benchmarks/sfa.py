@@ -23,9 +23,9 @@ Protocol (one experiment, :func:`experiment`; details and choices in docs/sfa.md
 5. The stream images the gate routes (``filter_stream``; else the whole stream) are rate
    coded into a WTA layer (``neurons_per_class x n_new`` ALIF neurons, STDP on 16-level
    RRAM synapses, homeostasis), once with SFA (``beta_factor``) and once without (and
-   for each extra ``betas`` value). With ``sfa_learn=False`` (default) the layer learns
-   with plain LIF neurons and SFA acts at inference only (one learned layer for all
-   ``beta``); with ``True`` each ``beta`` learns its own layer with SFA on. Neurons are
+   for each extra ``betas`` value). With ``sfa_learn=True`` (default) each ``beta``
+   learns its own layer with SFA on; with ``False`` the layer learns with plain LIF
+   neurons and SFA acts at inference only (one learned layer for all ``beta``). Neurons are
    labelled on ``label_per_class`` validation images per new class (the only labelled
    new-class data).
 6. Test: routed images are answered by the winner among the new-class neurons, the
@@ -120,7 +120,7 @@ LAYER = dict(
     gate_batch=512,
     gate_lr=0.01,
     route_by="gate",
-    sfa_learn=False,
+    sfa_learn=True,
     split="test",
 )
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
