@@ -207,11 +207,7 @@ def experiment(
 
     t0 = time.perf_counter()
     ck = (dataset, n_new, noise, cfg["split"], cfg["n_train"], cfg["cnn_epochs"], ctx.seed)
-    if ck not in cnn_cache:  # the CNN depends only on the data, never on the layer
-        cnn_cache[ck] = train_cnn(
-            train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
-        )
-    cnn, hist = cnn_cache[ck]
+    cnn, hist = _cnn(ctx, cfg, train, trained, ck, cnn_cache)
     t_cnn = time.perf_counter() - t0
     f_tr, _ = M.cnn_features(cnn, train[0])
     f_va, l_va = M.cnn_features(cnn, val[0])
@@ -289,6 +285,16 @@ def experiment(
         betas=list(betas),
     )
     return {"metrics": metrics, "config": config}
+
+
+def _cnn(ctx, cfg, train, trained, ck, cnn_cache):
+    """The CNN trained on the trained classes, from ``cnn_cache`` under the key ``ck``
+    (the data that determine it) or trained and stored there."""
+    if ck not in cnn_cache:
+        cnn_cache[ck] = train_cnn(
+            train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
+        )
+    return cnn_cache[ck]
 
 
 def _learning_set(cfg, e_tr, y_tr, y_va, stream, routed_st, trained, new):

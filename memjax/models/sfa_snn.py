@@ -257,15 +257,13 @@ class NoveltyGate(eqx.Module):
             raise ValueError(f"NoveltyGate.w must be 1-D; got shape {jnp.shape(self.w)}")
         if (self.W_h is None) != (self.b_h is None):
             raise ValueError("NoveltyGate: W_h and b_h must be given together")
-        if self.W_h is not None and (
-            jnp.ndim(self.W_h) != 2
-            or jnp.shape(self.W_h)[1] != jnp.shape(self.w)[0]
-            or jnp.shape(self.b_h) != jnp.shape(self.w)
-        ):
-            raise ValueError(
-                f"NoveltyGate: W_h must be (n_in, n_hidden) and b_h, w (n_hidden,); got "
-                f"{jnp.shape(self.W_h)}, {jnp.shape(self.b_h)}, {jnp.shape(self.w)}"
-            )
+        if self.W_h is not None and self.b_h is not None:
+            sw, sh, sb = jnp.shape(self.w), jnp.shape(self.W_h), jnp.shape(self.b_h)
+            if len(sh) != 2 or sh[1] != sw[0] or sb != sw:
+                raise ValueError(
+                    f"NoveltyGate: W_h must be (n_in, n_hidden) and b_h, w (n_hidden,); "
+                    f"got {sh}, {sb}, {sw}"
+                )
 
     def score(self, x: Float[Array, "N n_in"]) -> np.ndarray:
         """``s(x)`` per sample (numpy)."""
@@ -319,6 +317,7 @@ def fit_novelty_gate(
         )
     key = jax.random.key(0) if key is None else key
     n_in = xt.shape[1]
+    p0: tuple[Array, Array, Array | None, Array | None]
     if hidden:
         k_w, key = jax.random.split(key)
         W = jax.random.normal(k_w, (n_in, hidden)) / np.sqrt(n_in)
