@@ -72,6 +72,11 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "run_noisy_mnist",
         "the SFA continual-learning pipeline on MNIST with additive Gaussian noise",
     ),
+    "sfa-validation": (
+        "benchmarks.sfa_validation",
+        "run_validation",
+        "SFA pipeline: gate, layer size, routing chosen on a validation split (test sets unread)",
+    ),
     "sfa-sweep": (
         "benchmarks.sfa",
         "run_sweep",

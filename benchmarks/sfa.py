@@ -4,24 +4,30 @@ learns classes the CNN was never trained on (Muñoz-Martín et al., VLSI 2020).
 Protocol (one experiment, :func:`experiment`; details and choices in docs/sfa.md):
 
 1. Training images split: the first ``n_train`` for training, the last 10,000
-   ("validation") for the small labelled set and the gate calibration.
+   ("validation") for the small labelled set and the gate calibration. With
+   ``split="validation"`` (``sfa-validation``) the test set is never loaded: the first
+   half of the validation images plays that role and the second half is scored.
 2. A :class:`~memjax.models.sfa_snn.CNN` is trained with labels on the *trained classes*
    (all but the last ``n_new`` classes) and frozen. ``acc_trained_before``: its head on
    the test images of the trained classes.
 3. Its 512 pooled conv features, scaled per feature (99th percentile on the trained
    classes' training features) and clipped to [0, 1], are the inputs of everything
    downstream. ``n_stream`` training images of *all* classes form the unlabelled stream.
-4. Novelty gate (:class:`~memjax.models.sfa_snn.NoveltyGate`): a linear novelty neuron
-   fitted to tell trained-class training images from the unlabelled stream (no new-class
-   labels), threshold calibrated on the validation images of the trained classes so
-   that at most ``max_false_route`` of them are routed away from the frozen head.
-   Mahalanobis (Lee et al. 2018) and max-softmax gates at the same budget are reported
-   for comparison (``gate_*_routed_*``).
+4. Novelty gate (:class:`~memjax.models.sfa_snn.NoveltyGate`): ``gate_hidden`` ReLU
+   novelty neurons read by one output neuron (0: one linear neuron), fitted to tell
+   trained-class training images from the unlabelled stream (no new-class labels),
+   threshold calibrated on the validation images of the trained classes so that at
+   most ``max_false_route`` of them are routed away from the frozen head. Mahalanobis
+   (Lee et al. 2018) and max-softmax gates at the same budget are reported for
+   comparison (``gate_*_routed_*``).
 5. The stream images the gate routes (``filter_stream``; else the whole stream) are rate
    coded into a WTA layer (``neurons_per_class x n_new`` ALIF neurons, STDP on 16-level
    RRAM synapses, homeostasis), once with SFA (``beta_factor``) and once without (and
-   for each extra ``betas`` value). Neurons are labelled on ``label_per_class``
-   validation images per new class (the only labelled new-class data).
+   for each extra ``betas`` value). With ``sfa_learn=True`` (default) each ``beta``
+   learns its own layer with SFA on; with ``False`` the layer learns with plain LIF
+   neurons and SFA acts at inference only (one learned layer for all ``beta``). Neurons are
+   labelled on ``label_per_class`` validation images per new class (the only labelled
+   new-class data).
 6. Test: routed images are answered by the winner among the new-class neurons, the
    others by the frozen head. Metrics: ``acc_trained_classes`` (after; ``acc_trained_drop``
    against ``acc_trained_before``), ``acc_new_classes``, ``acc_all``, ``acc_routed_new``
@@ -76,7 +82,7 @@ class Settings:
     label_per_class: int = 50
     n_steps: int = 30
     supervised: bool = True
-    gate_steps: int = 300
+    gate_steps: int = 2000
 
 
 FULL = Settings()
@@ -91,7 +97,7 @@ QUICK = dataclasses.replace(
     label_per_class=20,
     n_steps=20,
     supervised=False,
-    gate_steps=150,
+    gate_steps=600,
 )
 #: WTA-layer settings (relative to the mean input intensity ``d0 = mean(x) p_in``).
 #: ``beta_factor``: the SFA strength (beta / theta0) of the main runs; the spikes-vs-accuracy
@@ -110,6 +116,12 @@ LAYER = dict(
     homeo_decay=0.002,
     max_false_route=0.005,
     filter_stream=True,
+    gate_hidden=64,
+    gate_batch=512,
+    gate_lr=0.01,
+    route_by="gate",
+    sfa_learn=True,
+    split="test",
 )
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
 BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
@@ -126,14 +138,20 @@ def _config(ctx: Context, **over) -> dict:
 def _load(ctx, dataset, cfg, noise):
 
     xtr, ytr = load(dataset, "train", data_dir=ctx.data_dir)
-    xte, yte = load(dataset, "test", data_dir=ctx.data_dir)
-    xtr, xte = scale_images(xtr), scale_images(xte)
+    xtr = scale_images(xtr)
+    rng = np.random.default_rng(ctx.seed + 1234)
     if noise:
-        rng = np.random.default_rng(ctx.seed + 1234)
         xtr = np.clip(xtr + noise * rng.standard_normal(xtr.shape, np.float32), 0, 1)
-        xte = np.clip(xte + noise * rng.standard_normal(xte.shape, np.float32), 0, 1)
+    if cfg["split"] == "test":  # the validation split never loads the test set
+        xte, yte = load(dataset, "test", data_dir=ctx.data_dir)
+        xte = scale_images(xte)
+        if noise:
+            xte = np.clip(xte + noise * rng.standard_normal(xte.shape, np.float32), 0, 1)
     n_val = cfg["n_val"]
     val = (xtr[-n_val:], ytr[-n_val:])
+    if cfg["split"] == "validation":  # test set unread: half the validation images test
+        h = n_val // 2
+        val, (xte, yte) = (val[0][:h], val[1][:h]), (val[0][h:], val[1][h:])
     train = (
         xtr[: min(cfg["n_train"], len(xtr) - n_val)],
         ytr[: min(cfg["n_train"], len(xtr) - n_val)],
@@ -169,14 +187,18 @@ def experiment(
     noise: float = 0.0,
     figures: bool = True,
     betas=(),
+    cnn_cache: dict | None = None,
     **over,
 ) -> dict:
     """One continual-learning experiment; returns ``{"metrics", "config"}``.
 
     ``betas``: extra SFA strengths (in units of ``theta0``) for the spikes-vs-accuracy
-    curve, each a layer learned and evaluated like the main ones."""
+    curve, each a layer learned and evaluated like the main ones. ``cnn_cache``: a dict
+    in which the trained CNN is kept and looked up (runs that differ only downstream of
+    the CNN share it)."""
 
     cfg = _config(ctx, **over)
+    cnn_cache = {} if cnn_cache is None else cnn_cache
     t_start = time.perf_counter()
     trained = list(range(10 - n_new))
     new = list(range(10 - n_new, 10))
@@ -184,9 +206,8 @@ def experiment(
     ctx.log(f"{dataset}: trained {trained}, new {new}, {len(train[0])} train images")
 
     t0 = time.perf_counter()
-    cnn, hist = train_cnn(
-        train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
-    )
+    ck = (dataset, n_new, noise, cfg["split"], cfg["n_train"], cfg["cnn_epochs"], ctx.seed)
+    cnn, hist = _cnn(ctx, cfg, train, trained, ck, cnn_cache)
     t_cnn = time.perf_counter() - t0
     f_tr, _ = M.cnn_features(cnn, train[0])
     f_va, l_va = M.cnn_features(cnn, val[0])
@@ -230,6 +251,7 @@ def experiment(
         x_learn=x_learn,
         n_out=n_out,
         d0=d0,
+        learned=None,
     )
     for tag, beta in runs:
         entry, found, kept = _snn_run(ctx, cfg, tag, beta, d)
@@ -263,6 +285,16 @@ def experiment(
         betas=list(betas),
     )
     return {"metrics": metrics, "config": config}
+
+
+def _cnn(ctx, cfg, train, trained, ck, cnn_cache):
+    """The CNN trained on the trained classes, from ``cnn_cache`` under the key ``ck``
+    (the data that determine it) or trained and stored there."""
+    if ck not in cnn_cache:
+        cnn_cache[ck] = train_cnn(
+            train, trained, epochs=cfg["cnn_epochs"], seed=ctx.seed, progress=not ctx.quick
+        )
+    return cnn_cache[ck]
 
 
 def _learning_set(cfg, e_tr, y_tr, y_va, stream, routed_st, trained, new):
@@ -309,7 +341,14 @@ def _gates(cfg, e_tr, e_va, e_te, stream, tm_tr, tm_va, tm_te, conf_va, conf_te,
     the gates' metrics."""
     # novelty gate: trained-class training images vs the unlabelled stream
     t0 = time.perf_counter()
-    gate = M.fit_novelty_gate(e_tr[tm_tr], e_tr[stream], steps=cfg["gate_steps"])
+    gate = M.fit_novelty_gate(
+        e_tr[tm_tr],
+        e_tr[stream],
+        steps=cfg["gate_steps"],
+        hidden=cfg["gate_hidden"],
+        batch_size=cfg["gate_batch"],
+        learning_rate=cfg["gate_lr"],
+    )
     gate = M.calibrate_novelty_gate(gate, e_va[tm_va], cfg["max_false_route"])
     t_gate = time.perf_counter() - t0
     routed_te = gate(e_te)
@@ -350,10 +389,17 @@ def _snn_run(ctx: Context, cfg: dict, tag: str, beta: float, d: SimpleNamespace)
     )
     layer = _layer(dict(cfg, beta_factor=beta), e_tr.shape[1], d.n_out, d.d0, beta > 0)
     key = jax.random.key(ctx.seed)
-    st = layer.init_state(jax.random.fold_in(key, 0))
-    t0 = time.perf_counter()
-    st, lout = M.learn_unsupervised(layer, st, d.x_learn, jax.random.fold_in(key, 1))
-    t_learn = time.perf_counter() - t0
+    if cfg["sfa_learn"] or d.learned is None:
+        # without sfa_learn SFA acts at inference only: every layer learns with beta = 0
+        learner = layer if cfg["sfa_learn"] else layer.without_sfa()
+        st = learner.init_state(jax.random.fold_in(key, 0))
+        t0 = time.perf_counter()
+        st, lout = M.learn_unsupervised(learner, st, d.x_learn, jax.random.fold_in(key, 1))
+        t_learn = time.perf_counter() - t0
+        if not cfg["sfa_learn"]:
+            d.learned = (st, lout, t_learn)
+    else:
+        st, lout, t_learn = d.learned
     r_lab = M.respond(layer, st, e_va[lab_idx], jax.random.fold_in(key, 2))
     nl = M.label_neurons(r_lab["counts"], val[1][lab_idx])
     t0 = time.perf_counter()
@@ -361,6 +407,9 @@ def _snn_run(ctx: Context, cfg: dict, tag: str, beta: float, d: SimpleNamespace)
     t_infer = time.perf_counter() - t0
     nl_new = np.where(np.isin(nl, new), nl, -1)  # routed inputs: new-class neurons
     snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl_new)
+    if cfg["route_by"] == "snn":  # no gate: routed where the layer's own answer is new
+        snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl)
+        routed_te = np.isin(snn_te, new)
     pred = M.route(head_te, snn_te, routed_te)
     rep = M.accuracy_report(pred, test[1], {"trained": trained, "new": new})
     rn = routed_te & ~tm_te

@@ -310,6 +310,9 @@ print(f"total run time {time.perf_counter() - t_start:.0f} s")
 #
 # - Vary the SFA strength (`beta` in `make_layer`: 0, 25, 50, 100, 200 $\vartheta_0$) and
 #   plot spikes per image against accuracy, as the `sfa-continual-mnist` benchmark does.
+# - Give the gate a hidden layer of novelty neurons, as the benchmarks do:
+#   `M.fit_novelty_gate(..., hidden=64, batch_size=512, learning_rate=0.01, steps=2000)`
+#   routes more new digits at the same budget (it needs the full stream to pay off).
 # - Compare the novelty gate with a label-free one from the trained classes alone:
 #   `M.mahalanobis_score(e_tr[tm_tr], train[1][tm_tr])` at the same 0.5 % budget.
 # - Use binary synapses (`MultiLevelRRAM(n_levels=2)`) or write noise

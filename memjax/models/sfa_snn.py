@@ -22,8 +22,10 @@ Pipeline:
    current) (:func:`snn_classify`).
 4. **Novelty gate** (:class:`NoveltyGate`, the benchmarks' gate): one linear "novelty
    neuron" ``s(x) = w . x + b`` on the same encoded features ``x`` that drive the
-   spiking layer (one extra crossbar column). It is fitted (:func:`fit_novelty_gate`,
-   logistic regression) to tell the *trained-class* training images (class 0) from the
+   spiking layer (one extra crossbar column), or a hidden layer of ReLU novelty
+   neurons read by one more column, ``s(x) = w . relu(x W_h + b_h) + b``. It is fitted
+   (:func:`fit_novelty_gate`, logistic regression) to tell the *trained-class* training
+   images (class 0) from the
    *unlabelled* stream (class 1): positive-unlabelled learning, whose optimum is
    monotone in the density ratio ``p_stream(x) / p_trained(x)``, i.e. in the
    probability that ``x`` is from a class the CNN never saw. No new-class label is
@@ -232,28 +234,52 @@ def snn_classify(counts: np.ndarray, drive: np.ndarray, neuron_labels: np.ndarra
 
 
 class NoveltyGate(eqx.Module):
-    """Linear novelty neuron: ``x`` is routed to the spiking layer iff
-    ``w . x + b > threshold`` (see the module docstring).
+    """Novelty neurons: ``x`` is routed to the spiking layer iff ``s(x) > threshold``,
+    with ``s(x) = w . x + b`` (one novelty neuron, ``W_h`` empty) or
+    ``s(x) = w . relu(x W_h + b_h) + b`` (a hidden layer of novelty neurons, one
+    crossbar of ``n_hidden`` columns, read by one more column). See the module
+    docstring.
 
-    **Fields:** `w` (``(n_in,)`` weights), `b` (bias), `threshold` (routing threshold;
-    ``+inf`` routes nothing, before :func:`calibrate_novelty_gate`).
+    **Fields:** `w` (``(n_hidden,)`` or ``(n_in,)`` output weights), `b` (bias),
+    `threshold` (routing threshold; ``+inf`` routes nothing, before
+    :func:`calibrate_novelty_gate`), `W_h` (``(n_in, n_hidden)`` hidden weights, or
+    ``(n_in, 0)`` for the linear gate), `b_h` (``(n_hidden,)`` hidden biases).
     """
 
-    w: Float[Array, " n_in"]
+    w: Float[Array, " n"]
     b: Float[Array, ""]
     threshold: Float[Array, ""]
+    W_h: Float[Array, "n_in n_hidden"] | None = None
+    b_h: Float[Array, " n_hidden"] | None = None
 
     def __check_init__(self):
         if jnp.ndim(self.w) != 1:
             raise ValueError(f"NoveltyGate.w must be 1-D; got shape {jnp.shape(self.w)}")
+        if (self.W_h is None) != (self.b_h is None):
+            raise ValueError("NoveltyGate: W_h and b_h must be given together")
+        if self.W_h is not None and self.b_h is not None:
+            sw, sh, sb = jnp.shape(self.w), jnp.shape(self.W_h), jnp.shape(self.b_h)
+            if len(sh) != 2 or sh[1] != sw[0] or sb != sw:
+                raise ValueError(
+                    f"NoveltyGate: W_h must be (n_in, n_hidden) and b_h, w (n_hidden,); "
+                    f"got {sh}, {sb}, {sw}"
+                )
 
     def score(self, x: Float[Array, "N n_in"]) -> np.ndarray:
-        """``w . x + b`` per sample (numpy)."""
-        return np.asarray(x, np.float32) @ np.asarray(self.w) + float(self.b)
+        """``s(x)`` per sample (numpy)."""
+        h = np.asarray(x, np.float32)
+        if self.W_h is not None:
+            h = np.maximum(h @ np.asarray(self.W_h) + np.asarray(self.b_h), 0.0)
+        return h @ np.asarray(self.w) + float(self.b)
 
     def __call__(self, x: Float[Array, "N n_in"]) -> np.ndarray:
         """Routed mask: ``score(x) > threshold``."""
         return self.score(x) > float(self.threshold)
+
+
+def _gate_score(p, x):
+    h = x if p[2] is None else jax.nn.relu(x @ p[2] + p[3][None])
+    return h @ p[0] + p[1]
 
 
 def fit_novelty_gate(
@@ -263,14 +289,25 @@ def fit_novelty_gate(
     steps: int = 300,
     learning_rate: float = 0.05,
     l2: float = 1e-4,
+    hidden: int = 0,
+    batch_size: int | None = None,
+    key: PRNGKeyArray | None = None,
 ) -> NoveltyGate:
-    """Logistic regression (full batch, Adam, ``l2`` penalty on ``w``), trained-class
-    samples labelled 0 and unlabelled stream samples 1, classes weighted equally.
+    """Logistic regression (Adam, ``l2`` penalty on the weights), trained-class samples
+    labelled 0 and unlabelled stream samples 1, the two sets weighted equally.
+
+    ``hidden`` > 0 adds a hidden layer of ``hidden`` ReLU novelty neurons (weights drawn
+    from ``key``, scaled ``1/sqrt(n_in)``; output weights start at 0). ``batch_size``:
+    samples drawn from each set per step (``None``: full batch).
 
     ``x_stream`` may contain trained-class samples (it is unlabelled): the fitted score
-    is still monotone in the density ratio, which is all the gate needs. Threshold
-    ``+inf`` (calibrate with :func:`calibrate_novelty_gate`)."""
+    is still monotone in the density ratio ``p_stream / p_trained`` (positive-unlabelled
+    learning; Elkan & Noto, KDD 2008), which is all the gate needs. Threshold ``+inf``
+    (calibrate with :func:`calibrate_novelty_gate`)."""
     check_int("fit_novelty_gate: steps", steps, 1)
+    check_int("fit_novelty_gate: hidden", hidden, 0)
+    if batch_size is not None:
+        check_int("fit_novelty_gate: batch_size", batch_size, 1)
     xt = jnp.asarray(x_trained, jnp.float32)
     xs = jnp.asarray(x_stream, jnp.float32)
     if xt.ndim != 2 or xs.ndim != 2 or xt.shape[1] != xs.shape[1]:
@@ -278,27 +315,42 @@ def fit_novelty_gate(
             f"fit_novelty_gate: x_trained and x_stream must be (N, n_in) with the same n_in; "
             f"got {xt.shape} and {xs.shape}"
         )
+    key = jax.random.key(0) if key is None else key
+    n_in = xt.shape[1]
+    p0: tuple[Array, Array, Array | None, Array | None]
+    if hidden:
+        k_w, key = jax.random.split(key)
+        W = jax.random.normal(k_w, (n_in, hidden)) / np.sqrt(n_in)
+        p0 = (jnp.zeros(hidden), jnp.zeros(()), W, jnp.zeros(hidden))
+    else:
+        p0 = (jnp.zeros(n_in), jnp.zeros(()), None, None)
 
-    def loss(p):
-        lt = optax.sigmoid_binary_cross_entropy(xt @ p[0] + p[1], jnp.zeros(xt.shape[0]))
-        ls = optax.sigmoid_binary_cross_entropy(xs @ p[0] + p[1], jnp.ones(xs.shape[0]))
-        return 0.5 * (lt.mean() + ls.mean()) + l2 * jnp.sum(p[0] ** 2)
+    def loss(p, bt, bs):
+        lt = optax.sigmoid_binary_cross_entropy(_gate_score(p, bt), jnp.zeros(bt.shape[0]))
+        ls = optax.sigmoid_binary_cross_entropy(_gate_score(p, bs), jnp.ones(bs.shape[0]))
+        pen = jnp.sum(p[0] ** 2) + (0.0 if p[2] is None else jnp.sum(p[2] ** 2))
+        return 0.5 * (lt.mean() + ls.mean()) + l2 * pen
 
     opt = optax.adam(learning_rate)
-    p0 = (jnp.zeros(xt.shape[1]), jnp.zeros(()))
 
     @jax.jit
-    def run(p):
-        def body(carry, _):
+    def run(p, key):
+        def body(carry, k):
             p, s = carry
-            u, s = opt.update(jax.grad(loss)(p), s)
+            if batch_size is None:
+                bt, bs = xt, xs
+            else:
+                k1, k2 = jax.random.split(k)
+                bt = xt[jax.random.randint(k1, (batch_size,), 0, xt.shape[0])]
+                bs = xs[jax.random.randint(k2, (batch_size,), 0, xs.shape[0])]
+            u, s = opt.update(jax.grad(loss)(p, bt, bs), s)
             return (optax.apply_updates(p, u), s), None
 
-        (p, _), _ = jax.lax.scan(body, (p, opt.init(p)), None, length=steps)
+        (p, _), _ = jax.lax.scan(body, (p, opt.init(p)), jax.random.split(key, steps))
         return p
 
-    w, b = run(p0)
-    return NoveltyGate(w=w, b=b, threshold=jnp.asarray(jnp.inf))
+    w, b, W_h, b_h = run(p0, key)
+    return NoveltyGate(w=w, b=b, threshold=jnp.asarray(jnp.inf), W_h=W_h, b_h=b_h)
 
 
 def calibrate_novelty_gate(

@@ -129,6 +129,35 @@ def test_novelty_gate_routes_new_class_within_the_budget():
     np.testing.assert_array_equal(pred[routed], snn[routed])
 
 
+def test_hidden_novelty_gate_routes_what_no_line_separates():
+    """New class between the two trained clusters: no linear score routes it within the
+    budget, a hidden layer of novelty neurons does; its score is w . relu(x W_h + b_h) + b."""
+    rng = np.random.default_rng(2)
+    d = 4
+    mu = np.zeros((3, d))
+    mu[0, 0], mu[1, 0] = 4.0, -4.0
+
+    def draw(c, m):
+        return (mu[c] + 0.7 * rng.standard_normal((m, d))).astype(np.float32)
+
+    trained = np.concatenate([draw(0, 800), draw(1, 800)])
+    stream = np.concatenate([draw(0, 400), draw(1, 400), draw(2, 800)])
+    val = np.concatenate([draw(0, 500), draw(1, 500)])
+    test_t, test_n = np.concatenate([draw(0, 1000), draw(1, 1000)]), draw(2, 2000)
+    routed = {}
+    for hidden in (0, 16):
+        g = fit_novelty_gate(
+            trained, stream, steps=600, hidden=hidden, batch_size=256, learning_rate=0.02
+        )
+        g = calibrate_novelty_gate(g, val, 0.01)
+        routed[hidden] = (g(test_t).mean(), g(test_n).mean())
+    assert routed[16][0] < 0.03 and routed[16][1] > 0.9
+    assert routed[0][1] < 0.5
+    assert g.W_h.shape == (d, 16) and g.b_h.shape == (16,) and g.w.shape == (16,)
+    ref = np.maximum(test_n[:5] @ np.asarray(g.W_h) + np.asarray(g.b_h), 0) @ np.asarray(g.w)
+    np.testing.assert_allclose(g.score(test_n[:5]), ref + float(g.b), rtol=1e-5, atol=1e-5)
+
+
 def test_mahalanobis_score_against_direct_solve():
     rng = np.random.default_rng(1)
     f = rng.standard_normal((300, 4)) @ rng.standard_normal((4, 4))
@@ -148,6 +177,20 @@ def test_bad_parameters():
         fit_novelty_gate(np.zeros((2, 3)), np.ones((2, 3)), steps=0)
     with pytest.raises(ValueError, match="same n_in"):
         fit_novelty_gate(np.zeros((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="hidden"):
+        fit_novelty_gate(np.zeros((2, 3)), np.ones((2, 3)), hidden=-1)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit_novelty_gate(np.zeros((2, 3)), np.ones((2, 3)), batch_size=0)
+    with pytest.raises(ValueError, match="together"):
+        NoveltyGate(w=jnp.zeros(2), b=jnp.zeros(()), threshold=jnp.zeros(()), W_h=jnp.zeros((3, 2)))
+    with pytest.raises(ValueError, match="n_hidden"):
+        NoveltyGate(
+            w=jnp.zeros(2),
+            b=jnp.zeros(()),
+            threshold=jnp.zeros(()),
+            W_h=jnp.zeros((3, 4)),
+            b_h=jnp.zeros(4),
+        )
     with pytest.raises(ValueError, match="NoveltyGate.w"):
         NoveltyGate(w=jnp.zeros((2, 2)), b=jnp.zeros(()), threshold=jnp.zeros(()))
     with pytest.raises(ValueError, match="max_false_route"):
