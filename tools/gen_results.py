@@ -252,8 +252,11 @@ def memprop_table() -> str:
                 pct(m["test_accuracy_ideal"]),
                 pct(m["baseline_test_accuracy"]),
                 pct(m["ann_test_accuracy"]),
-                f"784-{c['n_hidden']}-10, {m['time_steps']} steps, {m['epochs']} epochs",
-                minutes(name),
+                f"784-{c['n_hidden']}-10, {m['time_steps']} steps of {c['dt'] * 1e6:g} us, "
+                f"{m['epochs']} epochs",
+                f"{pct(m['integration_error'])} / {pct(m['converged_agreement'])}",
+                pct(m["frozen_memristor_accuracy"]),
+                _run_time(name, m),
             ]
         )
     return table(
@@ -264,9 +267,22 @@ def memprop_table() -> str:
             "surrogate LIF",
             "ReLU MLP",
             "settings",
+            "integration error / agreement with 10x finer steps",
+            "memristors frozen at rest",
             "run time",
         ],
         rows,
+    )
+
+
+def _run_time(name: str, m: dict) -> str:
+    """The run's wall time; where the MIF training was resumed from checkpoints of an
+    earlier invocation, also its epochs' time from the training history."""
+    if m["seconds_mif_train"] >= 0.1 * m["seconds"]:
+        return minutes(name)
+    return (
+        f"{minutes(name)} (MIF training resumed from checkpoints; "
+        f"{m['seconds_per_epoch_mif']:.0f} s per epoch)"
     )
 
 
