@@ -57,14 +57,14 @@ def test_run_on_other_data_does_not_resume(tmp_path, data, capsys):
     ctx = Context(name="memprop-mnist", quick=True, out=tmp_path)
     s = dataclasses.asdict(TINY)
     (train, test), (train2, test2) = data
-    _, hist, _ = mb._train_mif(ctx, "memprop-mnist-mif", train, test, s)
+    _, hist, _ = mb.train_mif(ctx, "memprop-mnist-mif", train, test, s)
     assert hist["epoch"] == [1] and len(_folders(tmp_path)) == 1
     assert "resumed" not in capsys.readouterr().err
     # the same run again resumes its finished checkpoint: nothing left to train
-    mb._train_mif(ctx, "memprop-mnist-mif", train, test, s)
+    mb.train_mif(ctx, "memprop-mnist-mif", train, test, s)
     assert "nothing left to train" in capsys.readouterr().err
     assert len(_folders(tmp_path)) == 1
     # other data (as the full set after the sample): a new folder, trained afresh
-    _, hist2, _ = mb._train_mif(ctx, "memprop-mnist-mif", train2, test2, s)
+    _, hist2, _ = mb.train_mif(ctx, "memprop-mnist-mif", train2, test2, s)
     assert "resumed" not in capsys.readouterr().err
     assert hist2["epoch"] == [1] and len(_folders(tmp_path)) == 2
