@@ -99,6 +99,7 @@ def finetune(
     epochs: int = 1,
     batch_size: int = 128,
     lr: float = 1e-3,
+    noise_scale: float = 1.0,
     seed: int = 0,
     n_classes: int = 10,
     log: Callable[[str], None] | None = None,
@@ -106,10 +107,12 @@ def finetune(
 ) -> tuple[NIRNetwork, dict]:
     """Hardware-aware fine-tuning (see the module docstring) from the layers'
     programming targets; returns ``(model in training mode, history)``. Adam with
-    learning rate ``lr`` on ``u`` (units of the conductance range) and the biases."""
+    learning rate ``lr`` on ``u`` (units of the conductance range) and the biases;
+    ``noise_scale``: the injected programming noise in units of the device's write
+    sigma. The stuck cells are the deployed chip's own (fine-tune per chip)."""
     if not hardware_layers(model):
         raise ValueError("finetune: the model has no crossbar layer; deploy it first")
-    m = set_mode(model, True, from_target=True)
+    m = set_mode(model, True, from_target=True, noise_scale=noise_scale)
 
     def loss_fn(mod, xb, yb, key):
         spk = mod(xb, n_steps, key=key)

@@ -80,6 +80,14 @@ def test_levels_noise_and_stuck_cells():
     r = hw.reprogram(d, jax.random.key(2)).nodes["fc1"]
     np.testing.assert_array_equal(np.asarray(r.stuck), np.asarray(node.stuck))
     assert not np.allclose(np.asarray(r.u), np.asarray(node.u))
+    # ... and draws no new ones: without write noise every healthy cell gets its target
+    # (level-rounded), and the stuck cells keep their stuck value.
+    quiet = hw.with_config(d, program_noise=False)
+    q = hw.reprogram(quiet, jax.random.key(3)).nodes["fc1"]
+    ok = ~np.asarray(q.stuck)
+    step = 1.0 / (dev.n_levels - 1)
+    assert np.max(np.abs(np.asarray(q.u - q.target)[ok])) <= step / 2 + 1e-3
+    np.testing.assert_array_equal(np.asarray(q.u)[~ok], np.asarray(q.stuck_u)[~ok])
 
 
 def test_drift_and_read_noise_change_the_read():
