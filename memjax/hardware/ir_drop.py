@@ -116,10 +116,8 @@ def solve(
     Gv = G[None] * v[:, :, None]
     zeros = jnp.zeros_like(Gv)
     if sweeps is not None:
-        d, b = zeros, zeros
-        for _ in range(int(sweeps)):
-            d, b = _sweep(G, g, d_a, d_b, Gv, b)
-        return d, b
+        body = lambda _, c: _sweep(G, g, d_a, d_b, Gv, c[1])  # noqa: E731
+        return jax.lax.fori_loop(0, int(sweeps), body, (zeros, zeros))
 
     def matvec(x):
         d, b = x
