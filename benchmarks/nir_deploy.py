@@ -81,21 +81,21 @@ class Settings:
 FULL = Settings()
 QUICK = dataclasses.replace(
     FULL,
-    test_size=1000,
-    ft_size=2000,
+    test_size=500,
+    ft_size=1000,
     ft_epochs=1,
     ft_lrs=(1e-3,),
-    ft_noise=(1.0, 2.0),
-    scan_size=1000,
-    val_size=1000,
+    ft_noise=(1.0,),
+    scan_size=500,
+    val_size=500,
     n_chips=1,
-    mif_ft_size=1000,
+    mif_ft_size=500,
     levels=(16,),
     program_sigma=(0.05,),
     read_sigma=(0.05,),
     stuck=(0.02,),
     spice_sizes=(16,),
-    ir_tiles=(32,),
+    ir_tiles=(64,),
     ir_r_wire=(2.5,),
 )
 

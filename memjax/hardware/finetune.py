@@ -77,18 +77,23 @@ def spike_accuracy(
     ``n_steps``, first index on ties) for static inputs ``x[N, ...]``; ``key``: fresh
     read noise per batch. The read matrices are computed once (`NIRNetwork.prepared`)."""
 
-    @eqx.filter_jit
-    def pred(m, xb, k):
-        return jnp.argmax(m(xb, n_steps, key=k).sum(0), axis=-1)
-
-    model = eqx.filter_jit(lambda m: m.prepared())(model)
+    model = _prepare(model)
     correct = 0
     for i, s in enumerate(range(0, len(x), batch_size)):
         k = None if key is None else jax.random.fold_in(key, i)
-        correct += int(
-            (np.asarray(pred(model, x[s : s + batch_size], k)) == y[s : s + batch_size]).sum()
-        )
+        p = _predict(model, x[s : s + batch_size], k, int(n_steps))
+        correct += int((np.asarray(p) == y[s : s + batch_size]).sum())
     return correct / len(x)
+
+
+@eqx.filter_jit
+def _prepare(model):
+    return model.prepared()
+
+
+@eqx.filter_jit
+def _predict(model, xb, key, n_steps):
+    return jnp.argmax(model(xb, n_steps, key=key).sum(0), axis=-1)
 
 
 def finetune(

@@ -117,5 +117,6 @@ def test_fast_and_exact_modes_in_a_jitted_tiled_network_agree():
     (e1, e2), (f1, f2) = both(G1, G2)
     for e, f, G in ((e1, f1, G1), (e2, f2, G2)):
         assert np.all(np.isfinite(np.asarray(f)))
-        np.testing.assert_allclose(np.asarray(f), np.asarray(e), rtol=1e-3, atol=1e-9)
+        scale = float(np.max(np.abs(np.asarray(e))))
+        np.testing.assert_allclose(np.asarray(f), np.asarray(e), rtol=0, atol=2e-3 * scale)
         assert np.max(np.abs(np.asarray(e - G))) > 0  # the wires do drop voltage
