@@ -38,7 +38,10 @@ def _write(u_target, config: HardwareConfig, key, stuck=None, stuck_u=None):
     """Programmed normalised conductances of targets ``u[2, n_in, n_out]``; returns
     ``(u, stuck, stuck_u)``."""
     dev = config.device
-    xb = Crossbar(u_pos=u_target[0], u_neg=u_target[1], config=config.crossbar_config())
+    xb_cfg = config.crossbar_config()
+    if stuck is not None:  # the same chip: its faults are given, draw no new ones
+        xb_cfg = dataclasses.replace(xb_cfg, stuck_faults=False)
+    xb = Crossbar(u_pos=u_target[0], u_neg=u_target[1], config=xb_cfg)
     k_prog, k_pulse = jax.random.split(key)
     programmed, state = xb.program(k_prog)
     if stuck is None:
@@ -52,6 +55,7 @@ def _write(u_target, config: HardwareConfig, key, stuck=None, stuck_u=None):
         u = (G - dev.G_min) / (dev.G_max - dev.G_min)
     else:
         u = jnp.stack([programmed.u_pos, programmed.u_neg])
+    u = jnp.where(stuck, stuck_u, u)
     return u.astype(u_target.dtype), stuck, stuck_u
 
 
@@ -119,14 +123,19 @@ def reprogram(model: NIRNetwork, key: PRNGKeyArray) -> NIRNetwork:
     return _map_hw(model, fn)
 
 
-def set_mode(model: NIRNetwork, training: bool, *, from_target: bool = False) -> NIRNetwork:
+def set_mode(
+    model: NIRNetwork, training: bool, *, from_target: bool = False, noise_scale: float = 1.0
+) -> NIRNetwork:
     """Switch every crossbar layer to training mode (levels and write noise in the
     forward pass, for hardware-aware fine-tuning) or back. ``from_target=True`` also
     sets ``u`` to the layer's programming target (fine-tuning then starts from the
-    intended weights, not from one noisy write of them)."""
+    intended weights, not from one noisy write of them). ``noise_scale``: the injected
+    programming noise in units of the device's write sigma (>= 0)."""
+    if not noise_scale >= 0:
+        raise ValueError(f"set_mode: noise_scale must be >= 0; got {noise_scale}")
 
     def fn(name, node):
-        node = dataclasses.replace(node, training=training)
+        node = dataclasses.replace(node, training=training, noise_scale=float(noise_scale))
         if from_target:
             node = eqx.tree_at(lambda n: n.u, node, node.target)
         return node

@@ -77,18 +77,23 @@ def spike_accuracy(
     ``n_steps``, first index on ties) for static inputs ``x[N, ...]``; ``key``: fresh
     read noise per batch. The read matrices are computed once (`NIRNetwork.prepared`)."""
 
-    @eqx.filter_jit
-    def pred(m, xb, k):
-        return jnp.argmax(m(xb, n_steps, key=k).sum(0), axis=-1)
-
-    model = eqx.filter_jit(lambda m: m.prepared())(model)
+    model = _prepare(model)
     correct = 0
     for i, s in enumerate(range(0, len(x), batch_size)):
         k = None if key is None else jax.random.fold_in(key, i)
-        correct += int(
-            (np.asarray(pred(model, x[s : s + batch_size], k)) == y[s : s + batch_size]).sum()
-        )
+        p = _predict(model, x[s : s + batch_size], k, int(n_steps))
+        correct += int((np.asarray(p) == y[s : s + batch_size]).sum())
     return correct / len(x)
+
+
+@eqx.filter_jit
+def _prepare(model):
+    return model.prepared()
+
+
+@eqx.filter_jit
+def _predict(model, xb, key, n_steps):
+    return jnp.argmax(model(xb, n_steps, key=key).sum(0), axis=-1)
 
 
 def finetune(
@@ -99,6 +104,7 @@ def finetune(
     epochs: int = 1,
     batch_size: int = 128,
     lr: float = 1e-3,
+    noise_scale: float = 1.0,
     seed: int = 0,
     n_classes: int = 10,
     log: Callable[[str], None] | None = None,
@@ -106,10 +112,12 @@ def finetune(
 ) -> tuple[NIRNetwork, dict]:
     """Hardware-aware fine-tuning (see the module docstring) from the layers'
     programming targets; returns ``(model in training mode, history)``. Adam with
-    learning rate ``lr`` on ``u`` (units of the conductance range) and the biases."""
+    learning rate ``lr`` on ``u`` (units of the conductance range) and the biases;
+    ``noise_scale``: the injected programming noise in units of the device's write
+    sigma. The stuck cells are the deployed chip's own (fine-tune per chip)."""
     if not hardware_layers(model):
         raise ValueError("finetune: the model has no crossbar layer; deploy it first")
-    m = set_mode(model, True, from_target=True)
+    m = set_mode(model, True, from_target=True, noise_scale=noise_scale)
 
     def loss_fn(mod, xb, yb, key):
         spk = mod(xb, n_steps, key=key)

@@ -41,15 +41,32 @@ __all__ = ["solve", "column_currents", "effective_conductance", "tiled_effective
 
 def _tri_solve(diag, g, rhs):
     """Solve tridiag(-g, diag, -g) x = rhs along the last axis of diag [..., N]; rhs
-    [K, ..., N] (K right-hand sides)."""
-    off = jnp.full_like(diag, -g)
-    dl = off.at[..., 0].set(0.0)
-    du = off.at[..., -1].set(0.0)
-    k = rhs.shape[0]
-    b = jnp.moveaxis(rhs, 0, -1)  # [..., N, K]
-    shp = diag.shape
-    x = jax.lax.linalg.tridiagonal_solve(dl, diag, du, b.reshape(shp + (k,)))
-    return jnp.moveaxis(x, -1, 0)
+    [K, ..., N] (K right-hand sides), by the Thomas algorithm (two `jax.lax.scan` passes
+    over N; stable without pivoting because the matrix is diagonally dominant, diag >=
+    2 g). Written in jnp rather than `jax.lax.linalg.tridiagonal_solve`, whose CPU
+    LAPACK call inside `vmap` + `lax.map` was seen to block without returning."""
+    diag = jnp.broadcast_to(diag, rhs.shape)
+    d_t = jnp.moveaxis(diag, -1, 0)  # [N, K, ...]
+    r_t = jnp.moveaxis(rhs, -1, 0)
+
+    def fwd(carry, dr):
+        c_prev, y_prev = carry
+        d, r = dr
+        den = d + g * c_prev  # d - (-g) c'_{i-1}
+        c = -g / den
+        y = (r + g * y_prev) / den
+        return (c, y), (c, y)
+
+    zero = jnp.zeros_like(r_t[0])
+    _, (c, y) = jax.lax.scan(fwd, (zero, zero), (d_t, r_t))
+
+    def bwd(x_next, cy):
+        ci, yi = cy
+        x = yi - ci * x_next
+        return x, x
+
+    _, x = jax.lax.scan(bwd, zero, (c, y), reverse=True)
+    return jnp.moveaxis(x, 0, -1)
 
 
 def _tri_matvec(diag, g, x):
@@ -99,10 +116,8 @@ def solve(
     Gv = G[None] * v[:, :, None]
     zeros = jnp.zeros_like(Gv)
     if sweeps is not None:
-        d, b = zeros, zeros
-        for _ in range(int(sweeps)):
-            d, b = _sweep(G, g, d_a, d_b, Gv, b)
-        return d, b
+        body = lambda _, c: _sweep(G, g, d_a, d_b, Gv, c[1])  # noqa: E731
+        return jax.lax.fori_loop(0, int(sweeps), body, (zeros, zeros))
 
     def matvec(x):
         d, b = x

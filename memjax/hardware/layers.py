@@ -89,7 +89,8 @@ class HardwareAffine(AbstractNode):
     normalised conductance), `config` (static
     :class:`HardwareConfig`), `w_scale` (weight units per ``G_max - G_min``), `x_scale`
     (the input of full-scale voltage ``v_read``), `training` (static: quantise ``u`` to
-    the levels and inject programming noise in the forward pass).
+    the levels and inject programming noise in the forward pass), `noise_scale` (static:
+    the injected noise's standard deviation in units of the device's write sigma).
     """
 
     u: Float[Array, "2 n_in n_out"]
@@ -101,6 +102,7 @@ class HardwareAffine(AbstractNode):
     w_scale: float = eqx.field(static=True)
     x_scale: float = eqx.field(static=True, default=1.0)
     training: bool = eqx.field(static=True, default=False)
+    noise_scale: float = eqx.field(static=True, default=1.0)
     stateful: ClassVar[bool] = False
 
     @property
@@ -117,7 +119,7 @@ class HardwareAffine(AbstractNode):
                 u = quantize_ste(u, 0.0, 1.0 / (dev.n_levels - 1), dev.n_levels)
             if key is not None and cfg.program_noise:
                 sigma = cfg.pulse.c2c_sigma if cfg.pulse is not None else dev.write_sigma
-                u = u + sigma * jax.random.normal(key, u.shape, u.dtype)
+                u = u + self.noise_scale * sigma * jax.random.normal(key, u.shape, u.dtype)
         G = dev.G_min + u * self.g_range
         if cfg.drift_time is not None:
             G = dev.drift(G, cfg.drift_time)

@@ -1,5 +1,6 @@
 """deploy / reprogram / finetune / substitute_mif on small NIR networks."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import nir
@@ -80,6 +81,14 @@ def test_levels_noise_and_stuck_cells():
     r = hw.reprogram(d, jax.random.key(2)).nodes["fc1"]
     np.testing.assert_array_equal(np.asarray(r.stuck), np.asarray(node.stuck))
     assert not np.allclose(np.asarray(r.u), np.asarray(node.u))
+    # ... and draws no new ones: without write noise every healthy cell gets its target
+    # (level-rounded), and the stuck cells keep their stuck value.
+    quiet = hw.with_config(d, program_noise=False)
+    q = hw.reprogram(quiet, jax.random.key(3)).nodes["fc1"]
+    ok = ~np.asarray(q.stuck)
+    step = 1.0 / (dev.n_levels - 1)
+    assert np.max(np.abs(np.asarray(q.u - q.target)[ok])) <= step / 2 + 1e-3
+    np.testing.assert_array_equal(np.asarray(q.u)[~ok], np.asarray(q.stuck_u)[~ok])
 
 
 def test_drift_and_read_noise_change_the_read():
@@ -148,6 +157,31 @@ def test_finetune_lowers_the_loss_and_keeps_bounds():
     u = np.asarray(ft.nodes["fc1"].u)
     assert u.min() >= 0 and u.max() <= 1
     np.testing.assert_array_equal(np.asarray(ft.nodes["lif1"].tau), np.asarray(m.nodes["lif1"].tau))
+
+
+def test_finetune_gradient_reaches_healthy_cells_not_stuck_ones():
+    """The training-mode forward pass (levels, injected write noise, stuck cells) passes
+    gradients to every healthy cell's conductance and none to a stuck one."""
+    d = hw.deploy(_net(), hw.rram_16level(stuck_faults=True), jax.random.key(4))
+    tr = hw.set_mode(d, True, from_target=True)
+
+    def loss(u):
+        m = eqx.tree_at(lambda m: m.nodes["fc1"].u, tr, u)
+        return jnp.sum(m.nodes["fc1"].read_matrix(jax.random.key(5)) ** 2)
+
+    grad = np.asarray(jax.grad(loss)(tr.nodes["fc1"].u))
+    stuck = np.asarray(d.nodes["fc1"].stuck)
+    assert stuck.any()
+    assert np.all(grad[stuck] == 0)
+    assert np.mean(grad[~stuck] != 0) > 0.99
+    # noise_scale scales the injected write noise (0: none, the levels only).
+    quiet = hw.set_mode(d, True, from_target=True, noise_scale=0.0).nodes["fc1"]
+    a, b = quiet.conductances(jax.random.key(6)), quiet.conductances(jax.random.key(7))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    loud = tr.nodes["fc1"]
+    assert not np.array_equal(np.asarray(loud.conductances(jax.random.key(6))), np.asarray(a))
+    with pytest.raises(ValueError, match="noise_scale"):
+        hw.set_mode(d, True, noise_scale=-1.0)
 
 
 def test_substitute_mif_fits_the_lif_response():
