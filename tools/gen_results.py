@@ -125,7 +125,8 @@ def _readme_rows() -> list[list[str]]:
             "`memprop-robustness`",
             f"read noise sigma 0.2: {pct(rob['accuracy_read_sigma_0.2'])}; one-shot write "
             f"noise 0.1: {pct(rob['accuracy_write_sigma_one_shot_0.1'])}; 1 % cells stuck at LRS: "
-            f"{pct(rob['accuracy_stuck_lrs_fraction_0.01'])} (ideal {pct(rob['test_accuracy_ideal'])})",
+            f"{pct(rob['accuracy_stuck_lrs_fraction_0.01'])} (ideal {pct(rob['test_accuracy_ideal'])}; "
+            f"first {rob['sweep_test_size']:,} test images)",
         ],
         [
             "`metaplastic-mnist-fmnist`",
