@@ -158,6 +158,12 @@ class Threshold(AbstractNode):
         return spike_fn(x - _bc(self.threshold, x))
 
 
+def _leak(v, x, dt, tau, v_leak, r):
+    """One Euler step of NIR's leaky membrane ``tau dv/dt = (v_leak - v) + r x``."""
+    a = _bc(dt / tau, v)
+    return (1.0 - a) * v + a * _bc(v_leak, v) + (a * _bc(r, v)) * x
+
+
 def _fire(v, v_threshold, v_reset):
     z = spike_fn(v - _bc(v_threshold, v))
     zs = jax.lax.stop_gradient(z)
@@ -179,8 +185,7 @@ class LIF(AbstractNode):
         return jnp.zeros((batch,) + self.tau.shape, dtype)
 
     def step(self, v, x, dt, key=None):
-        a = _bc(dt / self.tau, v)
-        v = (1.0 - a) * v + a * _bc(self.v_leak, v) + (a * _bc(self.r, v)) * x
+        v = _leak(v, x, dt, self.tau, self.v_leak, self.r)
         z, v = _fire(v, self.v_threshold, self.v_reset)
         return v, z
 
@@ -205,8 +210,7 @@ class CubaLIF(AbstractNode):
         i, v = state
         a_s = _bc(dt / self.tau_syn, i)
         i = (1.0 - a_s) * i + (a_s * _bc(self.w_in, i)) * x
-        a = _bc(dt / self.tau_mem, v)
-        v = (1.0 - a) * v + a * _bc(self.v_leak, v) + (a * _bc(self.r, v)) * i
+        v = _leak(v, i, dt, self.tau_mem, self.v_leak, self.r)
         z, v = _fire(v, self.v_threshold, self.v_reset)
         return (i, v), z
 
@@ -223,8 +227,7 @@ class LI(AbstractNode):
         return jnp.zeros((batch,) + self.tau.shape, dtype)
 
     def step(self, v, x, dt, key=None):
-        a = _bc(dt / self.tau, v)
-        v = (1.0 - a) * v + a * _bc(self.v_leak, v) + (a * _bc(self.r, v)) * x
+        v = _leak(v, x, dt, self.tau, self.v_leak, self.r)
         return v, v
 
 
