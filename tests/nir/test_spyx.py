@@ -33,16 +33,17 @@ def _export(net, shape_in, shape_out):
 
 # Spyx relies on NumPy rank promotion (e.g. ``beta * V``), which this test suite turns
 # into an error for memjax's own code; it is allowed inside the Spyx calls only.
-_spyx = jax.numpy_rank_promotion("allow")
+def _spyx():
+    return jax.numpy_rank_promotion("allow")
 
 
 def _spyx_run(net, x):
-    with _spyx:
+    with _spyx():
         return np.asarray(snn.run(net, x)[0])
 
 
 def _spyx_states(graph, x, dt=DT):
-    with _spyx:
+    with _spyx():
         _, (out, states) = snir.from_nir(graph, x, dt=dt, return_all_states=True)
     return np.asarray(out), [None if s is None else np.asarray(s) for s in states]
 
