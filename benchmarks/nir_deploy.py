@@ -31,6 +31,11 @@ Metrics:
 Settings were fixed before reading the test set; the fine-tuning learning rate and
 noise-injection strength are chosen on snnTorch's validation split (the last ``n_val``
 training images, never trained on) by a small scan recorded in ``config.finetune_scan``.
+
+``--quick`` (`QUICK`, a smoke test of every part within two minutes) uses 500 test
+images, one fine-tuning candidate (no scan), 1,000 fine-tuning images for one epoch,
+one chip, one value per non-ideality sweep, drift after one year only, and the fast
+IR-drop solver on one tile size (ngspice still checks both solvers).
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ class Settings:
     spice_sizes: tuple = (16, 32, 64)
     ir_tiles: tuple = (32, 64, 128)
     ir_r_wire: tuple = (1.0, 2.5)
+    ir_modes: tuple = ("exact", "fast")
+    drift: tuple = ("1h", "1d", "1y")
 
 
 FULL = Settings()
@@ -97,6 +104,8 @@ QUICK = dataclasses.replace(
     spice_sizes=(16,),
     ir_tiles=(64,),
     ir_r_wire=(2.5,),
+    ir_modes=("fast",),
+    drift=("1y",),
 )
 
 
@@ -153,7 +162,12 @@ def _as_ideal(ft, like):
 
 def _scan(ctx, s, ideal, cfg, train, val, n_steps, key):
     """Fine-tuning learning rate and noise-injection strength, chosen on the validation
-    split (one epoch over the first ``scan_size`` training images, chip 0)."""
+    split (one epoch over the first ``scan_size`` training images, chip 0). A grid of
+    one candidate is taken as given, without a validation run."""
+    if len(s.ft_lrs) * len(s.ft_noise) == 1:
+        lr, ns = s.ft_lrs[0], s.ft_noise[0]
+        ctx.log(f"one fine-tuning candidate (lr {lr:g}, noise x{ns:g}): no validation scan")
+        return {"grid": [{"lr": lr, "noise_scale": ns}], "lr": lr, "noise_scale": ns}
     chip = hw.deploy(ideal, cfg, jax.random.fold_in(key, 0))
     sub = (train[0][: s.scan_size], train[1][: s.scan_size])
     rows = []
@@ -208,7 +222,8 @@ def _deploy_and_finetune(ctx, s, ideal, cfg, train, test, n_steps, key, epochs, 
     )
     ctx.log(f"{tag}: fine-tuned, fresh chips {out['finetuned_fresh_chip_accuracy']:.4f}")
     drift = {}
-    for label, t in DRIFT_TIMES.items():
+    for label in s.drift:
+        t = DRIFT_TIMES[label]
         k = jax.random.fold_in(key, 100 + int(np.log10(t)))
         chip_t = hw.with_config(chip, drift_time=t)
         before = _acc(chip_t, test, n_steps, k)
@@ -241,7 +256,7 @@ def _sweeps(ctx, s, ideal, ft_ideal, test, n_steps, key):
             (v, dict(stuck_faults=True, device=dev.replace(p_stuck_lrs=v / 2, p_stuck_hrs=v / 2)))
             for v in s.stuck
         ],
-        "drift_seconds": [(v, dict(drift_time=v)) for v in DRIFT_TIMES.values()],
+        "drift_seconds": [(v, dict(drift_time=v)) for v in map(DRIFT_TIMES.get, s.drift)],
     }
     out = {}
     for name, vals in cases.items():
@@ -300,7 +315,7 @@ def _ir_accuracy(ctx, s, ideal, test, n_steps, key):
     out = {"no_ir_drop": _acc(chip, test, n_steps)}
     for tile in s.ir_tiles:
         for r in s.ir_r_wire:
-            for mode in ("exact", "fast"):
+            for mode in s.ir_modes:
                 t0 = time.perf_counter()
                 m = hw.with_config(chip, r_wire=r, tile=(tile, tile), ir_mode=mode)
                 acc = _acc(m, test, n_steps)
@@ -337,6 +352,8 @@ def _plots(ctx, res):
         pts = [v for k, v in ir.items() if k != "no_ir_drop" and v["tile"] == tile]
         for mode, ls in (("exact", "-"), ("fast", ":")):
             q = sorted((p["r_wire_ohm"], p["accuracy"]) for p in pts if p["mode"] == mode)
+            if not q:
+                continue
             ax.plot(*zip(*q), ls, marker="o", label=f"{tile}x{tile} {mode}")
     ax.axhline(ir["no_ir_drop"], color="k", lw=0.8, ls="--", label="no IR drop")
     ax.set_xlabel("wire resistance per cell (ohm)")

@@ -70,6 +70,27 @@ def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[-1]))
 
 
+def _conv_padding(name: str, node) -> tuple[int, int]:
+    """NIR ``Conv2d`` padding as symmetric integer pads: ``'valid'`` is 0; ``'same'``
+    (output size = input size, NIR's and PyTorch's meaning) is ``dilation (k - 1) / 2``
+    per axis, which needs stride 1 and an odd dilated kernel extent."""
+    pad = node.padding
+    if not isinstance(pad, str):
+        return _pair(pad)
+    if pad == "valid":
+        return (0, 0)
+    k = np.shape(node.weight)[-2:]
+    d, st = _pair(node.dilation), _pair(node.stride)
+    ext = [di * (ki - 1) for di, ki in zip(d, k)]
+    if pad != "same" or st != (1, 1) or any(e % 2 for e in ext):
+        raise ValueError(
+            f"from_nir: node {name!r} (Conv2d) has padding {pad!r} with stride {st}, "
+            f"dilation {d} and kernel {tuple(k)}; supported: integer padding, 'valid', and "
+            "'same' with stride 1 and an odd dilated kernel size (symmetric padding)"
+        )
+    return (ext[0] // 2, ext[1] // 2)
+
+
 def _neuron(node, kind: str) -> AbstractNode:
     shape = _shape(node)
     if shape is None:
@@ -111,16 +132,11 @@ def _convert(name: str, node) -> AbstractNode | None:
     if kind == "Threshold":
         return Threshold(_arr(node.threshold))
     if kind == "Conv2d":
-        if isinstance(node.padding, str):
-            raise ValueError(
-                f"from_nir: node {name!r} (Conv2d) has string padding {node.padding!r}; "
-                "only explicit integer padding is supported"
-            )
         return Conv2d(
             _arr(node.weight),
             _arr(node.bias),
             stride=_pair(node.stride),
-            padding=_pair(node.padding),
+            padding=_conv_padding(name, node),
             dilation=_pair(node.dilation),
             groups=int(node.groups),
         )

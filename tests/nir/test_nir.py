@@ -151,6 +151,46 @@ def test_affine_conv_flatten_and_summed_inputs():
     np.testing.assert_allclose(y, 2 * h @ fc.T + 1, rtol=1e-4, atol=1e-4)
 
 
+def _conv_graph(w, padding, stride=1, dilation=1):
+    conv = nir.Conv2d(
+        input_shape=(7, 7),
+        weight=w,
+        bias=np.zeros(w.shape[0], np.float32),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=1,
+    )
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([w.shape[1], 7, 7])),
+            "conv": conv,
+            "output": nir.Output(conv.output_type["output"]),
+        },
+        edges=[("input", "conv"), ("conv", "output")],
+    )
+
+
+def test_conv_string_padding_same_and_valid():
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(2, 3, 3, 3)).astype(np.float32)
+    x = jnp.asarray(rng.uniform(size=(2, 3, 7, 7)), jnp.float32)
+    run = lambda g: np.asarray(from_nir(g)(x, 1))[0]  # noqa: E731
+    same = run(_conv_graph(w, "same"))
+    assert same.shape == (2, 2, 7, 7)
+    np.testing.assert_array_equal(same, run(_conv_graph(w, 1)))
+    np.testing.assert_array_equal(run(_conv_graph(w, "valid")), run(_conv_graph(w, 0)))
+    np.testing.assert_array_equal(
+        run(_conv_graph(w, "same", dilation=2)), run(_conv_graph(w, 2, dilation=2))
+    )
+    with pytest.raises(
+        ValueError, match=r"'conv' \(Conv2d\) has padding 'same' with stride \(2, 2\)"
+    ):
+        from_nir(_conv_graph(w, "same", stride=2))
+    with pytest.raises(ValueError, match="odd dilated kernel"):
+        from_nir(_conv_graph(w[:, :, :2, :2], "same"))
+
+
 def test_round_trip_is_exact(tmp_path):
     rng = np.random.default_rng(3)
     g = nir.NIRGraph(
