@@ -27,3 +27,5 @@ from .mif import MIFState as MIFState
 from .mif import mif_simulate as mif_simulate
 from .mif import mif_step as mif_step
 from .mif import mif_vector_field as mif_vector_field
+from .mif_transient import mif_transient as mif_transient
+from .mif_transient import rk4_substeps as rk4_substeps
