@@ -149,7 +149,7 @@ def test_hand_adjoint_under_checkpointing(checkpoint):
     g0 = jax.grad(_loss("hand", dt, substeps), argnums=(0, 1, 2))(p, u, s0)
     g1 = jax.grad(_loss("hand", dt, substeps, checkpoint), argnums=(0, 1, 2))(p, u, s0)
     for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
-        assert _max_rel(a, b) < 1e-6
+        assert _max_rel(a, b) < 1e-5  # float32, summation order of the segments
 
 
 def test_hand_adjoint_forward_equals_autodiff_forward():
