@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 
 import equinox as eqx
@@ -188,8 +189,22 @@ def mif_step_ops(B: int, H: int) -> dict:
         out[adjoint] = {
             "forward": _per(R.op_counts(fwd, s0, u), B * H),
             "forward_and_vjp": _per(R.op_counts(vjp, s0, u), B * H),
+            "hlo_array_instructions": {
+                "forward": _hlo_array_instructions(fwd, (B, H), s0, u),
+                "forward_and_vjp": _hlo_array_instructions(vjp, (B, H), s0, u),
+            },
         }
     return out
+
+
+def _hlo_array_instructions(fn, shape, *args) -> int:
+    """Instructions producing a float32 array of ``shape`` in XLA's optimised HLO of
+    ``fn`` (inside fusions included): the elementwise work the compiled program does,
+    to compare with the jaxpr's count (more where XLA duplicates shared producers into
+    several fused consumers)."""
+    txt = jax.jit(fn).lower(*args).compile().as_text()
+    pat = re.compile(r"= f32\[" + ",".join(map(str, shape)) + r"\]\S* [a-z][\w-]*\(")
+    return sum(1 for line in txt.splitlines() if pat.search(line) and " parameter(" not in line)
 
 
 def roofline_case(step, args, T: int, H: int, seconds: float) -> dict:
