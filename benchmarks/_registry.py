@@ -88,9 +88,10 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "one LIF training step (fwd + BPTT + Adam) vs hand-written lax.scan JAX, snnTorch, Spyx",
     ),
     "speed-mif": (
-        "benchmarks.speed",
-        "run_mif",
-        "one MEMprop MIF training step vs an eager PyTorch loop over time steps",
+        "benchmarks.speed_mif",
+        "run",
+        "one MEMprop MIF training step: hand adjoint vs autodiff vs eager PyTorch, roofline,"
+        " MNIST epoch",
     ),
     "speed-devices": (
         "benchmarks.speed_devices",

@@ -1,4 +1,5 @@
-"""``speed-lif`` and ``speed-mif``: one training step of memjax against what users run.
+"""``speed-lif``: one training step of memjax against what users run; the shared
+protocol and helpers of ``speed-mif`` (``benchmarks/speed_mif.py``).
 
 One training step = forward over ``T`` time steps, BPTT (reverse-mode through the whole
 time loop), one Adam update (lr 1e-3), batch 128, 784-H-10 network, cross-entropy on the
@@ -31,13 +32,6 @@ The peers' LIF conventions differ slightly (snnTorch applies the reset one step 
 Spyx's ``LIF`` computes the spike from the previous membrane and lets gradient flow through
 the reset; its idiomatic readout layer is a non-spiking ``LI``): the work per step is the
 same two matmuls and elementwise updates.
-
-``speed-mif`` runs `memjax.models.memprop.MEMprop` (RRAM crossbars, MIF neurons at
-`MEMprop`'s default (converged) step of 50 us, ``encoding`` ``"direct"`` or ``"rate"``,
-Adam + conductance clipping) against ``TorchMEMprop``: the same equations and the same
-exponential-midpoint update, layer coupling and trapezoid readout in eager PyTorch
-with a Python loop over time steps (the way the authors' prototype runs). Both give the
-same loss for identical weights (``tests/benchmarks/test_speed.py``).
 
 Protocol: every implementation is built on the same weights and data, called once
 (compile / first call, recorded as ``*_first_s``) and ``WARMUP`` more times, then timed in
@@ -73,14 +67,14 @@ import numpy as np
 import optax
 
 import memjax.data as D
-from memjax.models.memprop import LIFNet, MEMprop, cross_entropy, project
+from memjax.models.memprop import LIFNet, cross_entropy
 
 from . import _handjax as HJ
 from ._context import Context
 from ._plot import plt
 from ._timing import interleaved
 
-__all__ = ["run_lif", "run_mif", "TARGETS"]
+__all__ = ["run_lif", "TARGETS"]
 
 #: Targets of issue 6, reported beside the numbers.
 TARGETS = {
@@ -90,7 +84,6 @@ TARGETS = {
     "speedup_vs_spyx_static": (">=", 2.0),
     "speedup_vs_spyx_poisson": (">=", 1.1),
     "flops_utilization_poisson": (">=", 0.5),
-    "speedup_vs_torch_mif": (">=", 5.0),
 }
 BATCH = 128
 N_IN, N_OUT = 784, 10
@@ -497,123 +490,3 @@ def _bar_figure(ctx: Context, rows, stem: str, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, ncol=len(impls), loc="upper left")
     ctx.save_figure(fig, stem)
-
-
-# --------------------------------------------------------------------------- MIF
-
-
-def _memjax_mif(T, H, x, y, encoding, seed, spikes=None):
-    model = MEMprop.init(
-        jax.random.key(seed), N_IN, H, N_OUT, n_steps=T, encoding=encoding, rate_max=MAX_RATE
-    )  # MEMprop's default (converged) dt
-    opt = optax.adam(LR)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    @jax.jit
-    def step(params, opt_state, x, y, key):
-        def loss_fn(p):
-            return cross_entropy(eqx.combine(p, static)(x, key, spikes=spikes), y)
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        model = project(eqx.combine(optax.apply_updates(params, updates), static))
-        return eqx.filter(model, eqx.is_inexact_array), opt_state, loss
-
-    opt_state = opt.init(params)
-    key = jax.random.key(seed + 3)
-    t0 = time.perf_counter()
-    compiled = step.lower(params, opt_state, x, y, key).compile()
-    compile_s = time.perf_counter() - t0
-    return model, (lambda: step(params, opt_state, x, y, key)), compile_s, _cost_flops(compiled)
-
-
-def _torch_mif(model, x, y, spikes=None):
-    import torch
-
-    from . import _torch_peers as TP
-
-    net = TP.mif_from_memprop(model)
-    kw = {} if spikes is None else {"spikes": torch.from_numpy(np.array(spikes))}
-    step = TP.make_step(net, LR, project=lambda n: n.project(), **kw)
-    xt = torch.from_numpy(np.array(x))
-    yt = torch.from_numpy(np.array(y)).long()
-    return lambda: step(xt, yt)
-
-
-def run_mif(ctx: Context) -> dict:
-    s = _settings(ctx)
-    n_threads = _n_threads()
-    have_torch = _have("torch")
-    if have_torch:
-        import torch
-
-        torch.set_num_threads(n_threads)
-    else:
-        ctx.log("torch not installed (pip install -e '.[peers]'): torch MIF skipped")
-    xs_np, ys_np, data = _images(ctx)
-    x, y = jnp.asarray(xs_np), jnp.asarray(ys_np)
-    load_before = os.getloadavg()
-    metrics: dict = {}
-    rows = []
-    for T, H in s["cases"]:
-        # The same spike tensor as speed-lif's, fed to both implementations (the
-        # encoding is data preparation, not part of the training step).
-        spikes = _spikes(ctx, x, T)
-        for inp, enc, sp in (("static", "direct", None), ("poisson", "rate", spikes)):
-            tag = f"T{T}_H{H}_{inp}"
-            ctx.log(f"{tag}: building and compiling")
-            model, m_fn, m_compile, m_xla_flops = _memjax_mif(T, H, x, y, enc, ctx.seed, sp)
-            fns = {"memjax": m_fn}
-            if have_torch:
-                fns["torch_mif"] = _torch_mif(model, x, y, sp)
-                fns["torch_mif_1thread"] = _one_thread(_torch_mif(model, x, y, sp), n_threads)
-            r = _interleaved(fns, s["repeats"], ctx, tag, s["warmup"])
-            t = {k: v["median_s"] for k, v in r.items()}
-            m = {
-                "memjax_step_ms": 1e3 * t["memjax"],
-                "torch_mif_step_ms": 1e3 * t["torch_mif"] if "torch_mif" in t else None,
-                "torch_mif_1thread_step_ms": 1e3 * t["torch_mif_1thread"]
-                if "torch_mif_1thread" in t
-                else None,
-                # against the faster of PyTorch with 2 threads (= XLA's) and with 1
-                "speedup_vs_torch_mif": _ratio(_best_torch(t, "torch_mif"), t["memjax"]),
-                "memjax_compile_s": m_compile,
-                "xla_flops_memjax_step": m_xla_flops,
-                "first_call_s": {k: v["first_s"] for k, v in r.items()},
-                "min_step_ms": {k: 1e3 * v["min_s"] for k, v in r.items()},
-            }
-            metrics[tag] = m
-            rows.append((tag, t))
-            ctx.log(f"{tag}: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in t.items()))
-    sp = [
-        v["speedup_vs_torch_mif"]
-        for k, v in metrics.items()
-        if v["speedup_vs_torch_mif"] is not None
-    ]
-    metrics["summary"] = {"speedup_vs_torch_mif_min": min(sp) if sp else None}
-    _bar_figure(
-        ctx,
-        rows,
-        "step_times",
-        f"speed-mif: one MEMprop training step (fwd + BPTT + Adam + clip), batch {BATCH}",
-    )
-    config = dict(
-        batch=BATCH,
-        n_in=N_IN,
-        n_out=N_OUT,
-        lr=LR,
-        cases=s["cases"],
-        repeats=s["repeats"],
-        warmup=s["warmup"],
-        data=data,
-        dt_s=MEMprop.__dataclass_fields__["dt"].default,
-        rate_max_hz=MAX_RATE,
-        memprop="MEMprop.init defaults (ideal crossbars, MIF defaults, gains 2, k_out 200)",
-        torch_num_threads=[n_threads, 1] if have_torch else None,
-        xla_cpu_threads=n_threads,
-        loadavg_before=load_before,
-        loadavg_after=os.getloadavg(),
-        peers=_peer_versions(),
-        targets=TARGETS,
-    )
-    return {"metrics": metrics, "config": config}

@@ -125,6 +125,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .._validation import check_positive, concrete, guard_time
 from ..devices.mmss import MMSSMemristor
 from ._base import AbstractNeuron, _state_dtype, check_dt, check_substeps, simulate
+from ._mif_adjoint import mif_step_adjoint
 
 __all__ = [
     "MIF",
@@ -167,6 +168,10 @@ def _phi1_jvp(primals, tangents):
     return f, df * dz
 
 
+#: How :func:`mif_step` is differentiated (:attr:`MIF.adjoint`).
+ADJOINTS = ("hand", "autodiff")
+
+
 def default_memristor() -> MMSSMemristor:
     """MEMprop prototype memristor in SI units (see the module table)."""
     return MMSSMemristor(
@@ -202,6 +207,8 @@ class MIF(AbstractNeuron):
       implemented in the neuron and is rejected).
     - `polarity1`, `polarity2`: orientation ``s_k = +-1`` of each memristor (static);
       default ``+1``, ``-1`` (see the module docstring).
+    - `adjoint`: how reverse mode differentiates the step (static): ``"hand"``
+      (default; the hand-derived adjoint) or ``"autodiff"`` (see :func:`mif_step`).
 
     The fields are ordinary pytree leaves. Whether they are trained is the model's
     choice: `memjax.models.memprop.MEMprop` stops their gradient unless built with
@@ -217,6 +224,7 @@ class MIF(AbstractNeuron):
     m2: MMSSMemristor = eqx.field(default_factory=default_memristor)
     polarity1: float = eqx.field(static=True, default=1.0)
     polarity2: float = eqx.field(static=True, default=-1.0)
+    adjoint: str = eqx.field(static=True, default="hand")
 
     def __check_init__(self):
         check_positive("MIF", "C", self.C, "F")
@@ -234,6 +242,8 @@ class MIF(AbstractNeuron):
         for name in ("polarity1", "polarity2"):
             if getattr(self, name) not in (1.0, -1.0):
                 raise ValueError(f"MIF.{name} must be +1 or -1; got {getattr(self, name)}")
+        if self.adjoint not in ADJOINTS:
+            raise ValueError(f"MIF.adjoint must be one of {ADJOINTS}; got {self.adjoint!r}")
 
     continuous: ClassVar[bool] = True
 
@@ -241,7 +251,7 @@ class MIF(AbstractNeuron):
         """:func:`mif_step` with these parameters (``dt`` in s, required; ``key`` unused)."""
         if dt is None:
             raise ValueError("MIF.step: dt (s) is required for a continuous-time neuron")
-        return mif_step(self, state, i_in, dt)
+        return mif_step(self, state, i_in, dt, adjoint=self.adjoint)
 
     def output(self, state: MIFState) -> Float[Array, "..."]:
         """The analog membrane voltage ``v`` (V)."""
@@ -339,7 +349,7 @@ def _membrane(p: MIF, v, i0, i1, x1, x2, h):
 
 
 def _step(p: MIF, s: MIFState, u, h) -> MIFState:
-    """One exponential-midpoint step (module docstring)."""
+    """One exponential-midpoint step (module docstring), differentiated by autodiff."""
     a_m, i_m = _filter(p, s.a, s.i, u, 0.5 * h)
     a_e, i_e = _filter(p, a_m, i_m, u, 0.5 * h)
     # predictor: memristor states at mid-step (an Euler half step, clipped to [0, 1])
@@ -362,6 +372,7 @@ def mif_step(
     dt: float,
     *,
     substeps: int = 1,
+    adjoint: str | None = None,
 ) -> MIFState:
     """Advance MIF neurons by ``dt`` (s) with input current ``i_in`` (A) held over the step.
 
@@ -372,16 +383,26 @@ def mif_step(
     integer >= 1) splits the step into that many equal sub-steps in a `lax.fori_loop`
     (compile time independent of it). ``dt`` must be finite and > 0 (``ValueError``;
     under `jit` an `eqx.error_if` error); a float16 input is promoted to float32.
+
+    ``adjoint`` (default: ``params.adjoint``) chooses how reverse mode differentiates
+    the step: ``"hand"`` is the hand-derived adjoint of
+    :mod:`memjax.neurons._mif_adjoint` (a `jax.custom_vjp` that reuses the forward's
+    exponentials), ``"autodiff"`` JAX's differentiation of the same arithmetic. The
+    two agree to float32 round-off (tests/neurons/test_mif_adjoint.py).
     """
     check_dt("mif_step", dt)
     check_substeps("mif_step", substeps)
+    adjoint = params.adjoint if adjoint is None else adjoint
+    if adjoint not in ADJOINTS:
+        raise ValueError(f"mif_step: adjoint must be one of {ADJOINTS}; got {adjoint!r}")
+    one = _step if adjoint == "autodiff" else mif_step_adjoint
     i_in = jnp.asarray(i_in)
     i_in = i_in.astype(_state_dtype(i_in.dtype))
     dt = guard_time("mif_step: dt", dt)
     if substeps == 1:
-        return _step(params, state, i_in, dt)
+        return one(params, state, i_in, dt)
     h = dt / substeps
-    return jax.lax.fori_loop(0, substeps, lambda _, s: _step(params, s, i_in, h), state)
+    return jax.lax.fori_loop(0, substeps, lambda _, s: one(params, s, i_in, h), state)
 
 
 def mif_vector_field(params: MIF, i_in):
