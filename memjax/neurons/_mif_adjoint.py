@@ -35,20 +35,15 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from ._phi import phi2 as _phi2
+from ._phi import series as _series
+
 __all__ = ["mif_step_adjoint"]
 
-# Taylor coefficients of phi2(z) = sum_n (-z)^n / (n + 2)! and of its derivative
-_PHI2 = tuple((-1) ** n / math.factorial(n + 2) for n in range(6))
+# Taylor coefficients of phi2'(z)
 _DPHI2 = tuple((n + 1) * (-1) ** (n + 1) / math.factorial(n + 3) for n in range(6))
 # phi1'(z) = sum_n (-1)^(n+1) (n + 1) z^n / (n + 2)!
 _DPHI1 = tuple((-1) ** (n + 1) * (n + 1) / math.factorial(n + 2) for n in range(6))
-
-
-def _series(z, coeffs):
-    out = jnp.full_like(z, coeffs[-1])
-    for c in coeffs[-2::-1]:
-        out = c + z * out
-    return out
 
 
 def _f64(z) -> bool:
@@ -64,14 +59,6 @@ def _phi1_pair(k, ek):
     ksd = jnp.where(small_d, 1.0, k)
     df = jnp.where(small_d, _series(k, _DPHI1), (1.0 - (1.0 + ksd) * f) / ksd)
     return f, df
-
-
-def _phi2(z, m):
-    """``phi2(z)`` given ``m = 1 - exp(-z)`` (as ``memjax.neurons.mif._phi2``)."""
-    small = z < (0.005 if _f64(z) else 0.1)
-    zs = jnp.where(small, 1.0, z)
-    ms = jnp.where(small, 0.5, m)
-    return jnp.where(small, _series(z, _PHI2), (zs - ms) / (zs * zs))
 
 
 def _dphi2(z, m, p2):

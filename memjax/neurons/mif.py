@@ -113,7 +113,6 @@ neuron: :class:`MIF` rejects such memristors.
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import equinox as eqx
@@ -126,6 +125,7 @@ from .._validation import check_positive, concrete, guard_time
 from ..devices.mmss import MMSSMemristor
 from ._base import AbstractNeuron, _state_dtype, check_dt, check_substeps, simulate
 from ._mif_adjoint import mif_step_adjoint
+from ._phi import phi2 as _phi2
 
 __all__ = [
     "MIF",
@@ -303,29 +303,6 @@ def _x_update(m: MMSSMemristor, x, V, dt):
     """Exact update of the MMSS state over ``dt`` for frozen ``V`` (linear in ``x``)."""
     k = (m.p_on(V) + m.p_off(V)) * (dt / m.tau)
     return jnp.clip(x + dt * m.rate(x, V) * phi1(k), 0.0, 1.0)
-
-
-def _series(z, coeffs):
-    """Horner evaluation of ``sum_n coeffs[n] z^n``."""
-    out = jnp.full_like(z, coeffs[-1])
-    for c in coeffs[-2::-1]:
-        out = c + z * out
-    return out
-
-
-# Taylor coefficients of phi2(z) = (z - 1 + exp(-z)) / z^2 = sum_n (-z)^n / (n + 2)!
-_PHI2 = tuple((-1) ** n / math.factorial(n + 2) for n in range(6))
-
-
-def _phi2(z, m):
-    """``phi2(z) = (z - 1 + exp(-z)) / z^2`` (``1/2`` at 0) for ``z >= 0``, given
-    ``m = 1 - exp(-z)``; the 6-term series below a cut (truncation below rounding
-    there, and the cancellation of the closed form above it costs at most ~eps / cut
-    relative), so value and gradient are finite everywhere."""
-    small = z < (0.005 if z.dtype == jnp.float64 else 0.1)
-    zs = jnp.where(small, 1.0, z)
-    ms = jnp.where(small, 0.5, m)
-    return jnp.where(small, _series(z, _PHI2), (zs - ms) / (zs * zs))
 
 
 def _filter(p: MIF, a, i, u, h):
