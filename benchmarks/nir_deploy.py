@@ -256,7 +256,7 @@ def _sweeps(ctx, s, ideal, ft_ideal, test, n_steps, key):
             (v, dict(stuck_faults=True, device=dev.replace(p_stuck_lrs=v / 2, p_stuck_hrs=v / 2)))
             for v in s.stuck
         ],
-        "drift_seconds": [(v, dict(drift_time=v)) for v in map(DRIFT_TIMES.get, s.drift)],
+        "drift_seconds": [(v, dict(drift_time=v)) for v in (DRIFT_TIMES[k] for k in s.drift)],
     }
     out = {}
     for name, vals in cases.items():

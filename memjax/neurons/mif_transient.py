@@ -55,7 +55,8 @@ def mif_transient(
     Same time base and return value as :func:`memjax.neurons.mif_simulate`: ``(final,
     states)``, ``states[k]`` the state at ``k dt`` (``states[0]`` the initial state, at
     rest by default), ``final`` the state at ``T dt``. The memristor states are clipped
-    to ``[0, 1]`` after every sub-step.
+    to ``[0, 1]`` after every sub-step. The integration runs in the input's float
+    dtype, half precision (float16, bfloat16), integer and bool inputs in float32.
 
     ``substeps`` None (default): :func:`rk4_substeps` chooses them from the parameters
     at run time, so the result is bounded for any input; the sub-step loop then has a
