@@ -20,21 +20,44 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import ArrayLike, Float
 
+from .._validation import concrete
 from ..integrate import RK4
 from ._base import check_dt, check_substeps
 from .mif import MIF, MIFState, mif_vector_field
 
-__all__ = ["mif_transient", "rk4_substeps", "SAFETY"]
+__all__ = ["mif_transient", "rk4_substeps", "SAFETY", "RK4_LIMIT"]
 
-#: ``h lambda_max`` per RK4 sub-step, below RK4's real-axis stability limit 2.785.
+#: ``h lambda_max`` per RK4 sub-step, below RK4's real-axis stability limit.
 SAFETY = 2.5
+#: RK4's real-axis stability limit, ``|h lambda| <= 2.785``.
+RK4_LIMIT = 2.785
+
+
+def _lambda_max(params: MIF) -> jax.Array:
+    """The stiffest rate (1/s) of ``params``: ``max (1/R_on1 + 1/R_on2) / C``."""
+    return jnp.max((1.0 / params.m1.R_on + 1.0 / params.m2.R_on) / params.C)
 
 
 def rk4_substeps(params: MIF, dt: float | jax.Array) -> jax.Array:
     """RK4 sub-steps per step ``dt`` (s) that keep ``h (1/R_on1 + 1/R_on2) / C <=
     SAFETY`` for every neuron of ``params`` (an int32 scalar, at least 1)."""
-    lam = (1.0 / params.m1.R_on + 1.0 / params.m2.R_on) / params.C
-    return jnp.maximum(1, jnp.ceil(dt * jnp.max(lam) / SAFETY)).astype(jnp.int32)
+    return jnp.maximum(1, jnp.ceil(dt * _lambda_max(params) / SAFETY)).astype(jnp.int32)
+
+
+def _check_stable(params: MIF, dt: float, substeps: int) -> None:
+    """Raise ``ValueError`` when a given ``substeps`` puts RK4 past its stability limit
+    (concrete parameters and step; traced ones are not checked)."""
+    lam, h = concrete(_lambda_max(params)), concrete(dt)
+    if lam is None or h is None:
+        return
+    hl = float(h) / substeps * float(lam)
+    if hl > RK4_LIMIT:
+        raise ValueError(
+            f"mif_transient: substeps={substeps} gives h lambda_max = {hl:.3g} > "
+            f"{RK4_LIMIT} (RK4's stability limit; lambda_max = (1/R_on1 + 1/R_on2) / C "
+            f"= {float(lam):.3g} /s): use substeps >= {int(rk4_substeps(params, dt))} or "
+            "substeps=None"
+        )
 
 
 def _project(s: MIFState) -> MIFState:
@@ -62,12 +85,13 @@ def mif_transient(
     at run time, so the result is bounded for any input; the sub-step loop then has a
     run-time length, which reverse-mode differentiation does not support (train with
     `mif_step`; use this function to simulate). An integer ``substeps >= 1`` fixes
-    them (differentiable; RK4 is unstable, and its states leave every bound, when
-    ``dt / substeps`` exceeds ``2.785 / lambda_max``).
+    them (differentiable); a ``dt / substeps`` above RK4's stability limit ``2.785 /
+    lambda_max`` raises ``ValueError`` for concrete parameters.
     """
     check_dt("mif_transient", dt)
     if substeps is not None:
         check_substeps("mif_transient", substeps)
+        _check_stable(params, dt, substeps)
     i_in = jnp.asarray(i_in)
     if i_in.ndim < 1:
         raise ValueError(f"mif_transient: i_in must have time on axis 0; got shape {i_in.shape}")

@@ -60,7 +60,11 @@ def test_auto_substeps_keep_a_switching_neuron_bounded():
     v = np.concatenate([np.asarray(st.v), np.asarray(final.v)[None]])
     assert float(jnp.max(st.x1)) > 0.8  # M1 switches ON
     assert _err(v, ref) < 1e-4
-    final, bad = mif_transient(neuron, i_in, DT, substeps=1)
+    # one RK4 step per 10 us is past the stability limit: an error, not a divergence
+    with pytest.raises(ValueError, match="substeps >= 8"):
+        mif_transient(neuron, i_in, DT, substeps=1)
+    # the divergence that the error prevents (the check is skipped for traced parameters)
+    final, bad = jax.jit(lambda n: mif_transient(n, i_in, DT, substeps=1))(neuron)
     v_bad = np.concatenate([np.asarray(bad.v), np.asarray(final.v)[None]])
     assert not np.all(np.isfinite(v_bad)) or _err(v_bad, ref) > 0.1
 
