@@ -174,7 +174,7 @@ class MetaplasticMLP(eqx.Module):
                     if init_scale is not None
                     else (1.0 / math.sqrt(a) if n_levels == 2 else float(w_max))
                 )
-                w = jax.random.uniform(k, (a, b), minval=-s, maxval=s)
+                w = jax.random.uniform(k, (a, b), minval=-scale, maxval=scale)
             ws.append(w)
         self.weights = tuple(ws)
         self.bn_mean = tuple(jnp.zeros((slots, b)) for b in sizes[1:])

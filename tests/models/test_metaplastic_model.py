@@ -196,3 +196,21 @@ def test_boundary_init_starts_every_weight_unconsolidated(getkey, k):
     assert 0.19 * h < off.max() <= 0.2 * h + 1e-6  # init_scale sets the spread
     with pytest.raises(ValueError, match="MetaplasticMLP.init must be one of"):
         MetaplasticMLP((4, 2), k, init="zeros", key=getkey())
+
+
+@pytest.mark.parametrize("sizes", [(784, 64, 10), (50, 30, 30, 7)])
+def test_uniform_init_draws_from_its_documented_range(getkey, sizes):
+    """``init="uniform"``: BNN weights ``U(-1/sqrt(n_in), 1/sqrt(n_in))`` per layer, QNN
+    weights ``U(-w_max, w_max)``, ``init_scale`` overriding both; the draws fill the
+    range (a wrong scale, e.g. a size used as the bound, fails either side)."""
+    bnn = MetaplasticMLP(sizes, 2, key=getkey())
+    for w, n_in in zip(bnn.weights, sizes[:-1]):
+        a = 1.0 / np.sqrt(n_in)
+        assert float(jnp.max(jnp.abs(w))) <= a
+        assert float(jnp.max(jnp.abs(w))) > 0.9 * a
+    qnn = MetaplasticMLP(sizes, 4, w_max=0.5, key=getkey())
+    for w in qnn.weights:
+        assert 0.45 < float(jnp.max(jnp.abs(w))) <= 0.5
+    custom = MetaplasticMLP(sizes, 2, init_scale=0.05, key=getkey())
+    for w in custom.weights:
+        assert 0.045 < float(jnp.max(jnp.abs(w))) <= 0.05
