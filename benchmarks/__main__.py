@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ._context import Context, environment
 from ._json import dumps, to_json, write_atomic
-from ._registry import REGISTRY
+from ._registry import REGISTRY, SETTABLE
 
 
 def check_names(names) -> None:
@@ -25,6 +25,29 @@ def check_names(names) -> None:
         )
 
 
+def check_settable(names, overrides) -> None:
+    """Raise `SystemExit` if ``overrides`` are given for a benchmark that takes none."""
+    if not overrides:
+        return
+    bad = [n for n in names if n not in SETTABLE]
+    if bad:
+        raise SystemExit(
+            f"--set is not supported by {', '.join(map(repr, bad))}; "
+            f"benchmarks that take it: {', '.join(sorted(SETTABLE))}"
+        )
+
+
+def parse_overrides(items) -> dict[str, str]:
+    """``["key=value", ...]`` -> ``{key: value}``; a malformed item raises `SystemExit`."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set expects KEY=VALUE; got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
 def run_benchmark(
     name: str,
     *,
@@ -32,13 +55,20 @@ def run_benchmark(
     out: str | Path = "benchmark-output",
     data_dir: str | None = None,
     seed: int = 0,
+    overrides: dict[str, str] | None = None,
 ) -> dict:
-    """Run one benchmark and write ``out/NAME.json``; returns the record."""
+    """Run one benchmark and write ``out/NAME.json``; returns the record. ``overrides``:
+    settings ``{key: value}`` (strings, as ``--set key=value``) for the benchmarks in
+    `SETTABLE`."""
     check_names([name])
+    overrides = dict(overrides or {})
+    check_settable([name], overrides)
     module, func, _ = REGISTRY[name]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(name=name, quick=quick, out=out, data_dir=data_dir, seed=seed)
+    ctx = Context(
+        name=name, quick=quick, out=out, data_dir=data_dir, seed=seed, overrides=overrides
+    )
     fn = getattr(importlib.import_module(module), func)
     t0 = time.perf_counter()
     result = fn(ctx)
@@ -51,6 +81,7 @@ def run_benchmark(
         "config": {
             "quick": quick,
             "seed": seed,
+            **({"overrides": overrides} if overrides else {}),
             **result.get("config", {}),
             **ctx.data_config(),
         },
@@ -90,6 +121,14 @@ def main(argv=None) -> int:
         "then tensorflow-datasets, then the sample bundled with memjax)",
     )
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one of the benchmark's settings (repeatable; comma-separated "
+        "lists), e.g. --set ms=1.35 --set epochs=20; recorded in the JSON config",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "list":
         width = max(len(n) for n in REGISTRY)
@@ -97,9 +136,18 @@ def main(argv=None) -> int:
             print(f"{n:<{width}}  {desc}")
         return 0
     check_names(args.names)
+    overrides = parse_overrides(args.set)
+    check_settable(args.names, overrides)
     data_dir = args.data_dir or os.environ.get("MEMJAX_DATA_DIR")
     for n in args.names:
-        run_benchmark(n, quick=args.quick, out=args.out, data_dir=data_dir, seed=args.seed)
+        run_benchmark(
+            n,
+            quick=args.quick,
+            out=args.out,
+            data_dir=data_dir,
+            seed=args.seed,
+            overrides=overrides,
+        )
     return 0
 
 

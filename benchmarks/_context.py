@@ -21,12 +21,37 @@ class Context:
     data_dir: str | None = None
     seed: int = 0
     figures: list[str] = dataclasses.field(default_factory=list)
+    #: ``--set KEY=VALUE`` settings overrides (strings), applied by :meth:`settings`.
+    overrides: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         # Each benchmark records only the data it loaded itself (see data_config).
         from memjax.data import clear_sources
 
         clear_sources()
+
+    def settings(self, default: Any) -> Any:
+        """``default`` (a settings dataclass) with :attr:`overrides` applied, each value
+        parsed as the type of the field's default: int, float, bool (``true``/``false``),
+        ``none`` where the default is None or the field allows it, comma-separated tuples
+        (``ms=0,1.35``). An unknown key or a bad value raises `SystemExit` naming the
+        allowed keys or the expected type."""
+        if not self.overrides:
+            return default
+        fields = {f.name: f for f in dataclasses.fields(default)}
+        unknown = sorted(set(self.overrides) - set(fields))
+        if unknown:
+            raise SystemExit(
+                f"{self.name}: unknown --set key{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; settable: {', '.join(sorted(fields))}"
+            )
+        new = {}
+        for key, text in self.overrides.items():
+            try:
+                new[key] = _parse_setting(text, getattr(default, key), str(fields[key].type))
+            except ValueError as e:
+                raise SystemExit(f"{self.name}: --set {key}={text}: {e}") from None
+        return dataclasses.replace(default, **new)
 
     def data_config(self) -> dict[str, Any]:
         """Where every dataset this benchmark loaded came from, for the JSON ``config``:
@@ -57,6 +82,38 @@ class Context:
 
     def log(self, msg: str) -> None:
         print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
+
+
+def _parse_setting(text: str, default: Any, annotation: str) -> Any:
+    t = text.strip()
+    if t.lower() == "none" and (default is None or "None" in annotation):
+        return None
+    if isinstance(default, bool):
+        if t.lower() not in ("true", "false"):
+            raise ValueError("expected true or false")
+        return t.lower() == "true"
+    if isinstance(default, tuple):
+        if any(isinstance(d, tuple) for d in default):
+            raise ValueError("nested tuples cannot be set from the command line")
+        kind = float if any(isinstance(d, float) for d in default) or "float" in annotation else int
+        parts = [p for p in t.split(",") if p.strip()]
+        if not parts:
+            raise ValueError("expected a comma-separated list of numbers")
+        return tuple(_number(p, kind) for p in parts)
+    if isinstance(default, float) or (default is None and "float" in annotation):
+        return _number(t, float)
+    if isinstance(default, int) or (default is None and "int" in annotation):
+        return _number(t, int)
+    if isinstance(default, str):
+        return t
+    raise ValueError(f"cannot set a field of type {annotation}")
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        raise ValueError(f"expected {'an integer' if kind is int else 'a number'}") from None
 
 
 def _git_commit() -> str | None:

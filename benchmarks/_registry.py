@@ -120,3 +120,15 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         " IR drop vs ngspice",
     ),
 }
+
+
+#: Benchmarks whose settings ``python -m benchmarks run NAME --set KEY=VALUE`` overrides
+#: (they read them through `Context.settings`).
+SETTABLE = frozenset(
+    {
+        "metaplastic-mnist-fmnist",
+        "metaplastic-validation",
+        "metaplastic-pmnist",
+        "metaplastic-devices",
+    }
+)

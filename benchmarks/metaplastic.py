@@ -19,6 +19,8 @@ Four benchmarks (see docs/metaplasticity.md):
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import time
 from typing import Any
 
@@ -29,7 +31,7 @@ import optax
 
 from memjax.data import load
 from memjax.devices.rram import MultiLevelRRAM
-from memjax.learning.metaplastic import meta_factor
+from memjax.learning.metaplastic import meta_factor, metaplastic_adam
 from memjax.models.metaplastic import (
     MetaplasticMLP,
     evaluate_task,
@@ -39,6 +41,9 @@ from memjax.models.metaplastic import (
     read_device_weights,
 )
 from memjax.recipes import Task, train_continual
+
+from ._context import environment
+from ._json import write_atomic
 
 # The quantized perceptron of the MNIST -> Fashion-MNIST stream: 3,840 hidden units with
 # 4-level (2-bit) cells and hidden weights stored at 12 bits (fixed point on [-2, 2)), the
@@ -134,17 +139,20 @@ class Validation:
 @dataclasses.dataclass(frozen=True)
 class PermutedMNIST:
     """metaplastic-pmnist. Per-task affine BN (a learned gain and offset per task, as the
-    authors' affine batch norm saved per task). ``learning_rate`` 0.02 (the reference's
-    0.005) lets hidden weights grow within 3 epochs per task; for a BNN trained with Adam
-    only ``m * lr`` matters (sign forward, BN, Adam steps ~ lr)."""
+    authors' affine batch norm saved per task). ``weight_decay``: L2 added to the hidden
+    weights' gradient before Adam (the authors' ``--decay``; its first moment then
+    includes it, so the metaplastic test sees it). ``init_scale``: hidden weights
+    ``U(-a, a)`` (None: ``1 / sqrt(n_in)``)."""
 
     n_train: int | None = None
     n_test: int | None = None
-    epochs: int = 3
+    epochs: int = 20
     n_tasks: int = 6
     hidden: tuple[int, ...] = (1024, 1024)
     ms: tuple[float, ...] = (0.0, 0.5, 1.0, 1.35, 2.0)
-    learning_rate: float = 0.02
+    learning_rate: float = 0.005
+    weight_decay: float = 1e-7
+    init_scale: float | None = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +191,8 @@ SETTINGS = {
 
 
 def _settings(ctx, name):
-    return dataclasses.asdict(SETTINGS[name]["quick" if ctx.quick else "full"])
+    """The benchmark's settings (full or quick) with the runner's ``--set`` overrides."""
+    return dataclasses.asdict(ctx.settings(SETTINGS[name]["quick" if ctx.quick else "full"]))
 
 
 def _load_task(ctx, name, n_train, n_test, perm=None, label=None, n_val=None):
@@ -563,8 +572,44 @@ def run_validation(ctx) -> dict[str, Any]:
     return {"metrics": metrics, "config": config}
 
 
+def _pmnist_one(ctx, s, tasks, m, ckpt_dir):
+    """One m of metaplastic-pmnist: the accuracy matrix (row = after training task i,
+    column = task j) and the training seconds per epoch."""
+    model = MetaplasticMLP(
+        (784, *s["hidden"], 10),
+        2,
+        n_tasks=len(tasks),
+        bn_affine=True,
+        init_scale=s["init_scale"],
+        key=jax.random.key(ctx.seed),
+    )
+    wd, lr = s["weight_decay"], s["learning_rate"]
+    optimizer = None
+    if wd > 0:
+        optimizer = lambda: optax.chain(optax.add_decayed_weights(wd), metaplastic_adam(lr, m))
+    model, hist = train_continual(
+        model,
+        tasks,
+        m=m,
+        epochs=s["epochs"],
+        seed=ctx.seed,
+        learning_rate=lr,
+        optimizer=optimizer,
+        eval_every_epoch=False,
+        log=ctx.log,
+        checkpoint_dir=ckpt_dir,
+    )
+    ends = np.cumsum([s["epochs"]] * len(tasks)) - 1
+    return np.array([hist["acc"][e] for e in ends], dtype=float), hist["seconds"]
+
+
 def run_pmnist(ctx) -> dict[str, Any]:
-    """Six permuted-MNIST tasks on a binarized network, for several m."""
+    """Six permuted-MNIST tasks on a binarized network, for several m.
+
+    Each m is written to ``OUT/metaplastic-pmnist.parts/m{m}.json`` when it finishes
+    (with a per-epoch checkpoint while it runs), so m values can be separate invocations
+    (``--set ms=1.35``): a later invocation with the same other settings reuses the
+    finished parts and reports every m found in the folder."""
     s = _settings(ctx, "pmnist")
     rng = np.random.default_rng(ctx.seed)
     base = _load_task(ctx, "mnist", s["n_train"], s["n_test"])
@@ -572,32 +617,51 @@ def run_pmnist(ctx) -> dict[str, Any]:
         base._replace(name=f"P{i + 1}", perm=None if i == 0 else rng.permutation(784))
         for i in range(s["n_tasks"])
     ]
-    key = jax.random.key(ctx.seed)
-    results, mats, seconds = {}, {}, []
+    # What a finished m must share with this invocation to be reported with it.
+    same = {k: v for k, v in s.items() if k != "ms"}
+    same.update(
+        seed=ctx.seed,
+        quick=ctx.quick,
+        n_train_images=len(base.x_train),
+        n_test_images=len(base.x_test),
+    )
+    same = json.loads(json.dumps(same))  # tuples as lists, as read back
+    parts = ctx.out / f"{ctx.name}.parts"
+    parts.mkdir(parents=True, exist_ok=True)
     for m in s["ms"]:
-        model = MetaplasticMLP(
-            (784, *s["hidden"], 10), 2, n_tasks=len(tasks), bn_affine=True, key=key
-        )
-        model, hist = train_continual(
-            model,
-            tasks,
-            m=m,
-            epochs=s["epochs"],
-            seed=ctx.seed,
-            learning_rate=s["learning_rate"],
-            eval_every_epoch=False,
-            log=ctx.log,
-        )
-        seconds.extend(hist["seconds"])
-        # Accuracy matrix: row = after training task i, column = task j.
-        ends = np.cumsum([s["epochs"]] * len(tasks)) - 1
-        mat = np.array([hist["acc"][e] for e in ends], dtype=float)
-        mats[m] = mat
-        results[f"{m:g}"] = float(mat[-1].mean())
+        path = parts / f"m{m:g}.json"
+        if path.exists() and json.loads(path.read_text()).get("settings") == same:
+            ctx.log(f"m = {m:g}: reusing {path}")
+            continue
+        ckpt = parts / f"checkpoint_m{m:g}"
+        t0 = time.perf_counter()
+        mat, seconds = _pmnist_one(ctx, s, tasks, m, ckpt)
+        rec = {
+            "m": m,
+            "settings": same,
+            "acc_matrix": mat.tolist(),
+            "seconds_per_epoch": [float(x) for x in seconds],
+            "wall_seconds": time.perf_counter() - t0,
+            "git_commit": environment()["git_commit"],
+        }
+        write_atomic(path, rec)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    found = {}
+    for path in sorted(parts.glob("m*.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("settings") == same:
+            found[float(rec["m"])] = rec
+    mats = {m: np.array(found[m]["acc_matrix"]) for m in sorted(found)}
+    results = {f"{m:g}": float(mat[-1].mean()) for m, mat in mats.items()}
+    seconds = [x for m in sorted(found) for x in found[m]["seconds_per_epoch"]]
     metrics = {
         "mean_final_acc": results,
         "reference_mean_final_acc": REFERENCE_PMNIST,
+        "gap_to_reference_points": {
+            k: 100 * (REFERENCE_PMNIST[k] - v) for k, v in results.items() if k in REFERENCE_PMNIST
+        },
         "acc_matrix": {f"{m:g}": v.tolist() for m, v in mats.items()},
+        "acc_own_task": {f"{m:g}": np.diag(v).tolist() for m, v in mats.items()},
         "seconds_per_epoch_median": float(np.median(seconds)),
     }
     import matplotlib
@@ -605,15 +669,22 @@ def run_pmnist(ctx) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(mats), figsize=(3.0 * len(mats), 3.0))
-    for ax, (m, mat) in zip(np.atleast_1d(axes), mats.items()):
+    fig, axes = plt.subplots(1, len(mats), figsize=(3.0 * len(mats), 3.0), squeeze=False)
+    for ax, (m, mat) in zip(axes[0], mats.items()):
         im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
         ax.set_title(f"m = {m:g}: mean {mat[-1].mean():.3f}", fontsize=9)
         ax.set_xlabel("task tested")
         ax.set_ylabel("after training task")
     fig.colorbar(im, ax=axes, shrink=0.8)
     ctx.save_figure(fig, "acc_matrix")
-    config = dict(s, batch_size=100, bn="per_task", bn_affine=True)
+    config = dict(
+        s,
+        ms=sorted(found),
+        batch_size=BATCH_SIZE,
+        bn="per_task",
+        bn_affine=True,
+        parts={f"{m:g}": {"git_commit": found[m]["git_commit"]} for m in sorted(found)},
+    )
     return {"metrics": metrics, "config": config}
 
 

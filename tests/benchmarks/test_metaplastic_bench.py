@@ -84,3 +84,43 @@ def test_mnist_fmnist_seed_statistics(tiny, tmp_path):
     )
     for layer in ("layer0", "layer1"):
         assert 0.0 <= m["settled_fraction_after_task1"]["metaplastic"][layer] <= 1.0
+
+
+def test_pmnist_m_values_as_separate_invocations(monkeypatch, tmp_path):
+    """Each m is a part file; a later invocation reuses finished parts with the same
+    settings, retrains none of them, and reports every m found; other settings
+    (here more epochs) start a separate set."""
+    monkeypatch.setitem(
+        mb.SETTINGS["pmnist"],
+        "quick",
+        mb.PermutedMNIST(n_train=200, n_test=100, epochs=1, n_tasks=2, hidden=(16,), ms=(0.0,)),
+    )
+    trained = []
+    real_one = mb._pmnist_one
+
+    def one(ctx, s, tasks, m, ckpt):
+        trained.append((m, s["epochs"]))
+        return real_one(ctx, s, tasks, m, ckpt)
+
+    monkeypatch.setattr(mb, "_pmnist_one", one)
+
+    def run(**over):
+        ctx = Context(name="metaplastic-pmnist", quick=True, out=tmp_path, overrides=over)
+        return mb.run_pmnist(ctx)
+
+    first = run()
+    assert list(first["metrics"]["mean_final_acc"]) == ["0"]
+    both = run(ms="0,1.35")
+    assert trained == [(0.0, 1), (1.35, 1)]  # m = 0 was reused
+    metrics = both["metrics"]
+    assert list(metrics["mean_final_acc"]) == ["0", "1.35"]
+    assert metrics["acc_matrix"]["0"] == first["metrics"]["acc_matrix"]["0"]
+    for k, mat in metrics["acc_matrix"].items():
+        assert np.shape(mat) == (2, 2)
+        np.testing.assert_allclose(metrics["mean_final_acc"][k], np.mean(mat[-1]))
+        assert metrics["acc_own_task"][k] == [mat[0][0], mat[1][1]]
+    assert both["config"]["ms"] == [0.0, 1.35]
+    assert not list((tmp_path / "metaplastic-pmnist.parts").glob("checkpoint_*"))
+    other = run(ms="1.35", epochs="2")
+    assert list(other["metrics"]["mean_final_acc"]) == ["1.35"]
+    assert trained[-1] == (1.35, 2)
