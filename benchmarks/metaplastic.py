@@ -177,7 +177,9 @@ SETTINGS = {
     "validation": _modes(
         Validation(), n_train=4000, n_val=1000, epochs=(2, 2), ms=(3.5, 4.0), tail=2
     ),
-    "pmnist": _modes(PermutedMNIST(), n_train=2000, n_test=500, epochs=1, hidden=(256, 256)),
+    "pmnist": _modes(
+        PermutedMNIST(), n_train=2000, n_test=500, epochs=1, hidden=(256, 256), learning_rate=0.02
+    ),
     "devices": _modes(
         Devices(),
         n_train=3000,
@@ -663,6 +665,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
         "acc_matrix": {f"{m:g}": v.tolist() for m, v in mats.items()},
         "acc_own_task": {f"{m:g}": np.diag(v).tolist() for m, v in mats.items()},
         "seconds_per_epoch_median": float(np.median(seconds)),
+        "wall_seconds_per_m": {f"{m:g}": float(found[m]["wall_seconds"]) for m in sorted(found)},
     }
     import matplotlib
 
