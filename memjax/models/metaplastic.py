@@ -313,8 +313,9 @@ def calibrate_bn(
 
 
 @eqx.filter_jit
-def _correct(model, x, y, task, weights):
-    return jnp.sum(jnp.argmax(model(x, task, weights=weights), -1) == y)
+def _correct(model, x, y, task, weights, batch_statistics):
+    logits = model(x, task, train=batch_statistics, weights=weights)
+    return jnp.sum(jnp.argmax(logits, -1) == y)
 
 
 def evaluate_task(
@@ -326,14 +327,21 @@ def evaluate_task(
     weights=None,
     batch_size: int = 2000,
     preprocess=None,
+    batch_statistics: bool = False,
 ) -> float:
-    """Accuracy on ``(x, y)`` with ``task``'s BN statistics (and ``weights`` if given)."""
+    """Accuracy on ``(x, y)`` with ``task``'s BN statistics (and ``weights`` if given).
+
+    ``batch_statistics=True`` normalises each batch of ``batch_size`` inputs with its own
+    mean and variance instead (with ``task``'s affine parameters), as a PyTorch batch
+    norm without running statistics evaluates (Laborieux et al.'s code, test batches of
+    1,000): transductive, it needs a batch of inputs of one task at inference."""
     s = model.slot(task)
     c = 0
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size]
         xb = jnp.asarray(xb) if preprocess is None else preprocess(xb)
-        c += int(_correct(model, xb, jnp.asarray(y[i : i + batch_size]), s, weights))
+        yb = jnp.asarray(y[i : i + batch_size])
+        c += int(_correct(model, xb, yb, s, weights, bool(batch_statistics)))
     return c / len(x)
 
 

@@ -120,6 +120,10 @@ def test_pmnist_m_values_as_separate_invocations(monkeypatch, tmp_path):
         np.testing.assert_allclose(metrics["mean_final_acc"][k], np.mean(mat[-1]))
         assert metrics["acc_own_task"][k] == [mat[0][0], mat[1][1]]
     assert both["config"]["ms"] == [0.0, 1.35]
+    for k in ("0", "1.35"):
+        bb = metrics["final_acc_test_batch_bn"][k]
+        assert len(bb) == 2 and all(0.0 <= a <= 1.0 for a in bb)
+        np.testing.assert_allclose(metrics["mean_final_acc_test_batch_bn"][k], np.mean(bb))
     assert not list((tmp_path / "metaplastic-pmnist.parts").glob("checkpoint_*"))
     other = run(ms="1.35", epochs="2")
     assert list(other["metrics"]["mean_final_acc"]) == ["1.35"]

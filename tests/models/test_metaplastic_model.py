@@ -13,6 +13,7 @@ from memjax.models.metaplastic import (
     MetaplasticMLP,
     calibrate_bn,
     conductance_weights,
+    evaluate_task,
     level_conductances,
     memory_bits,
     memory_reduction,
@@ -214,3 +215,32 @@ def test_uniform_init_draws_from_its_documented_range(getkey, sizes):
     custom = MetaplasticMLP(sizes, 2, init_scale=0.05, key=getkey())
     for w in custom.weights:
         assert 0.045 < float(jnp.max(jnp.abs(w))) <= 0.05
+
+
+def test_evaluate_task_with_batch_statistics(getkey):
+    """``batch_statistics=True``: each batch normalised by its own mean and variance
+    with the task's affine parameters (a BN without running statistics), against the
+    stored population statistics otherwise."""
+    model = MetaplasticMLP((20, 16, 4), 2, n_tasks=2, bn_affine=True, key=getkey())
+    model = eqx.tree_at(
+        lambda t: t.bn_shift, model, tuple(0.3 * jnp.ones_like(b) for b in model.bn_shift)
+    )
+    x = jax.random.uniform(getkey(), (60, 20))
+    y = jax.random.randint(getkey(), (60,), 0, 4)
+
+    def by_hand(xb):
+        h = xb
+        for l, w in enumerate(model.quantized_weights()):
+            z = h @ w
+            z = (z - z.mean(0, keepdims=True)) / jnp.sqrt(z.var(0, keepdims=True) + model.bn_eps)
+            z = z * model.bn_scale[l][1][None] + model.bn_shift[l][1][None]
+            h = jnp.sign(z) if l == 0 else z
+        return jnp.argmax(h, -1)
+
+    expected = np.mean(np.concatenate([by_hand(x[i : i + 20]) for i in (0, 20, 40)]) == y)
+    got = evaluate_task(model, x, y, 1, batch_size=20, batch_statistics=True)
+    assert got == pytest.approx(float(expected))
+    # Without it: the stored statistics (here the initial zeros and ones).
+    stored = evaluate_task(model, x, y, 1, batch_size=20)
+    by_stored = np.mean(np.asarray(jnp.argmax(model(x, 1), -1)) == np.asarray(y))
+    assert stored == pytest.approx(float(by_stored))
