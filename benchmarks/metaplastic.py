@@ -574,6 +574,16 @@ def run_validation(ctx) -> dict[str, Any]:
     return {"metrics": metrics, "config": config}
 
 
+def _pmnist_tasks(ctx, s) -> list[Task]:
+    """MNIST and ``n_tasks - 1`` fixed pixel permutations of it (seeded by ``ctx.seed``)."""
+    rng = np.random.default_rng(ctx.seed)
+    base = _load_task(ctx, "mnist", s["n_train"], s["n_test"])
+    return [
+        base._replace(name=f"P{i + 1}", perm=None if i == 0 else rng.permutation(784))
+        for i in range(s["n_tasks"])
+    ]
+
+
 def _pmnist_one(ctx, s, tasks, m, ckpt_dir):
     """One m of metaplastic-pmnist: the accuracy matrix (row = after training task i,
     column = task j) and the training seconds per epoch."""
@@ -626,12 +636,8 @@ def run_pmnist(ctx) -> dict[str, Any]:
     (``--set ms=1.35``): a later invocation with the same other settings reuses the
     finished parts and reports every m found in the folder."""
     s = _settings(ctx, "pmnist")
-    rng = np.random.default_rng(ctx.seed)
-    base = _load_task(ctx, "mnist", s["n_train"], s["n_test"])
-    tasks = [
-        base._replace(name=f"P{i + 1}", perm=None if i == 0 else rng.permutation(784))
-        for i in range(s["n_tasks"])
-    ]
+    tasks = _pmnist_tasks(ctx, s)
+    base = tasks[0]
     # What a finished m must share with this invocation to be reported with it.
     same = {k: v for k, v in s.items() if k != "ms"}
     same.update(
@@ -700,7 +706,9 @@ def run_pmnist(ctx) -> dict[str, Any]:
     fig, axes = plt.subplots(1, len(mats), figsize=(3.0 * len(mats), 3.0), squeeze=False)
     for ax, (m, mat) in zip(axes[0], mats.items()):
         im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
-        ax.set_title(f"m = {m:g}: mean {mat[-1].mean():.3f}", fontsize=9)
+        bb = metrics["mean_final_acc_test_batch_bn"].get(f"{m:g}")
+        extra = "" if bb is None else f"\n(test-batch BN: {bb:.3f})"
+        ax.set_title(f"m = {m:g}: mean {mat[-1].mean():.3f}{extra}", fontsize=9)
         ax.set_xlabel("task tested")
         ax.set_ylabel("after training task")
     fig.colorbar(im, ax=axes, shrink=0.8)
