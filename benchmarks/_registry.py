@@ -48,7 +48,7 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "metaplastic QNN: m chosen on a validation split of the training sets (test sets unread)",
     ),
     "metaplastic-pmnist": (
-        "benchmarks.metaplastic",
+        "benchmarks.metaplastic_pmnist",
         "run_pmnist",
         "binarized 1024-1024 network on 6 permuted-MNIST tasks, mean final accuracy against m",
     ),

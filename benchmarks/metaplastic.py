@@ -9,8 +9,9 @@ Four benchmarks (see docs/metaplasticity.md):
   the stream, and program-and-verify pulses when the cells are written after each epoch.
 - ``metaplastic-validation`` (:func:`run_validation`): the choice of ``m`` for the first
   one, on a validation split of the training sets (the test sets are not read).
-- ``metaplastic-pmnist`` (:func:`run_pmnist`): binarized 784-1024-1024-10 network on six
-  permuted-MNIST tasks, mean final accuracy for m in {0, 0.5, 1, 1.35, 2}.
+- ``metaplastic-pmnist`` (module `benchmarks.metaplastic_pmnist`; its settings are
+  here): binarized 784-1024-1024-10 network on six permuted-MNIST tasks, mean final
+  accuracy for m in {0, 0.5, 1, 1.35, 2}.
 - ``metaplastic-devices`` (:func:`run_devices`): final accuracies against the number of
   levels, programming noise and stuck-at faults of the RRAM cells storing the weights;
   endurance with and without metaplasticity.
@@ -19,8 +20,6 @@ Four benchmarks (see docs/metaplasticity.md):
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 import time
 from typing import Any
 
@@ -31,7 +30,7 @@ import optax
 
 from memjax.data import load
 from memjax.devices.rram import MultiLevelRRAM
-from memjax.learning.metaplastic import meta_factor, metaplastic_adam
+from memjax.learning.metaplastic import meta_factor
 from memjax.models.metaplastic import (
     MetaplasticMLP,
     evaluate_task,
@@ -41,9 +40,6 @@ from memjax.models.metaplastic import (
     read_device_weights,
 )
 from memjax.recipes import Task, train_continual
-
-from ._context import environment
-from ._json import write_atomic
 
 # The quantized perceptron of the MNIST -> Fashion-MNIST stream: 3,840 hidden units with
 # 4-level (2-bit) cells and hidden weights stored at 12 bits (fixed point on [-2, 2)), the
@@ -73,10 +69,6 @@ QNN = dict(
     adam_eps=1e-5,
 )
 
-
-#: Published mean final accuracy over 6 permuted-MNIST tasks against m (Laborieux et al.,
-#: "Synaptic metaplasticity in binarized neural networks", Nat. Commun. 12, 2549, 2021).
-REFERENCE_PMNIST = {"0": 0.255, "0.5": 0.591, "1": 0.926, "1.35": 0.920, "2": 0.913}
 
 BATCH_SIZE = 100  # train_continual's default, as the authors'
 
@@ -571,156 +563,6 @@ def run_validation(ctx) -> dict[str, Any]:
     ax.grid(alpha=0.3)
     ctx.save_figure(fig, "scan")
     config = dict(s, qnn=QNN, warmup_steps=warmup, batch_size=BATCH_SIZE, learning_rate=0.005)
-    return {"metrics": metrics, "config": config}
-
-
-def _pmnist_tasks(ctx, s) -> list[Task]:
-    """MNIST and ``n_tasks - 1`` fixed pixel permutations of it (seeded by ``ctx.seed``)."""
-    rng = np.random.default_rng(ctx.seed)
-    base = _load_task(ctx, "mnist", s["n_train"], s["n_test"])
-    return [
-        base._replace(name=f"P{i + 1}", perm=None if i == 0 else rng.permutation(784))
-        for i in range(s["n_tasks"])
-    ]
-
-
-def _pmnist_one(ctx, s, tasks, m, ckpt_dir):
-    """One m of metaplastic-pmnist: the accuracy matrix (row = after training task i,
-    column = task j) and the training seconds per epoch."""
-    model = MetaplasticMLP(
-        (784, *s["hidden"], 10),
-        2,
-        n_tasks=len(tasks),
-        bn_affine=True,
-        init_scale=s["init_scale"],
-        key=jax.random.key(ctx.seed),
-    )
-    wd, lr = s["weight_decay"], s["learning_rate"]
-    optimizer = None
-    if wd > 0:
-        optimizer = lambda: optax.chain(optax.add_decayed_weights(wd), metaplastic_adam(lr, m))
-    model, hist = train_continual(
-        model,
-        tasks,
-        m=m,
-        epochs=s["epochs"],
-        seed=ctx.seed,
-        learning_rate=lr,
-        optimizer=optimizer,
-        eval_every_epoch=False,
-        log=ctx.log,
-        checkpoint_dir=ckpt_dir,
-    )
-    ends = np.cumsum([s["epochs"]] * len(tasks)) - 1
-    # The authors' evaluation: each test batch of 1,000 normalised by its own statistics.
-    batch_bn = [
-        evaluate_task(
-            model,
-            t.x_test,
-            t.y_test,
-            j,
-            preprocess=t.inputs,
-            batch_size=1000,
-            batch_statistics=True,
-        )
-        for j, t in enumerate(tasks)
-    ]
-    return np.array([hist["acc"][e] for e in ends], dtype=float), hist["seconds"], batch_bn
-
-
-def run_pmnist(ctx) -> dict[str, Any]:
-    """Six permuted-MNIST tasks on a binarized network, for several m.
-
-    Each m is written to ``OUT/metaplastic-pmnist.parts/m{m}.json`` when it finishes
-    (with a per-epoch checkpoint while it runs), so m values can be separate invocations
-    (``--set ms=1.35``): a later invocation with the same other settings reuses the
-    finished parts and reports every m found in the folder."""
-    s = _settings(ctx, "pmnist")
-    tasks = _pmnist_tasks(ctx, s)
-    base = tasks[0]
-    # What a finished m must share with this invocation to be reported with it.
-    same = {k: v for k, v in s.items() if k != "ms"}
-    same.update(
-        seed=ctx.seed,
-        quick=ctx.quick,
-        n_train_images=len(base.x_train),
-        n_test_images=len(base.x_test),
-    )
-    same = json.loads(json.dumps(same))  # tuples as lists, as read back
-    parts = ctx.out / f"{ctx.name}.parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    for m in s["ms"]:
-        path = parts / f"m{m:g}.json"
-        if path.exists() and json.loads(path.read_text()).get("settings") == same:
-            ctx.log(f"m = {m:g}: reusing {path}")
-            continue
-        ckpt = parts / f"checkpoint_m{m:g}"
-        t0 = time.perf_counter()
-        mat, seconds, batch_bn = _pmnist_one(ctx, s, tasks, m, ckpt)
-        rec = {
-            "m": m,
-            "settings": same,
-            "acc_matrix": mat.tolist(),
-            "final_acc_test_batch_bn": batch_bn,
-            "seconds_per_epoch": [float(x) for x in seconds],
-            "wall_seconds": time.perf_counter() - t0,
-            "git_commit": environment()["git_commit"],
-        }
-        write_atomic(path, rec)
-        shutil.rmtree(ckpt, ignore_errors=True)
-    found = {}
-    for path in sorted(parts.glob("m*.json")):
-        rec = json.loads(path.read_text())
-        if rec.get("settings") == same:
-            found[float(rec["m"])] = rec
-    mats = {m: np.array(found[m]["acc_matrix"]) for m in sorted(found)}
-    results = {f"{m:g}": float(mat[-1].mean()) for m, mat in mats.items()}
-    seconds = [x for m in sorted(found) for x in found[m]["seconds_per_epoch"]]
-    metrics = {
-        "mean_final_acc": results,
-        "reference_mean_final_acc": REFERENCE_PMNIST,
-        "gap_to_reference_points": {
-            k: 100 * (REFERENCE_PMNIST[k] - v) for k, v in results.items() if k in REFERENCE_PMNIST
-        },
-        "acc_matrix": {f"{m:g}": v.tolist() for m, v in mats.items()},
-        "acc_own_task": {f"{m:g}": np.diag(v).tolist() for m, v in mats.items()},
-        "seconds_per_epoch_median": float(np.median(seconds)),
-        "wall_seconds_per_m": {f"{m:g}": float(found[m]["wall_seconds"]) for m in sorted(found)},
-        # The same networks evaluated as the authors' code does (test-batch BN statistics).
-        "final_acc_test_batch_bn": {
-            f"{m:g}": found[m]["final_acc_test_batch_bn"]
-            for m in sorted(found)
-            if "final_acc_test_batch_bn" in found[m]
-        },
-        "mean_final_acc_test_batch_bn": {
-            f"{m:g}": float(np.mean(found[m]["final_acc_test_batch_bn"]))
-            for m in sorted(found)
-            if "final_acc_test_batch_bn" in found[m]
-        },
-    }
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(mats), figsize=(3.0 * len(mats), 3.0), squeeze=False)
-    for ax, (m, mat) in zip(axes[0], mats.items()):
-        im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
-        bb = metrics["mean_final_acc_test_batch_bn"].get(f"{m:g}")
-        extra = "" if bb is None else f"\n(test-batch BN: {bb:.3f})"
-        ax.set_title(f"m = {m:g}: mean {mat[-1].mean():.3f}{extra}", fontsize=9)
-        ax.set_xlabel("task tested")
-        ax.set_ylabel("after training task")
-    fig.colorbar(im, ax=axes, shrink=0.8)
-    ctx.save_figure(fig, "acc_matrix")
-    config = dict(
-        s,
-        ms=sorted(found),
-        batch_size=BATCH_SIZE,
-        bn="per_task",
-        bn_affine=True,
-        parts={f"{m:g}": {"git_commit": found[m]["git_commit"]} for m in sorted(found)},
-    )
     return {"metrics": metrics, "config": config}
 
 

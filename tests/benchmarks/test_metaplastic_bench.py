@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import metaplastic as mb
+from benchmarks import metaplastic_pmnist as mp
 from benchmarks._context import Context
 from benchmarks._json import to_json
 
@@ -96,17 +97,17 @@ def test_pmnist_m_values_as_separate_invocations(monkeypatch, tmp_path):
         mb.PermutedMNIST(n_train=200, n_test=100, epochs=1, n_tasks=2, hidden=(16,), ms=(0.0,)),
     )
     trained = []
-    real_one = mb._pmnist_one
+    real_one = mp._pmnist_one
 
     def one(ctx, s, tasks, m, ckpt):
         trained.append((m, s["epochs"]))
         return real_one(ctx, s, tasks, m, ckpt)
 
-    monkeypatch.setattr(mb, "_pmnist_one", one)
+    monkeypatch.setattr(mp, "_pmnist_one", one)
 
     def run(**over):
         ctx = Context(name="metaplastic-pmnist", quick=True, out=tmp_path, overrides=over)
-        return mb.run_pmnist(ctx)
+        return mp.run_pmnist(ctx)
 
     first = run()
     assert list(first["metrics"]["mean_final_acc"]) == ["0"]
