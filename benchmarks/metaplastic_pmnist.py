@@ -38,7 +38,8 @@ def _pmnist_tasks(ctx, s) -> list[Task]:
 
 def _pmnist_one(ctx, s, tasks, m, ckpt_dir):
     """One m of metaplastic-pmnist: the accuracy matrix (row = after training task i,
-    column = task j) and the training seconds per epoch."""
+    column = task j, stored per-task BN statistics), the training seconds per epoch and
+    the final accuracy of each task with test-batch BN statistics."""
     model = MetaplasticMLP(
         (784, *s["hidden"], 10),
         2,
