@@ -163,7 +163,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
         extra = "" if bb is None else f"\n(test-batch BN: {bb:.3f})"
         ax.set_title(f"m = {m:g}: mean {mat[-1].mean():.3f}{extra}", fontsize=9)
         ax.set_xlabel("task tested")
-        ax.set_ylabel("after training task")
+    axes[0][0].set_ylabel("after training task")
     fig.colorbar(im, ax=axes, shrink=0.8)
     ctx.save_figure(fig, "acc_matrix")
     config = dict(
