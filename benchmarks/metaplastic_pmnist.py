@@ -172,6 +172,9 @@ def run_pmnist(ctx) -> dict[str, Any]:
         batch_size=BATCH_SIZE,
         bn="per_task",
         bn_affine=True,
-        parts={f"{m:g}": {"git_commit": found[m]["git_commit"]} for m in sorted(found)},
+        parts={
+            f"{m:g}": {k: v for k, v in found[m].items() if k.endswith(("git_commit", "_note"))}
+            for m in sorted(found)
+        },
     )
     return {"metrics": metrics, "config": config}
