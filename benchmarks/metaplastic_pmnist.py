@@ -108,6 +108,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
             ctx.log(f"m = {m:g}: reusing {path}")
             continue
         ckpt = parts / f"checkpoint_m{m:g}"
+        commit = environment()["git_commit"]  # the code this m starts with
         t0 = time.perf_counter()
         mat, seconds, batch_bn = _pmnist_one(ctx, s, tasks, m, ckpt)
         rec = {
@@ -117,7 +118,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
             "final_acc_test_batch_bn": batch_bn,
             "seconds_per_epoch": [float(x) for x in seconds],
             "wall_seconds": time.perf_counter() - t0,
-            "git_commit": environment()["git_commit"],
+            "git_commit": commit,
         }
         write_atomic(path, rec)
         shutil.rmtree(ckpt, ignore_errors=True)
