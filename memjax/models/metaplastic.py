@@ -334,15 +334,27 @@ def evaluate_task(
     ``batch_statistics=True`` normalises each batch of ``batch_size`` inputs with its own
     mean and variance instead (with ``task``'s affine parameters), as a PyTorch batch
     norm without running statistics evaluates (Laborieux et al.'s code, test batches of
-    1,000): transductive, it needs a batch of inputs of one task at inference."""
+    1,000): transductive, it needs a batch of inputs of one task at inference. The
+    inputs are then split into ``ceil(N / batch_size)`` batches of near-equal size (no
+    short remainder batch with meaningless statistics); at least 2 inputs are needed."""
+    check_int("evaluate_task: batch_size", batch_size, 1)
     s = model.slot(task)
+    n = len(x)
+    if batch_statistics:
+        if n < 2 or batch_size < 2:
+            raise ValueError(
+                "evaluate_task(batch_statistics=True) needs batches of at least 2 inputs; "
+                f"got {n} inputs, batch_size {batch_size}"
+            )
+        edges = np.linspace(0, n, -(-n // batch_size) + 1).round().astype(int)
+    else:
+        edges = np.append(np.arange(0, n, batch_size), n)
     c = 0
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size]
+    for i, j in zip(edges[:-1], edges[1:]):
+        xb = x[i:j]
         xb = jnp.asarray(xb) if preprocess is None else preprocess(xb)
-        yb = jnp.asarray(y[i : i + batch_size])
-        c += int(_correct(model, xb, yb, s, weights, bool(batch_statistics)))
-    return c / len(x)
+        c += int(_correct(model, xb, jnp.asarray(y[i:j]), s, weights, bool(batch_statistics)))
+    return c / n
 
 
 # --------------------------------------------------------------------------------------

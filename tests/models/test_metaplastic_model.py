@@ -244,3 +244,26 @@ def test_evaluate_task_with_batch_statistics(getkey):
     stored = evaluate_task(model, x, y, 1, batch_size=20)
     by_stored = np.mean(np.asarray(jnp.argmax(model(x, 1), -1)) == np.asarray(y))
     assert stored == pytest.approx(float(by_stored))
+
+
+def test_evaluate_task_batch_statistics_has_no_short_remainder(getkey):
+    """62 inputs at ``batch_size=20``: four batches of 15-16 inputs (not 20, 20, 20
+    and a remainder of 2 normalised by its own meaningless statistics); fewer than 2
+    inputs or ``batch_size=1`` are refused."""
+    model = MetaplasticMLP((20, 16, 4), 2, n_tasks=1, bn_affine=True, key=getkey())
+    x = jax.random.uniform(getkey(), (62, 20))
+    y = jax.random.randint(getkey(), (62,), 0, 4)
+
+    def batch_pred(xb):
+        return np.asarray(jnp.argmax(model(xb, 0, train=True), -1))
+
+    edges = (0, 16, 31, 46, 62)
+    expected = np.concatenate([batch_pred(x[i:j]) for i, j in zip(edges[:-1], edges[1:])])
+    got = evaluate_task(model, x, y, 0, batch_size=20, batch_statistics=True)
+    assert got == pytest.approx(float(np.mean(expected == np.asarray(y))))
+    with pytest.raises(ValueError, match="at least 2 inputs"):
+        evaluate_task(model, x[:1], y[:1], 0, batch_statistics=True)
+    with pytest.raises(ValueError, match="at least 2 inputs"):
+        evaluate_task(model, x, y, 0, batch_size=1, batch_statistics=True)
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_task(model, x, y, 0, batch_size=0)
