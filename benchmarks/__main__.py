@@ -26,7 +26,8 @@ def check_names(names) -> None:
 
 
 def check_settable(names, overrides) -> None:
-    """Raise `SystemExit` if ``overrides`` are given for a benchmark that takes none."""
+    """Raise `SystemExit` if ``overrides`` are given for a benchmark that takes none, or
+    name a key or hold a value that a benchmark's settings refuse (before anything runs)."""
     if not overrides:
         return
     bad = [n for n in names if n not in SETTABLE]
@@ -35,6 +36,13 @@ def check_settable(names, overrides) -> None:
             f"--set is not supported by {', '.join(map(repr, bad))}; "
             f"benchmarks that take it: {', '.join(sorted(SETTABLE))}"
         )
+    for name in names:
+        module, key = SETTABLE[name]
+        modes = importlib.import_module(module).SETTINGS[key]
+        for mode in ("full", "quick"):
+            Context(name=name, quick=mode == "quick", out=Path("."), overrides=overrides).settings(
+                modes[mode]
+            )
 
 
 def parse_overrides(items) -> dict[str, str]:

@@ -123,12 +123,12 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
 
 
 #: Benchmarks whose settings ``python -m benchmarks run NAME --set KEY=VALUE`` overrides
-#: (they read them through `Context.settings`).
-SETTABLE = frozenset(
-    {
-        "metaplastic-mnist-fmnist",
-        "metaplastic-validation",
-        "metaplastic-pmnist",
-        "metaplastic-devices",
-    }
-)
+#: (they read them through `Context.settings`): name -> (module, key), the settings
+#: dataclasses being ``module.SETTINGS[key]["full"]`` and ``["quick"]``, so that the
+#: runner checks the keys and values before anything runs.
+SETTABLE: dict[str, tuple[str, str]] = {
+    "metaplastic-mnist-fmnist": ("benchmarks.metaplastic", "mnist_fmnist"),
+    "metaplastic-validation": ("benchmarks.metaplastic", "validation"),
+    "metaplastic-pmnist": ("benchmarks.metaplastic", "pmnist"),
+    "metaplastic-devices": ("benchmarks.metaplastic", "devices"),
+}

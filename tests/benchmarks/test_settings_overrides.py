@@ -63,9 +63,10 @@ def fake(monkeypatch):
         return {"metrics": {"epochs": c.settings(S()).epochs}}
 
     mod.run = run
+    mod.SETTINGS = {"s": {"full": S(), "quick": S(epochs=1)}}
     monkeypatch.setitem(sys.modules, mod.__name__, mod)
     monkeypatch.setitem(runner.REGISTRY, "fake", (mod.__name__, "run", "settable"))
-    monkeypatch.setattr(runner, "SETTABLE", frozenset({"fake"}))
+    monkeypatch.setattr(runner, "SETTABLE", {"fake": (mod.__name__, "s")})
     monkeypatch.setattr(runner, "environment", lambda: {})
     return mod
 
@@ -79,9 +80,29 @@ def test_cli_set_reaches_the_benchmark_and_the_record(fake, tmp_path):
 
 
 def test_set_refused_where_not_supported_before_running(fake, monkeypatch, tmp_path):
-    monkeypatch.setattr(runner, "SETTABLE", frozenset())
+    monkeypatch.setattr(runner, "SETTABLE", {})
     with pytest.raises(SystemExit, match="--set is not supported by 'fake'"):
         runner.main(["run", "fake", "--set", "epochs=7", "--out", str(tmp_path)])
     assert fake.seen == []
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         runner.main(["run", "fake", "--set", "epochs", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    "item, match",
+    [("epoch=2", "unknown --set key 'epoch'"), ("lr=fast", "--set lr=fast: expected a number")],
+)
+def test_bad_key_or_value_refused_by_the_parser_before_running(fake, tmp_path, item, match):
+    with pytest.raises(SystemExit, match=match):
+        runner.main(["run", "fake", "--set", item, "--out", str(tmp_path)])
+    assert fake.seen == []
+    assert not (tmp_path / "fake.json").exists()
+
+
+def test_every_settable_benchmark_names_its_settings():
+    from benchmarks._registry import REGISTRY, SETTABLE
+
+    for name in SETTABLE:
+        assert name in REGISTRY
+        with pytest.raises(SystemExit, match=f"{name}: unknown --set key 'no_such_key'"):
+            runner.check_settable([name], {"no_such_key": "1"})
