@@ -81,7 +81,9 @@ __all__ = [
 class CNN(eqx.Module):
     """Small LeNet-style CNN: ``(N, 28, 28)`` images in [0, 1] -> logits ``(N, n_classes)``.
 
-    ``features(x)`` is the penultimate ReLU layer, ``(N, n_features)``.
+    conv 5x5 (``channels[0]``) - ReLU - max-pool 2 - conv 5x5 (``channels[1]``) - ReLU -
+    max-pool 2 - dense ``n_features`` - ReLU - dense ``n_classes``; ``features(x)`` is the
+    penultimate ReLU layer, ``(N, n_features)``.
     """
 
     conv1: eqx.nn.Conv2d
@@ -91,23 +93,36 @@ class CNN(eqx.Module):
     n_features: int = eqx.field(static=True)
     n_classes: int = eqx.field(static=True)
 
-    def __init__(self, n_classes: int = 10, n_features: int = 64, *, key: PRNGKeyArray):
+    def __init__(
+        self,
+        n_classes: int = 10,
+        n_features: int = 64,
+        channels: tuple[int, int] = (16, 32),
+        *,
+        key: PRNGKeyArray,
+    ):
         for name, v in (("n_classes", n_classes), ("n_features", n_features)):
             check_int(f"CNN.{name}", v, 1)
+        if len(channels) != 2:
+            raise ValueError(f"CNN.channels must be two ints; got {channels!r}")
+        for i, c in enumerate(channels):
+            check_int(f"CNN.channels[{i}]", c, 1)
+        c1, c2 = (int(c) for c in channels)
         k1, k2, k3, k4 = jax.random.split(key, 4)
-        self.conv1 = eqx.nn.Conv2d(1, 16, 5, key=k1)
-        self.conv2 = eqx.nn.Conv2d(16, 32, 5, key=k2)
-        self.fc = eqx.nn.Linear(32 * 4 * 4, n_features, key=k3)
+        self.conv1 = eqx.nn.Conv2d(1, c1, 5, key=k1)
+        self.conv2 = eqx.nn.Conv2d(c1, c2, 5, key=k2)
+        self.fc = eqx.nn.Linear(c2 * 4 * 4, n_features, key=k3)
         self.head = eqx.nn.Linear(n_features, n_classes, key=k4)
         self.n_features, self.n_classes = int(n_features), int(n_classes)
 
-    def _conv_one(self, x: Float[Array, "28 28"]) -> Float[Array, " 512"]:
+    def _conv_one(self, x: Float[Array, "28 28"]) -> Float[Array, " n_conv"]:
         pool = eqx.nn.MaxPool2d(2, 2)
         h = pool(jax.nn.relu(self.conv1(x[None])))
         return pool(jax.nn.relu(self.conv2(h))).reshape(-1)
 
-    def conv_features(self, x: Float[Array, "N 28 28"]) -> Float[Array, "N 512"]:
-        """The pooled second convolution's ReLU output, flattened (32 x 4 x 4)."""
+    def conv_features(self, x: Float[Array, "N 28 28"]) -> Float[Array, "N n_conv"]:
+        """The pooled second convolution's ReLU output, flattened (``channels[1] x 4 x
+        4``: 512 with the default channels)."""
         return jax.vmap(self._conv_one)(jnp.asarray(x).reshape(-1, 28, 28))
 
     def features(self, x: Float[Array, "N 28 28"]) -> Float[Array, "N n_features"]:

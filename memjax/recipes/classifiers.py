@@ -76,6 +76,7 @@ def train_cnn(
     classes: Sequence[int],
     *,
     n_features: int = 64,
+    channels: tuple[int, int] = (16, 32),
     epochs: int = 2,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
@@ -89,7 +90,7 @@ def train_cnn(
     x, y = select_classes(*train_data, classes)
     remap = np.full(int(max(np.max(train_data[1]), max(classes))) + 1, -1, np.int64)
     remap[classes] = np.arange(len(classes))
-    model = CNN(len(classes), n_features, key=jax.random.key(seed))
+    model = CNN(len(classes), n_features, channels, key=jax.random.key(seed))
     return fit(
         model,
         cross_entropy_loss,

@@ -215,3 +215,14 @@ def test_cnn_features_image_scaling_is_consistent():
         cnn_features(cnn, u8.astype(np.float32))  # floats in 0..255
     with pytest.raises(TypeError, match="uint8"):
         cnn_features(cnn, u8.astype(np.int32))
+
+
+def test_cnn_channels_set_the_conv_feature_width():
+    cnn = CNN(3, 8, (4, 6), key=jax.random.key(0))
+    f, logits = cnn_features(cnn, np.zeros((2, 28, 28), np.float32))
+    assert f.shape == (2, 6 * 4 * 4) and logits.shape == (2, 3)
+    assert CNN(3, 8, key=jax.random.key(0)).conv_features(np.zeros((1, 28, 28))).shape == (1, 512)
+    with pytest.raises(ValueError, match=r"CNN.channels\[1\]"):
+        CNN(3, 8, (4, 0), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="two ints"):
+        CNN(3, 8, (4,), key=jax.random.key(0))
