@@ -87,7 +87,10 @@ def run_pmnist(ctx) -> dict[str, Any]:
     Each m is written to ``OUT/metaplastic-pmnist.parts/m{m}.json`` when it finishes
     (with a per-epoch checkpoint while it runs), so m values can be separate invocations
     (``--set ms=1.35``): a later invocation with the same other settings reuses the
-    finished parts and reports every m found in the folder."""
+    finished parts and reports every m found in the folder. An invocation with other
+    overrides than ``ms`` writes ``m{m}_{key}{value}...json`` (``--set epochs=40``:
+    ``m0.5_epochs40.json``); parts whose settings differ from this invocation's are
+    reported apart, under ``other_settings``."""
     s = _settings(ctx, "pmnist")
     tasks = _pmnist_tasks(ctx, s)
     base = tasks[0]
@@ -102,12 +105,13 @@ def run_pmnist(ctx) -> dict[str, Any]:
     same = json.loads(json.dumps(same))  # tuples as lists, as read back
     parts = ctx.out / f"{ctx.name}.parts"
     parts.mkdir(parents=True, exist_ok=True)
+    tag = "".join(f"_{k}{v}" for k, v in sorted(ctx.overrides.items()) if k != "ms")
     for m in s["ms"]:
-        path = parts / f"m{m:g}.json"
+        path = parts / f"m{m:g}{tag}.json"
         if path.exists() and json.loads(path.read_text()).get("settings") == same:
             ctx.log(f"m = {m:g}: reusing {path}")
             continue
-        ckpt = parts / f"checkpoint_m{m:g}"
+        ckpt = parts / f"checkpoint_m{m:g}{tag}"
         commit = environment()["git_commit"]  # the code this m starts with
         t0 = time.perf_counter()
         mat, seconds, batch_bn = _pmnist_one(ctx, s, tasks, m, ckpt)
@@ -122,11 +126,13 @@ def run_pmnist(ctx) -> dict[str, Any]:
         }
         write_atomic(path, rec)
         shutil.rmtree(ckpt, ignore_errors=True)
-    found = {}
+    found, other = {}, {}
     for path in sorted(parts.glob("m*.json")):
         rec = json.loads(path.read_text())
         if rec.get("settings") == same:
             found[float(rec["m"])] = rec
+        else:
+            other[path.stem] = _other_part(rec, same)
     mats = {m: np.array(found[m]["acc_matrix"]) for m in sorted(found)}
     results = {f"{m:g}": float(mat[-1].mean()) for m, mat in mats.items()}
     seconds = [x for m in sorted(found) for x in found[m]["seconds_per_epoch"]]
@@ -152,6 +158,8 @@ def run_pmnist(ctx) -> dict[str, Any]:
             if "final_acc_test_batch_bn" in found[m]
         },
     }
+    if other:
+        metrics["other_settings"] = other
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,3 +187,23 @@ def run_pmnist(ctx) -> dict[str, Any]:
         },
     )
     return {"metrics": metrics, "config": config}
+
+
+def _other_part(rec: dict, same: dict) -> dict:
+    """A finished m run with other settings: what differs and its final accuracies."""
+    st = rec.get("settings", {})
+    mat = np.array(rec["acc_matrix"])
+    out = {
+        "m": rec["m"],
+        "settings_differ": {
+            k: st.get(k) for k in sorted(set(st) | set(same)) if st.get(k) != same.get(k)
+        },
+        "mean_final_acc": float(mat[-1].mean()),
+        "acc_own_task": np.diag(mat).tolist(),
+        "acc_matrix": mat.tolist(),
+        "wall_seconds": rec.get("wall_seconds"),
+        "git_commit": rec.get("git_commit"),
+    }
+    if "final_acc_test_batch_bn" in rec:
+        out["mean_final_acc_test_batch_bn"] = float(np.mean(rec["final_acc_test_batch_bn"]))
+    return out

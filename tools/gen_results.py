@@ -406,8 +406,41 @@ def metaplastic_table() -> str:
         f"per task at learning rate {c['learning_rate']:g}, run time {pm_minutes}; "
         "a positive gap is below the re-run; test-batch statistics need a batch of test images of "
         "one task, the stored ones work image by image):\n\n"
-        f"{perm}"
+        f"{perm}{_pmnist_other(pm)}"
     )
+
+
+def _pmnist_other(pm: dict) -> str:
+    """Rows for the permuted-MNIST runs at other settings (``other_settings``)."""
+    other = pm.get("other_settings", {})
+    if not other:
+        return ""
+    ref = pm["reference_mean_final_acc"]
+    rows = []
+    for o in sorted(other.values(), key=lambda o: (o["m"], sorted(o["settings_differ"].items()))):
+        k = f"{o['m']:g}"
+        bb = o.get("mean_final_acc_test_batch_bn")
+        rows.append(
+            [
+                k,
+                ", ".join(f"{a} {b}" for a, b in sorted(o["settings_differ"].items())),
+                pct(o["mean_final_acc"]),
+                pct(bb) if bb is not None else "not measured",
+                pct(float(np.mean(o["acc_own_task"]))),
+                pct(ref[k]) if k in ref else "",
+                f"{100 * (ref[k] - bb):+.1f}" if k in ref and bb is not None else "",
+            ]
+        )
+    head = [
+        "m",
+        "settings that differ",
+        "mean final accuracy (stored BN statistics)",
+        "test-batch BN statistics",
+        "each task when learned (mean)",
+        "public re-run (40 epochs)",
+        "gap, test-batch BN [points]",
+    ]
+    return "\n\nThe same benchmark at other settings (`--set`):\n\n" + table(head, rows)
 
 
 def sfa_table() -> str:

@@ -129,3 +129,22 @@ def test_pmnist_m_values_as_separate_invocations(monkeypatch, tmp_path):
     other = run(ms="1.35", epochs="2")
     assert list(other["metrics"]["mean_final_acc"]) == ["1.35"]
     assert trained[-1] == (1.35, 2)
+    # The epochs=2 part has its own file: the epochs=1 parts stay and are reported apart.
+    parts = tmp_path / "metaplastic-pmnist.parts"
+    assert sorted(p.name for p in parts.glob("m*.json")) == [
+        "m0.json",
+        "m1.35.json",
+        "m1.35_epochs2.json",
+    ]
+    assert sorted(other["metrics"]["other_settings"]) == ["m0", "m1.35"]
+    again = run(ms="0,1.35")
+    assert trained[-1] == (1.35, 2)  # nothing retrained
+    assert again["metrics"]["acc_matrix"] == metrics["acc_matrix"]
+    o = again["metrics"]["other_settings"]["m1.35_epochs2"]
+    assert o["m"] == 1.35 and o["settings_differ"] == {"epochs": 2}
+    mat = other["metrics"]["acc_matrix"]["1.35"]
+    assert o["acc_matrix"] == mat
+    np.testing.assert_allclose(o["mean_final_acc"], np.mean(mat[-1]))
+    np.testing.assert_allclose(
+        o["mean_final_acc_test_batch_bn"], other["metrics"]["mean_final_acc_test_batch_bn"]["1.35"]
+    )
