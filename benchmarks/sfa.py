@@ -59,6 +59,7 @@ from ._context import Context
 
 __all__ = [
     "experiment",
+    "novelty_gate",
     "run_mnist",
     "run_fmnist",
     "run_noisy_mnist",
@@ -334,22 +335,28 @@ def _supervised_baseline(ctx, cfg, train, test):
     }
 
 
-def _gates(cfg, e_tr, e_va, e_te, stream, tm_tr, tm_va, tm_te, conf_va, conf_te, y_tr):
-    """The novelty gate (fitted on trained-class training images against the stream,
-    calibrated on trained-class validation images) and two comparison gates at the same
-    false-route budget; returns the gate's routing of the test set and the stream, and
-    the gates' metrics."""
-    # novelty gate: trained-class training images vs the unlabelled stream
-    t0 = time.perf_counter()
+def novelty_gate(cfg: dict, x_trained, x_stream, x_trained_val) -> M.NoveltyGate:
+    """The novelty gate of settings ``cfg``: fitted to tell the trained-class training
+    images ``x_trained`` from the unlabelled ``x_stream``, its threshold calibrated on
+    held-out trained-class images ``x_trained_val`` (``max_false_route``)."""
     gate = M.fit_novelty_gate(
-        e_tr[tm_tr],
-        e_tr[stream],
+        x_trained,
+        x_stream,
         steps=cfg["gate_steps"],
         hidden=cfg["gate_hidden"],
         batch_size=cfg["gate_batch"],
         learning_rate=cfg["gate_lr"],
     )
-    gate = M.calibrate_novelty_gate(gate, e_va[tm_va], cfg["max_false_route"])
+    return M.calibrate_novelty_gate(gate, x_trained_val, cfg["max_false_route"])
+
+
+def _gates(cfg, e_tr, e_va, e_te, stream, tm_tr, tm_va, tm_te, conf_va, conf_te, y_tr):
+    """The novelty gate (fitted on trained-class training images against the stream,
+    calibrated on trained-class validation images) and two comparison gates at the same
+    false-route budget; returns the gate's routing of the test set and the stream, and
+    the gates' metrics."""
+    t0 = time.perf_counter()
+    gate = novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], e_va[tm_va])
     t_gate = time.perf_counter() - t0
     routed_te = gate(e_te)
     routed_st = gate(e_tr[stream])

@@ -51,15 +51,7 @@ def prepare(ctx: Context, dataset: str, channels: tuple[int, int]) -> dict:
     scale = M.feature_scale(f_tr[tm_tr])
     e_tr, e_va, e_te = (M.encode_features(f, scale) for f in (f_tr, f_va, f_te))
     stream = np.random.default_rng(ctx.seed).permutation(len(e_tr))[: cfg["n_stream"]]
-    gate = M.fit_novelty_gate(
-        e_tr[tm_tr],
-        e_tr[stream],
-        steps=cfg["gate_steps"],
-        hidden=cfg["gate_hidden"],
-        batch_size=cfg["gate_batch"],
-        learning_rate=cfg["gate_lr"],
-    )
-    gate = M.calibrate_novelty_gate(gate, e_va[np.isin(val[1], TRAINED)], cfg["max_false_route"])
+    gate = S.novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], e_va[np.isin(val[1], TRAINED)])
     routed = gate(e_te)
     tm_te = np.isin(test[1], TRAINED)
     return dict(
