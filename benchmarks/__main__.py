@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._context import Context, environment
+from ._context import Context, apply_overrides, environment
 from ._json import dumps, to_json, write_atomic
 from ._registry import REGISTRY, SETTABLE
 
@@ -40,9 +40,7 @@ def check_settable(names, overrides) -> None:
         module, key = SETTABLE[name]
         modes = importlib.import_module(module).SETTINGS[key]
         for mode in ("full", "quick"):
-            Context(name=name, quick=mode == "quick", out=Path("."), overrides=overrides).settings(
-                modes[mode]
-            )
+            apply_overrides(name, modes[mode], overrides)
 
 
 def parse_overrides(items) -> dict[str, str]:

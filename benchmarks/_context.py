@@ -36,22 +36,7 @@ class Context:
         ``none`` where the default is None or the field allows it, comma-separated tuples
         (``ms=0,1.35``). An unknown key or a bad value raises `SystemExit` naming the
         allowed keys or the expected type."""
-        if not self.overrides:
-            return default
-        fields = {f.name: f for f in dataclasses.fields(default)}
-        unknown = sorted(set(self.overrides) - set(fields))
-        if unknown:
-            raise SystemExit(
-                f"{self.name}: unknown --set key{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, unknown))}; settable: {', '.join(sorted(fields))}"
-            )
-        new = {}
-        for key, text in self.overrides.items():
-            try:
-                new[key] = _parse_setting(text, getattr(default, key), str(fields[key].type))
-            except ValueError as e:
-                raise SystemExit(f"{self.name}: --set {key}={text}: {e}") from None
-        return dataclasses.replace(default, **new)
+        return apply_overrides(self.name, default, self.overrides)
 
     def data_config(self) -> dict[str, Any]:
         """Where every dataset this benchmark loaded came from, for the JSON ``config``:
@@ -82,6 +67,28 @@ class Context:
 
     def log(self, msg: str) -> None:
         print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
+
+
+def apply_overrides(name: str, default: Any, overrides: dict[str, str]) -> Any:
+    """``default`` (a settings dataclass) with the ``--set`` ``overrides`` of benchmark
+    ``name`` applied (see :meth:`Context.settings`); `SystemExit` names an unknown key
+    or a bad value."""
+    if not overrides:
+        return default
+    fields = {f.name: f for f in dataclasses.fields(default)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise SystemExit(
+            f"{name}: unknown --set key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; settable: {', '.join(sorted(fields))}"
+        )
+    new = {}
+    for key, text in overrides.items():
+        try:
+            new[key] = _parse_setting(text, getattr(default, key), str(fields[key].type))
+        except ValueError as e:
+            raise SystemExit(f"{name}: --set {key}={text}: {e}") from None
+    return dataclasses.replace(default, **new)
 
 
 def _parse_setting(text: str, default: Any, annotation: str) -> Any:
