@@ -88,7 +88,11 @@ def apply_overrides(name: str, default: Any, overrides: dict[str, str]) -> Any:
             new[key] = _parse_setting(text, getattr(default, key), str(fields[key].type))
         except ValueError as e:
             raise SystemExit(f"{name}: --set {key}={text}: {e}") from None
-    return dataclasses.replace(default, **new)
+    try:
+        return dataclasses.replace(default, **new)
+    except ValueError as e:  # a settings class's own check (__post_init__)
+        sets = " ".join(f"{k}={v}" for k, v in overrides.items())
+        raise SystemExit(f"{name}: --set {sets}: {e}") from None
 
 
 def _parse_setting(text: str, default: Any, annotation: str) -> Any:

@@ -134,7 +134,8 @@ class PermutedMNIST:
     authors' affine batch norm saved per task). ``weight_decay``: L2 added to the hidden
     weights' gradient before Adam (the authors' ``--decay``; its first moment then
     includes it, so the metaplastic test sees it). ``init_scale``: hidden weights
-    ``U(-a, a)`` (None: ``1 / sqrt(n_in)``)."""
+    ``U(-a, a)`` (None: ``1 / sqrt(n_in)``). ``bn_scale_init``: BN gains start at 1
+    (``"ones"``) or ``U(0, 1)`` (``"uniform"``, the authors' PyTorch 1.1 batch norm)."""
 
     n_train: int | None = None
     n_test: int | None = None
@@ -145,6 +146,13 @@ class PermutedMNIST:
     learning_rate: float = 0.005
     weight_decay: float = 1e-7
     init_scale: float | None = 0.05
+    bn_scale_init: str = "ones"
+
+    def __post_init__(self):
+        if self.bn_scale_init not in ("ones", "uniform"):
+            raise ValueError(
+                f"bn_scale_init must be 'ones' or 'uniform'; got {self.bn_scale_init!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

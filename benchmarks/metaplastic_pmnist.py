@@ -4,6 +4,7 @@ the other, for several m (Laborieux et al., Nat. Commun. 12, 2549 (2021)); setti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -19,7 +20,7 @@ from memjax.recipes import Task, train_continual
 
 from ._context import environment
 from ._json import write_atomic
-from .metaplastic import BATCH_SIZE, _load_task, _settings
+from .metaplastic import BATCH_SIZE, SETTINGS, _load_task, _settings
 
 #: Published mean final accuracy over 6 permuted-MNIST tasks against m (Laborieux et al.,
 #: "Synaptic metaplasticity in binarized neural networks", Nat. Commun. 12, 2549, 2021).
@@ -45,6 +46,7 @@ def _pmnist_one(ctx, s, tasks, m, ckpt_dir):
         2,
         n_tasks=len(tasks),
         bn_affine=True,
+        bn_scale_init=s["bn_scale_init"],
         init_scale=s["init_scale"],
         key=jax.random.key(ctx.seed),
     )
@@ -108,7 +110,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
     tag = "".join(f"_{k}{v}" for k, v in sorted(ctx.overrides.items()) if k != "ms")
     for m in s["ms"]:
         path = parts / f"m{m:g}{tag}.json"
-        if path.exists() and json.loads(path.read_text()).get("settings") == same:
+        if path.exists() and _part_settings(json.loads(path.read_text()), ctx.quick) == same:
             ctx.log(f"m = {m:g}: reusing {path}")
             continue
         ckpt = parts / f"checkpoint_m{m:g}{tag}"
@@ -129,33 +131,36 @@ def run_pmnist(ctx) -> dict[str, Any]:
     found, other = {}, {}
     for path in sorted(parts.glob("m*.json")):
         rec = json.loads(path.read_text())
-        if rec.get("settings") == same:
+        st = _part_settings(rec, ctx.quick)
+        if st == same:
             found[float(rec["m"])] = rec
         else:
-            other[path.stem] = _other_part(rec, same)
+            diff = {k: st.get(k) for k in sorted(set(st) | set(same)) if st.get(k) != same.get(k)}
+            other[path.stem] = {
+                "m": rec["m"],
+                "settings_differ": diff,
+                **_part_summary(rec),
+                "git_commit": rec.get("git_commit"),
+            }
+    summaries = {f"{m:g}": _part_summary(found[m]) for m in sorted(found)}
     mats = {m: np.array(found[m]["acc_matrix"]) for m in sorted(found)}
-    results = {f"{m:g}": float(mat[-1].mean()) for m, mat in mats.items()}
+    results = {k: v["mean_final_acc"] for k, v in summaries.items()}
     seconds = [x for m in sorted(found) for x in found[m]["seconds_per_epoch"]]
+    batch_bn = {k: v for k, v in summaries.items() if "final_acc_test_batch_bn" in v}
     metrics = {
         "mean_final_acc": results,
         "reference_mean_final_acc": REFERENCE_PMNIST,
         "gap_to_reference_points": {
             k: 100 * (REFERENCE_PMNIST[k] - v) for k, v in results.items() if k in REFERENCE_PMNIST
         },
-        "acc_matrix": {f"{m:g}": v.tolist() for m, v in mats.items()},
-        "acc_own_task": {f"{m:g}": np.diag(v).tolist() for m, v in mats.items()},
+        "acc_matrix": {k: v["acc_matrix"] for k, v in summaries.items()},
+        "acc_own_task": {k: v["acc_own_task"] for k, v in summaries.items()},
         "seconds_per_epoch_median": float(np.median(seconds)),
-        "wall_seconds_per_m": {f"{m:g}": float(found[m]["wall_seconds"]) for m in sorted(found)},
+        "wall_seconds_per_m": {k: v["wall_seconds"] for k, v in summaries.items()},
         # The same networks evaluated as the authors' code does (test-batch BN statistics).
-        "final_acc_test_batch_bn": {
-            f"{m:g}": found[m]["final_acc_test_batch_bn"]
-            for m in sorted(found)
-            if "final_acc_test_batch_bn" in found[m]
-        },
+        "final_acc_test_batch_bn": {k: v["final_acc_test_batch_bn"] for k, v in batch_bn.items()},
         "mean_final_acc_test_batch_bn": {
-            f"{m:g}": float(np.mean(found[m]["final_acc_test_batch_bn"]))
-            for m in sorted(found)
-            if "final_acc_test_batch_bn" in found[m]
+            k: v["mean_final_acc_test_batch_bn"] for k, v in batch_bn.items()
         },
     }
     if other:
@@ -189,21 +194,26 @@ def run_pmnist(ctx) -> dict[str, Any]:
     return {"metrics": metrics, "config": config}
 
 
-def _other_part(rec: dict, same: dict) -> dict:
-    """A finished m run with other settings: what differs and its final accuracies."""
+def _part_settings(rec: dict, quick: bool) -> dict:
+    """The settings a finished m ran with; a setting added after the part was written
+    is filled with its default (new settings default to the earlier behaviour)."""
+    mode = "quick" if quick else "full"
+    defaults = json.loads(json.dumps(dataclasses.asdict(SETTINGS["pmnist"][mode])))
     st = rec.get("settings", {})
+    return {**{k: v for k, v in defaults.items() if k != "ms"}, **st} if st else {}
+
+
+def _part_summary(rec: dict) -> dict:
+    """One finished m: its accuracy matrix, mean final accuracy, accuracy on each task
+    right after training it, and (if measured) the test-batch-BN final accuracies."""
     mat = np.array(rec["acc_matrix"])
     out = {
-        "m": rec["m"],
-        "settings_differ": {
-            k: st.get(k) for k in sorted(set(st) | set(same)) if st.get(k) != same.get(k)
-        },
         "mean_final_acc": float(mat[-1].mean()),
         "acc_own_task": np.diag(mat).tolist(),
         "acc_matrix": mat.tolist(),
         "wall_seconds": rec.get("wall_seconds"),
-        "git_commit": rec.get("git_commit"),
     }
     if "final_acc_test_batch_bn" in rec:
+        out["final_acc_test_batch_bn"] = rec["final_acc_test_batch_bn"]
         out["mean_final_acc_test_batch_bn"] = float(np.mean(rec["final_acc_test_batch_bn"]))
     return out

@@ -78,6 +78,7 @@ REFERENCE_BNN_SIZES = (784, 4096, 4096, 10)
 _BN_MODES = ("per_task", "shared")
 _ACTIVATIONS = ("sign", "hardtanh")
 _INITS = ("uniform", "boundary")
+_BN_SCALE_INITS = ("ones", "uniform")
 
 
 class MetaplasticMLP(eqx.Module):
@@ -124,6 +125,7 @@ class MetaplasticMLP(eqx.Module):
         init_scale: float | None = None,
         bn_eps: float = 1e-5,
         bn_affine: bool = False,
+        bn_scale_init: str = "ones",
         logit_scale: float = 1.0,
         activation: str = "sign",
         key: PRNGKeyArray,
@@ -139,6 +141,10 @@ class MetaplasticMLP(eqx.Module):
           synapse starts unconsolidated (the meta factor is about 1 in both directions),
           as a BNN's small hidden weights start next to its one boundary, 0 (for
           ``n_levels = 2`` both draw ``U(-a, a)``).
+
+        Affine BN gains (``bn_affine``) start at 1 (``bn_scale_init="ones"``, PyTorch's
+        default since 1.2) or ``U(0, 1)`` (``"uniform"``, PyTorch 1.1 and the authors'
+        code), one draw per neuron copied to every task slot; offsets start at 0.
         """
         n = "MetaplasticMLP"
         sizes = tuple(sizes)
@@ -182,7 +188,19 @@ class MetaplasticMLP(eqx.Module):
         if not isinstance(bn_affine, (bool, np.bool_)):
             raise ValueError(f"{n}.bn_affine must be a bool; got {bn_affine!r}")
         self.bn_affine = bool(bn_affine)
-        self.bn_scale = tuple(jnp.ones((slots, b)) for b in sizes[1:]) if bn_affine else ()
+        if bn_scale_init not in _BN_SCALE_INITS:
+            raise ValueError(
+                f"{n}.bn_scale_init must be one of {_BN_SCALE_INITS}; got {bn_scale_init!r}"
+            )
+        if bn_scale_init != "ones" and not bn_affine:
+            raise ValueError(f"{n}.bn_scale_init={bn_scale_init!r} needs bn_affine=True")
+        if bn_scale_init == "uniform":
+            # fold_in: the hidden weights draw the same values with either init
+            gkeys = jax.random.split(jax.random.fold_in(key, 1), len(sizes) - 1)
+            gains = [jax.random.uniform(g, (b,)) for g, b in zip(gkeys, sizes[1:])]
+        else:
+            gains = [jnp.ones((b,)) for b in sizes[1:]]
+        self.bn_scale = tuple(jnp.tile(g, (slots, 1)) for g in gains) if bn_affine else ()
         self.bn_shift = tuple(jnp.zeros((slots, b)) for b in sizes[1:]) if bn_affine else ()
         self.sizes = tuple(int(s) for s in sizes)
         self.n_levels = int(n_levels)

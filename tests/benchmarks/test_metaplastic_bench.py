@@ -148,3 +148,16 @@ def test_pmnist_m_values_as_separate_invocations(monkeypatch, tmp_path):
     np.testing.assert_allclose(
         o["mean_final_acc_test_batch_bn"], other["metrics"]["mean_final_acc_test_batch_bn"]["1.35"]
     )
+    # A part written before a setting existed counts as run at that setting's default.
+    p0 = parts / "m0.json"
+    rec = json.loads(p0.read_text())
+    del rec["settings"]["bn_scale_init"]
+    p0.write_text(json.dumps(rec))
+    old = run(ms="0")
+    assert trained[-1] == (1.35, 2)  # m = 0 reused, not retrained
+    assert old["metrics"]["acc_matrix"]["0"] == metrics["acc_matrix"]["0"]
+    uni = run(ms="0", bn_scale_init="uniform")
+    assert trained[-1] == (0.0, 1)
+    assert (parts / "m0_bn_scale_inituniform.json").exists()
+    o = uni["metrics"]["other_settings"]["m0"]
+    assert o["settings_differ"] == {"bn_scale_init": "ones"}

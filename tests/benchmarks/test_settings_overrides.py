@@ -106,3 +106,11 @@ def test_every_settable_benchmark_names_its_settings():
         assert name in REGISTRY
         with pytest.raises(SystemExit, match=f"{name}: unknown --set key 'no_such_key'"):
             runner.check_settable([name], {"no_such_key": "1"})
+
+
+def test_settings_class_check_refuses_a_value_at_parse_time():
+    """A value the settings class itself rejects (``__post_init__``) is refused by the
+    parser with its message."""
+    with pytest.raises(SystemExit, match="bn_scale_init=normal: bn_scale_init must be"):
+        runner.check_settable(["metaplastic-pmnist"], {"bn_scale_init": "normal"})
+    runner.check_settable(["metaplastic-pmnist"], {"bn_scale_init": "uniform"})

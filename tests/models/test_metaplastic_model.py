@@ -149,8 +149,35 @@ def test_bad_parameters(getkey):
         MetaplasticMLP((4, 2), 2, bn_affine="yes", key=getkey())
     with pytest.raises(ValueError, match="MetaplasticMLP.sizes"):
         MetaplasticMLP((4, 0, 2), 2, key=getkey())
+    with pytest.raises(ValueError, match="MetaplasticMLP.bn_scale_init must be one of"):
+        MetaplasticMLP((4, 2), 2, bn_affine=True, bn_scale_init="normal", key=getkey())
+    with pytest.raises(ValueError, match="bn_scale_init='uniform' needs bn_affine=True"):
+        MetaplasticMLP((4, 2), 2, bn_scale_init="uniform", key=getkey())
     with pytest.raises(ValueError, match="n_levels"):
         memory_bits((4, 2), 1)
+
+
+def test_bn_scale_init_uniform(getkey):
+    """``bn_scale_init="uniform"``: gains ``U(0, 1)`` (the authors' PyTorch 1.1 batch
+    norm), the same in every task slot; hidden weights as with gains of 1."""
+    key = getkey()
+    ones = MetaplasticMLP((500, 400, 10), 2, n_tasks=3, bn_affine=True, key=key)
+    uni = MetaplasticMLP(
+        (500, 400, 10), 2, n_tasks=3, bn_affine=True, bn_scale_init="uniform", key=key
+    )
+    for a, b in zip(ones.weights, uni.weights):
+        np.testing.assert_array_equal(a, b)
+    for g in ones.bn_scale:
+        np.testing.assert_array_equal(g, 1.0)
+    g = np.asarray(uni.bn_scale[0])
+    assert g.shape == (3, 400)
+    np.testing.assert_array_equal(g, np.broadcast_to(g[0], g.shape))
+    assert g.min() >= 0.0 and g.max() < 1.0
+    # 400 draws of U(0, 1): mean 0.5 +- 0.014, variance 1/12
+    assert abs(g[0].mean() - 0.5) < 0.06 and abs(g[0].var() - 1 / 12) < 0.02
+    assert not np.allclose(uni.bn_scale[0][0, :10], uni.bn_scale[1][0])
+    for s in uni.bn_shift:
+        np.testing.assert_array_equal(s, 0.0)
 
 
 def test_copy_slot(getkey):
