@@ -14,7 +14,15 @@ winner readout, the number of named neurons and the spikes per routed image.
 
 A variant is ``key=value`` pairs separated by commas: keys of ``benchmarks.sfa.LAYER``
 or ``benchmarks.sfa.Settings`` (numbers), or ``passes`` (passes over the stream).
-Used for the layer scan in docs/dev-notes/sfa.md; not part of the benchmarks.
+
+``--contrastive pre:N`` replaces the CNN's training by N epochs of SimCLR (NT-Xent,
+temperature 0.5, batch 256, two augmented views: shift up to 3 px, a 10 x 10 cutout
+with probability 1/2, Gaussian pixel noise 0.1) of the convolutional trunk through a
+512-128-64 projection head, on the trained classes' images without their labels, then
+3 epochs of cross-entropy on the dense layers with the trunk frozen. ``joint:N:LAM``
+trains N epochs of cross-entropy plus ``LAM`` times NT-Xent end to end (``LAM = 0``
+is the control of this training loop). Used for the layer scan in
+docs/dev-notes/sfa.md; not part of the benchmarks.
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ import sys
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,12 +49,95 @@ from memjax.recipes import train_cnn  # noqa: E402
 TRAINED, NEW = list(range(5)), list(range(5, 10))
 
 
-def prepare(ctx: Context, dataset: str, channels: tuple[int, int]) -> dict:
+def _augment(key, x):
+    """Two-view SimCLR augmentation of images ``(B, 28, 28)`` (module docstring)."""
+    b = x.shape[0]
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    xp = jnp.pad(x, ((0, 0), (3, 3), (3, 3)))
+    shift = jax.random.randint(k1, (b, 2), 0, 7)
+    x = jax.vmap(lambda im, s: jax.lax.dynamic_slice(im, (s[0], s[1]), (28, 28)))(xp, shift)
+    c = jax.random.randint(k2, (b, 2, 1, 1), 0, 19)
+    i = jnp.arange(28)
+    rows = (i[None, :, None] >= c[:, 0]) & (i[None, :, None] < c[:, 0] + 10)
+    cols = (i[None, None, :] >= c[:, 1]) & (i[None, None, :] < c[:, 1] + 10)
+    cut = rows & cols & jax.random.bernoulli(k3, 0.5, (b, 1, 1))
+    x = jnp.where(cut, 0.0, x)
+    return jnp.clip(x + 0.1 * jax.random.normal(k4, x.shape), 0.0, 1.0)
+
+
+def _nt_xent(z1, z2, tau=0.5):
+    z = jnp.concatenate([z1, z2])
+    z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+    n = z1.shape[0]
+    sim = jnp.where(jnp.eye(2 * n, dtype=bool), -1e9, z @ z.T / tau)
+    pos = jnp.concatenate([jnp.arange(n) + n, jnp.arange(n)])
+    return optax.softmax_cross_entropy_with_integer_labels(sim, pos).mean()
+
+
+def train_contrastive(train, classes, spec: str, channels, seed=0, batch_size=256):
+    """The CNN trained with a contrastive objective (``--contrastive``, module docstring)
+    on the images of ``classes`` only."""
+    mode, epochs, *rest = spec.split(":")
+    lam = float(rest[0]) if rest else 0.0
+    x, y = M.select_classes(*train, classes)
+    xs = np.asarray(M._images(x))
+    remap = np.full(10, -1)
+    remap[list(classes)] = np.arange(len(classes))
+    ys = remap[y].astype(np.int32)
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    model = (
+        M.CNN(len(classes), 64, channels, key=k1),
+        eqx.nn.MLP(channels[1] * 16, 64, 128, 1, key=k2),
+    )
+
+    def loss(model, x, y, key, phase):
+        cnn, proj = model
+        ka, kb = jax.random.split(key)
+        if phase == "head":
+            f = jax.lax.stop_gradient(cnn.conv_features(x))
+            nt = 0.0
+        else:
+            za, zb = (jax.vmap(proj)(cnn.conv_features(_augment(k, x))) for k in (ka, kb))
+            nt = _nt_xent(za, zb)
+            if phase == "nt":
+                return nt
+            f = cnn.conv_features(x)
+        logits = jax.vmap(cnn.head)(jax.nn.relu(jax.vmap(cnn.fc)(f)))
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + lam * nt
+
+    opt = optax.adam(1e-3)
+    phases = [("joint", int(epochs))] if mode == "joint" else [("nt", int(epochs)), ("head", 3)]
+    rng, key = np.random.default_rng(seed), jax.random.key(seed + 1)
+    for phase, n_epochs in phases:
+        state = opt.init(eqx.filter(model, eqx.is_array))
+
+        @eqx.filter_jit
+        def step(model, state, x, y, key, phase=phase):
+            val, g = eqx.filter_value_and_grad(loss)(model, x, y, key, phase)
+            u, state = opt.update(g, state, eqx.filter(model, eqx.is_array))
+            return eqx.apply_updates(model, u), state, val
+
+        for ep in range(n_epochs):
+            order = rng.permutation(len(xs))
+            for i in range(0, len(xs) - batch_size + 1, batch_size):
+                b = order[i : i + batch_size]
+                key, sk = jax.random.split(key)
+                model, state, val = step(model, state, jnp.asarray(xs[b]), jnp.asarray(ys[b]), sk)
+            print(f"{phase} epoch {ep + 1}/{n_epochs}: loss {float(val):.4f}", flush=True)
+    return model[0]
+
+
+def prepare(
+    ctx: Context, dataset: str, channels: tuple[int, int], contrastive: str | None = None
+) -> dict:
     cfg = S._config(ctx, split="validation", n_stream=20000)
     train, val, test = S._load(ctx, dataset, cfg, 0.0)
-    cnn, _ = train_cnn(
-        train, TRAINED, epochs=cfg["cnn_epochs"], channels=channels, seed=0, progress=False
-    )
+    if contrastive:
+        cnn = train_contrastive(train, TRAINED, contrastive, channels)
+    else:
+        cnn, _ = train_cnn(
+            train, TRAINED, epochs=cfg["cnn_epochs"], channels=channels, seed=0, progress=False
+        )
     (f_tr, _), (f_va, _), (f_te, l_te) = (
         M.cnn_features(cnn, x) for x in (train[0], val[0], test[0])
     )
@@ -54,6 +148,7 @@ def prepare(ctx: Context, dataset: str, channels: tuple[int, int]) -> dict:
     gate = S.novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], e_va[np.isin(val[1], TRAINED)])
     routed = gate(e_te)
     tm_te = np.isin(test[1], TRAINED)
+    head_te = M.cnn_predict(l_te, TRAINED)[0]
     return dict(
         e_tr=e_tr,
         e_va=e_va,
@@ -62,7 +157,8 @@ def prepare(ctx: Context, dataset: str, channels: tuple[int, int]) -> dict:
         y_te=test[1],
         x_stream=e_tr[stream][gate(e_tr[stream])],
         routed=routed,
-        head_te=M.cnn_predict(l_te, TRAINED)[0],
+        head_te=head_te,
+        head_acc_trained=float(np.mean(head_te[tm_te] == test[1][tm_te])),
         gate_routed_new=float(routed[~tm_te].mean()),
         gate_routed_trained=float(routed[tm_te].mean()),
     )
@@ -117,14 +213,16 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--channels", default="16,32")
     ap.add_argument("--variant", action="append", default=None)
+    ap.add_argument("--contrastive", default=None, help="pre:EPOCHS or joint:EPOCHS:LAM")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     channels = tuple(int(c) for c in a.channels.split(","))
     ctx = Context(name="sfa-layer-probe", quick=False, out=a.out.parent, data_dir=a.data_dir)
-    d = prepare(ctx, a.dataset, channels)  # type: ignore[arg-type]
-    head = dict(dataset=a.dataset, channels=list(channels), gate_routed_new=d["gate_routed_new"])
-    head["gate_routed_trained"] = d["gate_routed_trained"]
+    d = prepare(ctx, a.dataset, channels, a.contrastive)  # type: ignore[arg-type]
+    head = dict(dataset=a.dataset, channels=list(channels), contrastive=a.contrastive)
+    for k in ("gate_routed_new", "gate_routed_trained", "head_acc_trained"):
+        head[k] = d[k]
     with a.out.open("a") as f:
         for v in a.variant or [""]:
             rec = {**head, **probe(ctx, d, v)}
