@@ -32,6 +32,7 @@ from memjax.data import load
 from memjax.devices.rram import MultiLevelRRAM
 from memjax.learning.metaplastic import meta_factor
 from memjax.models.metaplastic import (
+    BN_SCALE_INITS,
     MetaplasticMLP,
     evaluate_task,
     memory_bits,
@@ -149,9 +150,9 @@ class PermutedMNIST:
     bn_scale_init: str = "ones"
 
     def __post_init__(self):
-        if self.bn_scale_init not in ("ones", "uniform"):
+        if self.bn_scale_init not in BN_SCALE_INITS:
             raise ValueError(
-                f"bn_scale_init must be 'ones' or 'uniform'; got {self.bn_scale_init!r}"
+                f"bn_scale_init must be one of {BN_SCALE_INITS}; got {self.bn_scale_init!r}"
             )
 
 

@@ -74,11 +74,29 @@ def _nt_xent(z1, z2, tau=0.5):
     return optax.softmax_cross_entropy_with_integer_labels(sim, pos).mean()
 
 
-def train_contrastive(train, classes, spec: str, channels, seed=0, batch_size=256):
-    """The CNN trained with a contrastive objective (``--contrastive``, module docstring)
-    on the images of ``classes`` only."""
-    mode, epochs, *rest = spec.split(":")
-    lam = float(rest[0]) if rest else 0.0
+def contrastive_spec(spec: str) -> tuple[str, int, float]:
+    """``pre:N`` or ``joint:N:LAM`` (module docstring) as ``(mode, epochs, lam)``."""
+    parts = spec.split(":")
+    try:
+        if parts[0] == "pre" and len(parts) == 2:
+            mode, epochs, lam = "pre", int(parts[1]), 0.0
+        elif parts[0] == "joint" and len(parts) == 3:
+            mode, epochs, lam = "joint", int(parts[1]), float(parts[2])
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"--contrastive must be pre:EPOCHS or joint:EPOCHS:LAM; got {spec!r}"
+        ) from None
+    if epochs < 1 or not lam >= 0:
+        raise ValueError(f"--contrastive needs EPOCHS >= 1 and LAM >= 0; got {spec!r}")
+    return mode, epochs, lam
+
+
+def train_contrastive(train, classes, spec, channels, seed=0, batch_size=256):
+    """The CNN trained with a contrastive objective (``spec``: :func:`contrastive_spec`,
+    module docstring) on the images of ``classes`` only."""
+    mode, epochs, lam = spec
     x, y = M.select_classes(*train, classes)
     xs = np.asarray(M._images(x))
     remap = np.full(10, -1)
@@ -106,7 +124,7 @@ def train_contrastive(train, classes, spec: str, channels, seed=0, batch_size=25
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + lam * nt
 
     opt = optax.adam(1e-3)
-    phases = [("joint", int(epochs))] if mode == "joint" else [("nt", int(epochs)), ("head", 3)]
+    phases = [("joint", epochs)] if mode == "joint" else [("nt", epochs), ("head", 3)]
     rng, key = np.random.default_rng(seed), jax.random.key(seed + 1)
     for phase, n_epochs in phases:
         state = opt.init(eqx.filter(model, eqx.is_array))
@@ -128,7 +146,10 @@ def train_contrastive(train, classes, spec: str, channels, seed=0, batch_size=25
 
 
 def prepare(
-    ctx: Context, dataset: str, channels: tuple[int, int], contrastive: str | None = None
+    ctx: Context,
+    dataset: str,
+    channels: tuple[int, int],
+    contrastive: tuple[str, int, float] | None = None,
 ) -> dict:
     cfg = S._config(ctx, split="validation", n_stream=20000)
     train, val, test = S._load(ctx, dataset, cfg, 0.0)
@@ -218,8 +239,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     channels = tuple(int(c) for c in a.channels.split(","))
+    try:
+        spec = contrastive_spec(a.contrastive) if a.contrastive else None
+    except ValueError as e:
+        ap.error(str(e))
     ctx = Context(name="sfa-layer-probe", quick=False, out=a.out.parent, data_dir=a.data_dir)
-    d = prepare(ctx, a.dataset, channels, a.contrastive)  # type: ignore[arg-type]
+    d = prepare(ctx, a.dataset, channels, spec)  # type: ignore[arg-type]
     head = dict(dataset=a.dataset, channels=list(channels), contrastive=a.contrastive)
     for k in ("gate_routed_new", "gate_routed_trained", "head_acc_trained"):
         head[k] = d[k]

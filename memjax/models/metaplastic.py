@@ -72,13 +72,15 @@ __all__ = [
     "memory_bits",
     "memory_reduction",
     "REFERENCE_BNN_SIZES",
+    "BN_SCALE_INITS",
 ]
 
 REFERENCE_BNN_SIZES = (784, 4096, 4096, 10)
 _BN_MODES = ("per_task", "shared")
 _ACTIVATIONS = ("sign", "hardtanh")
 _INITS = ("uniform", "boundary")
-_BN_SCALE_INITS = ("ones", "uniform")
+#: Allowed ``MetaplasticMLP(bn_scale_init=...)`` values.
+BN_SCALE_INITS = ("ones", "uniform")
 
 
 class MetaplasticMLP(eqx.Module):
@@ -188,9 +190,9 @@ class MetaplasticMLP(eqx.Module):
         if not isinstance(bn_affine, (bool, np.bool_)):
             raise ValueError(f"{n}.bn_affine must be a bool; got {bn_affine!r}")
         self.bn_affine = bool(bn_affine)
-        if bn_scale_init not in _BN_SCALE_INITS:
+        if bn_scale_init not in BN_SCALE_INITS:
             raise ValueError(
-                f"{n}.bn_scale_init must be one of {_BN_SCALE_INITS}; got {bn_scale_init!r}"
+                f"{n}.bn_scale_init must be one of {BN_SCALE_INITS}; got {bn_scale_init!r}"
             )
         if bn_scale_init != "ones" and not bn_affine:
             raise ValueError(f"{n}.bn_scale_init={bn_scale_init!r} needs bn_affine=True")
