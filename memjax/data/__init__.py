@@ -23,6 +23,7 @@ from ._load import clear_sources as clear_sources
 from ._load import last_source as last_source
 from ._load import load as load
 from ._load import loaded_sources as loaded_sources
+from .augment import augment_images as augment_images
 from .encoding import direct as direct
 from .encoding import latency as latency
 from .encoding import latency_steps as latency_steps
@@ -47,6 +48,7 @@ __all__ = [
     "latency",
     "latency_steps",
     "encoding",
+    "augment_images",
     "read_idx",
     "IDXFormatError",
     "SampleDataWarning",

@@ -25,6 +25,13 @@ def _images(x: np.ndarray):
     return jnp.asarray(scale_images(x, owner="train_cnn").reshape(len(x), 28, 28))
 
 
+def _head_labels(all_labels: np.ndarray, classes: list[int], y: np.ndarray) -> np.ndarray:
+    """Labels ``y`` (all in ``classes``) as head indices: ``classes[k]`` -> ``k``."""
+    remap = np.full(int(max(np.max(all_labels), max(classes))) + 1, -1, np.int64)
+    remap[classes] = np.arange(len(classes))
+    return remap[y].astype(np.int32)
+
+
 def train_mlp(
     train_data: tuple[np.ndarray, np.ndarray],
     test_data: tuple[np.ndarray, np.ndarray] | None = None,
@@ -88,14 +95,12 @@ def train_cnn(
     ``classes[k]``. Returns (model, history)."""
     classes = [int(c) for c in classes]
     x, y = select_classes(*train_data, classes)
-    remap = np.full(int(max(np.max(train_data[1]), max(classes))) + 1, -1, np.int64)
-    remap[classes] = np.arange(len(classes))
     model = CNN(len(classes), n_features, channels, key=jax.random.key(seed))
     return fit(
         model,
         cross_entropy_loss,
         optax.adam(learning_rate),
-        (x, remap[y].astype(np.int32)),
+        (x, _head_labels(train_data[1], classes, y)),
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
