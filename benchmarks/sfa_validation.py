@@ -9,11 +9,15 @@ calibration, the second half is scored. Candidates differ from the benchmark set
 with 5 new classes and a 20,000-image unlabelled stream (:data:`VAL_STREAM`; the
 benchmarks use 50,000), so that the whole scan fits a shared 2-core machine. The
 selected candidate (largest validation ``acc_all`` among those whose trained classes
-lose at most ``max_drop``) is reported beside the benchmark's own settings.
+lose at most ``max_drop``) is reported beside the benchmark's own settings. Candidates
+already in ``<out>/sfa-validation.json`` with the same settings are kept, not rerun
+(``measured_at_commit`` names the code that scored them).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from . import sfa as S
@@ -55,10 +59,40 @@ _KEYS = (
 )
 
 
+def _finished(ctx: Context, base: dict) -> dict[str, dict[str, Any]]:
+    """Candidates already scored in ``<out>/sfa-validation.json`` with the same effective
+    settings (base settings plus the candidate's overrides; a setting the file predates
+    counts at its current default), seed and data size, each marked with the commit
+    that measured it: a scan grown by new candidates reruns only those."""
+    path = Path(ctx.out) / "sfa-validation.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    cfg, runs = old["config"], old["metrics"]["val_runs"]
+    if cfg.get("quick") != ctx.quick or cfg.get("seed") != ctx.seed:
+        return {}
+    norm = json.loads(json.dumps(base))
+    old_base = {k: cfg.get(k, v) for k, v in norm.items()}
+    commit = old.get("environment", {}).get("git_commit")
+    return {
+        name: {**runs[name], "measured_at_commit": runs[name].get("measured_at_commit", commit)}
+        for name, over in json.loads(json.dumps(CANDIDATES)).items()
+        if name in runs
+        and name in cfg.get("candidates", {})
+        and {**old_base, **cfg["candidates"][name]} == {**norm, **over}
+    }
+
+
 def run_validation(ctx: Context, max_drop: float = 0.005) -> dict:
     cache: dict = {}
+    base = S._config(ctx, split="validation", n_stream=VAL_STREAM)
+    done = _finished(ctx, base)
     runs: dict[str, dict[str, Any]] = {}
     for name, over in CANDIDATES.items():
+        if name in done:
+            ctx.log(f"candidate: {name} (kept from {ctx.out}/sfa-validation.json)")
+            runs[name] = done[name]
+            continue
         ctx.log(f"candidate: {name}")
         out = S.experiment(
             ctx,
@@ -79,8 +113,5 @@ def run_validation(ctx: Context, max_drop: float = 0.005) -> dict:
         "benchmark_setting": BENCHMARK_SETTING,
         "max_trained_drop": max_drop,
     }
-    config = {
-        "candidates": CANDIDATES,
-        **S._config(ctx, split="validation", n_stream=VAL_STREAM),
-    }
+    config = {"candidates": CANDIDATES, **base}
     return {"metrics": metrics, "config": config}

@@ -43,7 +43,7 @@ def augment_images(
     start = jax.random.randint(k_shift, (n, 2), 0, 2 * s + 1)
     x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1]), (h, w)))(padded, start)
     if cutout:
-        top = jnp.array([h, w])[:, None, None] - cutout + 1
+        top = jnp.array([h, w]).reshape(1, 2, 1, 1) - cutout + 1
         corner = jax.random.randint(k_pos, (n, 2, 1, 1), 0, top)
         rows = jnp.arange(h)[None, :, None]
         cols = jnp.arange(w)[None, None, :]
