@@ -148,8 +148,9 @@ def _readme_rows() -> list[list[str]]:
         ],
         [
             "`metaplastic-pmnist`",
-            "6 permuted-MNIST tasks, mean final accuracy against m (in brackets: evaluated "
-            "with test-batch BN statistics, as the authors): "
+            "6 permuted-MNIST tasks, mean final accuracy against m with stored per-task BN "
+            "statistics, as the paper's code (in brackets: test-batch BN statistics, as the "
+            "code since 2023): "
             + ", ".join(
                 f"m = {k}: {pct(pm[k], 1)}" + (f" ({pct(pm_bb[k], 1)})" if k in pm_bb else "")
                 for k in sorted(pm, key=float)
@@ -157,7 +158,9 @@ def _readme_rows() -> list[list[str]]:
         ],
         [
             "`sfa-continual-mnist`",
-            f"STDP/WTA layer on RRAM learns 5 new digits without labels: all-class "
+            f"STDP/WTA layer on RRAM learns 5 new digits without labels "
+            f"({_CNN_NAMES[config('sfa-continual-mnist').get('cnn_training', 'supervised')]} CNN): "
+            "all-class "
             f"**{pct(sm['acc_all'], 1)}**, trained classes {pct(sm['acc_trained_before'], 1)} before, "
             f"{pct(sm['acc_trained_classes'], 1)} after; SFA {times(sm['spike_reduction_sfa'])} fewer spikes",
         ],
@@ -518,6 +521,9 @@ def sfa_validation_table() -> str:
     return table(head, rows)
 
 
+_CNN_NAMES = {"supervised": "supervised", "simclr": "SimCLR"}
+
+
 def sfa_targets_table() -> str:
     """docs/sfa.md: issue 22's SFA targets against the committed full runs."""
     rows = []
@@ -527,7 +533,7 @@ def sfa_targets_table() -> str:
         ("noisy-mnist", "noisy MNIST", 0.92),
     ):
         m = metrics(name)
-        cnn = config(name).get("cnn_training", "supervised")
+        cnn = _CNN_NAMES[config(name).get("cnn_training", "supervised")]
         acc = f"`{name}.json` ({cnn} CNN): `acc_all` {m['acc_all']:.4f} (no SFA {m['acc_all_nosfa']:.4f})"
         drop, cut, cost = m["acc_trained_drop"], m["spike_reduction_sfa"], m["acc_all_cost_sfa"]
         rows += [

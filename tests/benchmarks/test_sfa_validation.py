@@ -1,0 +1,41 @@
+"""``sfa-validation`` keeps candidates already scored at the same effective settings and
+reruns the rest; the SFA benchmarks' CNN cache key does not depend on the split."""
+
+import json
+
+from benchmarks import sfa as S
+from benchmarks import sfa_validation as V
+from benchmarks._context import Context
+
+
+def _write(tmp_path, ctx, cands, base_over=None, drop=()):
+    base = S._config(ctx, split="validation", n_stream=V.VAL_STREAM)
+    cfg = {k: v for k, v in {**base, **(base_over or {})}.items() if k not in drop}
+    cfg.update(quick=ctx.quick, seed=ctx.seed, candidates=cands)
+    runs = {name: {"acc_all": 0.5 + i / 100} for i, name in enumerate(cands)}
+    doc = {"config": cfg, "metrics": {"val_runs": runs}, "environment": {"git_commit": "abc"}}
+    (tmp_path / "sfa-validation.json").write_text(json.dumps(doc))
+    return base
+
+
+def test_finished_candidates_at_the_same_settings_are_kept(tmp_path):
+    ctx = Context(name="sfa-validation", quick=False, out=tmp_path)
+    cands = json.loads(json.dumps(V.CANDIDATES))
+    name, other = list(cands)[:2]
+    cands[other] = {**cands[other], "neurons_per_class": 7}  # scored at other settings
+    base = _write(tmp_path, ctx, cands, drop=("cnn_training", "simclr_epochs"))
+    kept = V._finished(ctx, base)
+    assert name in kept and other not in kept
+    assert kept[name]["measured_at_commit"] == "abc"
+    assert set(kept) == set(V.CANDIDATES) - {other}
+
+
+def test_nothing_is_kept_at_another_seed_or_base_setting(tmp_path):
+    ctx = Context(name="sfa-validation", quick=False, out=tmp_path)
+    base = _write(tmp_path, ctx, V.CANDIDATES, base_over={"n_steps": 99})
+    assert V._finished(ctx, base) == {}
+    base = _write(tmp_path, ctx, V.CANDIDATES)
+    assert set(V._finished(ctx, base)) == set(V.CANDIDATES)
+    other_seed = Context(name="sfa-validation", quick=False, out=tmp_path, seed=1)
+    assert V._finished(other_seed, base) == {}
+    assert V._finished(Context(name="x", quick=False, out=tmp_path / "none"), base) == {}
