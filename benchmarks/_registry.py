@@ -60,7 +60,8 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "sfa-continual-mnist": (
         "benchmarks.sfa",
         "run_mnist",
-        "CNN on 5 MNIST classes + unsupervised STDP/WTA spiking layer (SFA) learning the other 5",
+        "CNN (SimCLR trunk) on 5 MNIST classes + unsupervised STDP/WTA spiking layer (SFA) "
+        "learning the other 5",
     ),
     "sfa-continual-fmnist": (
         "benchmarks.sfa",

@@ -134,8 +134,8 @@ def test_results_generator_detects_a_stale_table(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:begin -->\n| stale |\n<!-- results:end -->\n")
     (tmp_path / "docs").mkdir()
-    papers = (ROOT / "docs" / "papers.md").read_text()
-    (tmp_path / "docs" / "papers.md").write_text(papers)
+    for doc in ("papers.md", "sfa.md"):
+        (tmp_path / "docs" / doc).write_text((ROOT / "docs" / doc).read_text())
     monkeypatch.setattr(gen, "ROOT", tmp_path)
     assert gen.main(["--check"]) == 1
     assert gen.main([]) == 0
