@@ -70,6 +70,13 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bn-init", choices=("uniform", "ones"), default="uniform")
+    p.add_argument(
+        "--stored-bn",
+        choices=("running", "population"),
+        default="running",
+        help="saved BN statistics: PyTorch's running averages (their code) or, as "
+        "memjax, averages over the first 10,000 training images after each task",
+    )
     p.add_argument("--data-dir", default=os.environ.get("MEMJAX_DATA_DIR"))
     p.add_argument("--out", required=True)
     a = p.parse_args()
@@ -102,6 +109,7 @@ def main() -> None:
             (
                 data.DataLoader(train, batch_size=100, shuffle=True),
                 data.DataLoader(test, batch_size=1000, shuffle=False),
+                perm,
             )
         )
     model = mu.BNN([784, a.hidden, a.hidden, 10], init="uniform", width=0.1, norm="bn")
@@ -129,12 +137,28 @@ def main() -> None:
             bn.track_running_stats, bn.running_mean, bn.running_var = state
         return 100.0 * correct / len(loader.dataset)
 
+    def population_statistics(ti: int) -> None:
+        """Replace the running statistics by their average over 10,000 training images
+        of task ``ti`` (train-mode forward passes, no parameter update)."""
+        perm = tasks[ti][2]
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average
+        model.train()
+        with torch.no_grad():
+            for i in range(0, 10000, 100):
+                model(xtr[i : i + 100][:, perm])
+        for bn in bns:
+            bn.momentum = 0.1
+
     bn_states, acc, acc_batch, t0 = [], [], [], time.time()
-    for ti, (train_loader, _) in enumerate(tasks):
+    for ti, (train_loader, _, _) in enumerate(tasks):
         opt = mu.Adam_meta(model.parameters(), lr=0.005, meta=meta, weight_decay=1e-7)
         for ep in range(a.epochs):
             mu.train(model, train_loader, ti, opt, "cpu", args)
             print(f"task {ti + 1} epoch {ep + 1}: {time.time() - t0:.0f} s", flush=True)
+        if a.stored_bn == "population":
+            population_statistics(ti)
         current = model.save_bn_states()
         row, row_batch = [], []
         for oi in range(ti + 1):
