@@ -29,7 +29,6 @@ bn_scale_init=uniform``. Results of this check are in docs/dev-notes/metaplastic
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.machinery
 import importlib.util
 import json
@@ -40,13 +39,6 @@ import types
 from pathlib import Path
 
 import numpy as np
-
-
-def _idx(path: Path) -> np.ndarray:
-    raw = gzip.decompress(path.read_bytes())
-    nd = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * nd).reshape(dims)
 
 
 def _import_models_utils(path: str):
@@ -80,25 +72,24 @@ def main() -> None:
     p.add_argument("--data-dir", default=os.environ.get("MEMJAX_DATA_DIR"))
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    if not a.data_dir or not (Path(a.data_dir) / "mnist").is_dir():
-        raise SystemExit("--data-dir (or $MEMJAX_DATA_DIR) must hold mnist/ IDX files")
+    if not a.data_dir:
+        raise SystemExit("--data-dir (or $MEMJAX_DATA_DIR) must name the folder with mnist/")
     import torch
+
+    from memjax.data import load
 
     mu = _import_models_utils(a.models_utils)
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)
-    d = Path(a.data_dir) / "mnist"
 
-    def images(name):
-        return torch.tensor(_idx(d / name).reshape(-1, 784) / 255.0, dtype=torch.float32)
+    def split(name):
+        x, y = load("mnist", name, data_dir=a.data_dir, source="idx")
+        x = torch.tensor(x.reshape(-1, 784) / 255.0, dtype=torch.float32)
+        return x, torch.tensor(y.astype(np.int64))
 
-    def labels(name):
-        return torch.tensor(_idx(d / name).astype(np.int64))
-
-    xtr, ytr = images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz")
-    xte, yte = images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz")
+    (xtr, ytr), (xte, yte) = split("train"), split("test")
     data = torch.utils.data
     tasks = []
     for _ in range(a.tasks):

@@ -43,35 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import sfa as S  # noqa: E402
 from benchmarks._context import Context  # noqa: E402
+from memjax.data import augment_images  # noqa: E402
+from memjax.losses import nt_xent  # noqa: E402
 from memjax.models import sfa_snn as M  # noqa: E402
 from memjax.recipes import train_cnn  # noqa: E402
 
 TRAINED, NEW = list(range(5)), list(range(5, 10))
-
-
-def _augment(key, x):
-    """Two-view SimCLR augmentation of images ``(B, 28, 28)`` (module docstring)."""
-    b = x.shape[0]
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    xp = jnp.pad(x, ((0, 0), (3, 3), (3, 3)))
-    shift = jax.random.randint(k1, (b, 2), 0, 7)
-    x = jax.vmap(lambda im, s: jax.lax.dynamic_slice(im, (s[0], s[1]), (28, 28)))(xp, shift)
-    c = jax.random.randint(k2, (b, 2, 1, 1), 0, 19)
-    i = jnp.arange(28)
-    rows = (i[None, :, None] >= c[:, 0]) & (i[None, :, None] < c[:, 0] + 10)
-    cols = (i[None, None, :] >= c[:, 1]) & (i[None, None, :] < c[:, 1] + 10)
-    cut = rows & cols & jax.random.bernoulli(k3, 0.5, (b, 1, 1))
-    x = jnp.where(cut, 0.0, x)
-    return jnp.clip(x + 0.1 * jax.random.normal(k4, x.shape), 0.0, 1.0)
-
-
-def _nt_xent(z1, z2, tau=0.5):
-    z = jnp.concatenate([z1, z2])
-    z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
-    n = z1.shape[0]
-    sim = jnp.where(jnp.eye(2 * n, dtype=bool), -1e9, z @ z.T / tau)
-    pos = jnp.concatenate([jnp.arange(n) + n, jnp.arange(n)])
-    return optax.softmax_cross_entropy_with_integer_labels(sim, pos).mean()
 
 
 def contrastive_spec(spec: str) -> tuple[str, int, float]:
@@ -115,8 +92,8 @@ def train_contrastive(train, classes, spec, channels, seed=0, batch_size=256):
             f = jax.lax.stop_gradient(cnn.conv_features(x))
             nt = 0.0
         else:
-            za, zb = (jax.vmap(proj)(cnn.conv_features(_augment(k, x))) for k in (ka, kb))
-            nt = _nt_xent(za, zb)
+            za, zb = (jax.vmap(proj)(cnn.conv_features(augment_images(k, x))) for k in (ka, kb))
+            nt = nt_xent(za, zb)
             if phase == "nt":
                 return nt
             f = cnn.conv_features(x)

@@ -94,8 +94,33 @@ def train_cnn(
     (Adam, cross-entropy, via `memjax.training.fit`). Head output ``k`` is
     ``classes[k]``. Returns (model, history)."""
     classes = [int(c) for c in classes]
-    x, y = select_classes(*train_data, classes)
     model = CNN(len(classes), n_features, channels, key=jax.random.key(seed))
+    return _fit_classes(
+        model,
+        train_data,
+        classes,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        **fit_kwargs,
+    )
+
+
+def _fit_classes(
+    model: CNN,
+    train_data: tuple[np.ndarray, np.ndarray],
+    classes: list[int],
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    **fit_kwargs,
+) -> tuple[CNN, dict[str, list[float]]]:
+    """`fit` ``model`` with Adam on cross-entropy over the samples of ``classes`` only,
+    head output ``k`` for ``classes[k]`` (``fit_kwargs``: e.g. ``filter_spec``)."""
+    x, y = select_classes(*train_data, classes)
     return fit(
         model,
         cross_entropy_loss,

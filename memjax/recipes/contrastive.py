@@ -21,10 +21,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validation import check_int
 from ..data.augment import augment_images
-from ..losses import cross_entropy_loss, nt_xent
+from ..losses import nt_xent
 from ..models.sfa_snn import CNN, select_classes
 from ..training.supervised import fit
-from .classifiers import _head_labels, _images
+from .classifiers import _fit_classes, _images
 
 __all__ = ["SimCLR", "train_cnn_simclr"]
 
@@ -98,7 +98,7 @@ def train_cnn_simclr(
     check_int("train_cnn_simclr: epochs", epochs, 1)
     check_int("train_cnn_simclr: head_epochs", head_epochs, 1)
     classes = [int(c) for c in classes]
-    x, y = select_classes(*train_data, classes)
+    x, _ = select_classes(*train_data, classes)
     k_cnn, k_proj = jax.random.split(jax.random.key(seed))
     cnn = CNN(len(classes), n_features, channels, key=k_cnn)
     net = SimCLR(cnn, *projection, key=k_proj)
@@ -120,16 +120,14 @@ def train_cnn_simclr(
         settings={"temperature": temperature, "augment": dict(augment or {})},
         **fit_kwargs,
     )
-    cnn, hist = fit(
+    cnn, hist = _fit_classes(
         net.encoder,
-        cross_entropy_loss,
-        optax.adam(learning_rate),
-        (x, _head_labels(train_data[1], classes, y)),
+        train_data,
+        classes,
         epochs=head_epochs,
         batch_size=batch_size,
+        learning_rate=learning_rate,
         seed=seed,
-        preprocess=_images,
-        n_classes=len(classes),
         filter_spec=_dense_only(net.encoder),
         checkpoint_dir=sub("head"),
         **fit_kwargs,
