@@ -22,6 +22,7 @@ def augment_images(
     noise: float = 0.1,
 ) -> Float[Array, "N H W"]:
     """One random view of each image in [0, 1]: a translation, a cutout and pixel noise.
+    Images of another dtype or range are refused (noise and clipping assume [0, 1]).
 
     Each image is shifted by integers ``(dy, dx)`` drawn uniformly from
     ``[-max_shift, max_shift]`` (zeros enter at the border); with probability
@@ -35,6 +36,12 @@ def augment_images(
     check_range("augment_images", "noise", noise, 0.0, float("inf"), hi_open=True)
     if images.ndim != 3:
         raise ValueError(f"augment_images: images must be (N, H, W); got {tuple(images.shape)}")
+    if not jnp.issubdtype(images.dtype, jnp.floating):
+        raise TypeError(
+            "augment_images: images must be floating point in [0, 1] "
+            f"(memjax.data.scale_images); got dtype {images.dtype}"
+        )
+    check_range("augment_images", "images", images, 0.0, 1.0)
     n, h, w = images.shape
     check_int("augment_images: cutout", cutout, 0, min(h, w))
     k_shift, k_pos, k_cut, k_noise = jax.random.split(key, 4)

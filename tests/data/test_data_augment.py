@@ -70,3 +70,10 @@ def test_bad_settings_are_refused_by_name(kwargs, match):
 def test_images_must_be_a_stack_of_2d_images():
     with pytest.raises(ValueError, match=r"images must be \(N, H, W\)"):
         augment_images(jax.random.key(0), jnp.zeros((2, 784)))
+
+
+def test_images_outside_the_unit_range_or_not_float_are_refused():
+    with pytest.raises(TypeError, match="floating point in \\[0, 1\\]"):
+        augment_images(jax.random.key(0), jnp.zeros((2, 28, 28), jnp.uint8))
+    with pytest.raises(ValueError, match=r"images must lie in \[0, 1\]"):
+        augment_images(jax.random.key(0), jnp.full((2, 28, 28), 255.0))
