@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from memjax.data import last_source, load
+
 from . import sfa as S
 from ._context import Context
 
@@ -62,8 +64,9 @@ _KEYS = (
 def _finished(ctx: Context, base: dict) -> dict[str, dict[str, Any]]:
     """Candidates already scored in ``<out>/sfa-validation.json`` with the same effective
     settings (base settings plus the candidate's overrides; a setting the file predates
-    counts at its current default), seed and data size, each marked with the commit
-    that measured it: a scan grown by new candidates reruns only those."""
+    counts at its current default), seed and training data (source and size), each
+    marked with the commit that measured it: a scan grown by new candidates reruns only
+    those."""
     path = Path(ctx.out) / "sfa-validation.json"
     if not path.exists():
         return {}
@@ -71,6 +74,14 @@ def _finished(ctx: Context, base: dict) -> dict[str, dict[str, Any]]:
     cfg, runs = old["config"], old["metrics"]["val_runs"]
     if cfg.get("quick") != ctx.quick or cfg.get("seed") != ctx.seed:
         return {}
+    load("mnist", "train", data_dir=ctx.data_dir)
+    now = last_source() or {}
+    if not any(
+        (d.get("dataset"), d.get("split"), d.get("source"), d.get("n"))
+        == ("mnist", "train", now.get("source"), now.get("n"))
+        for d in cfg.get("data_sources", [])
+    ):
+        return {}  # scored on other data (e.g. the bundled sample)
     norm = json.loads(json.dumps(base))
     old_base = {k: cfg.get(k, v) for k, v in norm.items()}
     commit = old.get("environment", {}).get("git_commit")

@@ -2,16 +2,19 @@
 reruns the rest; the SFA benchmarks' CNN cache key does not depend on the split."""
 
 import json
+import warnings
 
 from benchmarks import sfa as S
 from benchmarks import sfa_validation as V
 from benchmarks._context import Context
+from memjax.data import last_source, load
 
 
 def _write(tmp_path, ctx, cands, base_over=None, drop=()):
     base = S._config(ctx, split="validation", n_stream=V.VAL_STREAM)
     cfg = {k: v for k, v in {**base, **(base_over or {})}.items() if k not in drop}
-    cfg.update(quick=ctx.quick, seed=ctx.seed, candidates=cands)
+    load("mnist", "train", data_dir=ctx.data_dir)
+    cfg.update(quick=ctx.quick, seed=ctx.seed, candidates=cands, data_sources=[last_source()])
     runs = {name: {"acc_all": 0.5 + i / 100} for i, name in enumerate(cands)}
     doc = {"config": cfg, "metrics": {"val_runs": runs}, "environment": {"git_commit": "abc"}}
     (tmp_path / "sfa-validation.json").write_text(json.dumps(doc))
@@ -39,3 +42,14 @@ def test_nothing_is_kept_at_another_seed_or_base_setting(tmp_path):
     other_seed = Context(name="sfa-validation", quick=False, out=tmp_path, seed=1)
     assert V._finished(other_seed, base) == {}
     assert V._finished(Context(name="x", quick=False, out=tmp_path / "none"), base) == {}
+
+
+def test_nothing_is_kept_from_other_data(tmp_path):
+    ctx = Context(name="sfa-validation", quick=False, out=tmp_path)
+    base = _write(tmp_path, ctx, V.CANDIDATES)
+    doc = json.loads((tmp_path / "sfa-validation.json").read_text())
+    doc["config"]["data_sources"][0]["n"] += 1  # e.g. the bundled sample instead
+    (tmp_path / "sfa-validation.json").write_text(json.dumps(doc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert V._finished(ctx, base) == {}
