@@ -4,11 +4,14 @@
 
     q_j = -w_max + j Delta,   Delta = 2 w_max / (k - 1),   j = 0 .. k - 1
 
-A hidden weight ``w`` maps to the nearest level, ``j(w) = round(clip((w + w_max) /
-Delta, 0, k - 1))``; the decision boundaries sit half-way between levels, ``b_j = q_j +
-Delta / 2`` (j = 0 .. k - 2). With ``k = 2`` the levels are ``+-w_max`` and the only
-boundary is 0: the quantiser is ``w_max sign(w)``. Ties (``w`` exactly on a boundary) go
-to the upper level, so ``sign(0) = +1`` here (a weight is never 0 in a BNN).
+A hidden weight ``w`` maps to the nearest level: ``j(w)`` is the number of decision
+boundaries ``b_i = w_max (2 i + 2 - k) / (k - 1)`` (i = 0 .. k - 2, half-way between
+levels) with ``w >= b_i``. Each boundary is compared exactly, so a weight gets the level
+of its own side however close to a boundary it is (in a BNN a hidden weight of ``-1e-20``
+reads ``-1``, as ``torch.sign`` reads it).
+With ``k = 2`` the levels are ``+-w_max`` and the only boundary is 0: the quantiser is
+``w_max sign(w)``. Ties (``w`` exactly on a boundary) go to the upper level, so
+``sign(0) = +1`` here (a weight is never 0 in a BNN).
 
 **Straight-through estimators** (Courbariaux et al. 2016; Hubara et al., JMLR 18, 2018;
 the forms used by Laborieux et al., Nat. Commun. 12, 2549 (2021)):
@@ -21,6 +24,8 @@ the forms used by Laborieux et al., Nat. Commun. 12, 2549 (2021)):
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -55,9 +60,14 @@ def level_index(w: Float[ArrayLike, "..."], n_levels: int, w_max: float = 1.0) -
     """Index ``j`` (int32, 0 .. n_levels - 1) of the level nearest to ``w`` (ties up)."""
     check_levels("level_index", n_levels, w_max)
     w = jnp.asarray(w)
-    delta = 2.0 * w_max / (n_levels - 1)
-    u = jnp.clip((w + w_max) / delta, 0.0, n_levels - 1)
-    return jnp.floor(u + 0.5).astype(jnp.int32)
+    k = n_levels
+    delta = 2.0 * w_max / (k - 1)
+    # Nearest level by rounding, then corrected against the exact boundaries next to it.
+    j = jnp.floor(jnp.clip((w + w_max) / delta, 0.0, k - 1) + 0.5).astype(jnp.int32)
+    below = lambda i: (w_max * (2 * i - k).astype(w.dtype)) / (k - 1)  # b_{i-1}, under level i
+    j = j - ((j > 0) & (w < below(j))).astype(jnp.int32)
+    j = j + ((j < k - 1) & (w >= below(j + 1))).astype(jnp.int32)
+    return j
 
 
 def level_value(
@@ -77,9 +87,19 @@ def quantize_levels(
 
     Forward ``q_{j(w)}``; ``d/dw = 1`` everywhere. ``n_levels = 2`` is ``w_max sign(w)``.
     """
-    w = jnp.asarray(w)
-    q = level_value(level_index(w, n_levels, w_max), n_levels, w_max, w.dtype)
-    return w + jax.lax.stop_gradient(q - w)
+    return _quantize(jnp.asarray(w), n_levels, float(w_max))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _quantize(w, n_levels, w_max):
+    # custom_jvp rather than ``w + stop_gradient(q - w)``: the forward value is q exactly
+    return level_value(level_index(w, n_levels, w_max), n_levels, w_max, w.dtype)
+
+
+@_quantize.defjvp
+def _quantize_jvp(n_levels, w_max, primals, tangents):
+    (w,), (t,) = primals, tangents
+    return _quantize(w, n_levels, w_max), t
 
 
 def sign_ste(x: Float[ArrayLike, "..."]) -> Float[Array, "..."]:

@@ -1,4 +1,4 @@
-"""Metaplastic optax transform, straight-through quantisers, level-change counter, EWC."""
+"""Metaplastic optax transform, level-change counter, EWC (the quantisers: test_quantize.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -14,13 +14,7 @@ from memjax.learning.metaplastic import (
     weight_matrices,
 )
 from memjax.learning.metaplastic import meta_factor as _meta_factor
-from memjax.learning.quantize import (
-    fixed_point,
-    level_index,
-    quantize_levels,
-    sign_hardtanh_ste,
-    sign_ste,
-)
+from memjax.learning.quantize import quantize_levels
 
 # One compilation per (n_levels, w_max) instead of op-by-op dispatch (fast tests).
 meta_factor = jax.jit(_meta_factor, static_argnums=(3, 4))
@@ -221,40 +215,6 @@ def test_bad_parameters():
     with pytest.raises(ValueError, match="params"):
         tx = metaplastic(1.0)
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
-
-
-def test_sign_ste_values_and_gradient():
-    x = jnp.array([-2.0, -0.5, 0.0, 0.3, 4.0])
-    np.testing.assert_array_equal(sign_ste(x), [-1, -1, 1, 1, 1])
-    np.testing.assert_array_equal(jax.grad(lambda a: jnp.sum(sign_ste(a) * 3.0))(x), 3.0)
-
-
-def test_sign_hardtanh_ste_gradient():
-    x = jnp.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.01])
-    np.testing.assert_array_equal(sign_hardtanh_ste(x), [-1, -1, -1, 1, 1, 1, 1])
-    g = jax.grad(lambda a: jnp.sum(sign_hardtanh_ste(a) * jnp.arange(7.0)))(x)
-    np.testing.assert_array_equal(g, [0, 1, 2, 3, 4, 5, 0])
-
-
-def test_quantize_levels_values_and_ste():
-    x = jnp.array([-3.0, -0.76, -0.74, -0.25, 0.1, 0.8, 5.0])
-    np.testing.assert_allclose(quantize_levels(x, 5), [-1, -1, -0.5, 0, 0, 1, 1])
-    np.testing.assert_array_equal(level_index(x, 5), [0, 0, 1, 2, 2, 4, 4])
-    np.testing.assert_array_equal(quantize_levels(x, 2, 0.5), np.where(x >= 0, 0.5, -0.5))
-    np.testing.assert_array_equal(jax.grad(lambda a: quantize_levels(a, 4).sum())(x), 1.0)
-    # Every output is one of the levels, and the nearest one.
-    y = jnp.linspace(-1.2, 1.2, 97)
-    levels = np.linspace(-1, 1, 7)
-    near = levels[np.argmin(np.abs(np.asarray(y)[:, None] - levels), axis=1)]
-    np.testing.assert_allclose(quantize_levels(y, 7), near, atol=1e-6)
-
-
-def test_fixed_point():
-    x = jnp.array([-5.0, -0.26, 0.13, 3.9, 4.0])
-    np.testing.assert_allclose(fixed_point(x, 4, 4.0), [-4.0, -0.5, 0.0, 3.5, 3.5])
-    assert fixed_point(x, None, 4.0) is not None
-    with pytest.raises(ValueError, match="bits"):
-        fixed_point(x, 1, 4.0)
 
 
 def test_count_level_changes():

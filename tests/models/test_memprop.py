@@ -218,7 +218,11 @@ def test_unbatched_input_gives_unbatched_logits(getkey):
     x = jax.random.uniform(getkey(), (2, 12))
     one = m(x[0])
     assert one.shape == (3,)
-    np.testing.assert_allclose(one, m(x)[0], rtol=1e-6)
+    batched = m(x)[0]
+    # float32 sums in another order: agree to rounding of the largest logit
+    np.testing.assert_allclose(
+        one, batched, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(batched)))
+    )
     logits, (vh, vo) = m(x[0], traces=True)
     assert logits.shape == (3,) and vh.shape == (4, 8) and vo.shape == (4, 3)
     net = LIFNet.init(getkey(), 12, 8, 3, n_steps=3)
