@@ -135,8 +135,9 @@ class PermutedMNIST:
     authors' affine batch norm saved per task). ``weight_decay``: L2 added to the hidden
     weights' gradient before Adam (the authors' ``--decay``; its first moment then
     includes it, so the metaplastic test sees it). ``init_scale``: hidden weights
-    ``U(-a, a)`` (None: ``1 / sqrt(n_in)``). ``bn_scale_init``: BN gains start at 1
-    (``"ones"``) or ``U(0, 1)`` (``"uniform"``, the authors' PyTorch 1.1 batch norm)."""
+    ``U(-a, a)`` (None: ``1 / sqrt(n_in)``). ``bn_scale_init``: BN gains start at
+    ``U(0, 1)`` (``"uniform"``, the authors' PyTorch 1.1 batch norm) or 1 (``"ones"``,
+    newer PyTorch)."""
 
     n_train: int | None = None
     n_test: int | None = None
@@ -147,7 +148,7 @@ class PermutedMNIST:
     learning_rate: float = 0.005
     weight_decay: float = 1e-7
     init_scale: float | None = 0.05
-    bn_scale_init: str = "ones"
+    bn_scale_init: str = "uniform"
 
     def __post_init__(self):
         if self.bn_scale_init not in BN_SCALE_INITS:

@@ -26,6 +26,15 @@ from .metaplastic import BATCH_SIZE, SETTINGS, _load_task, _settings
 #: "Synaptic metaplasticity in binarized neural networks", Nat. Commun. 12, 2549, 2021).
 REFERENCE_PMNIST = {"0": 0.255, "0.5": 0.591, "1": 0.926, "1.35": 0.920, "2": 0.913}
 
+#: Recorded with every part: how ``level_index`` reads a BNN weight. Parts trained before
+#: it compared each boundary exactly (commit 28ea516) read every hidden weight within
+#: float32 rounding of 0 as +1 ("rounded"); they are reported apart, never mixed in.
+LEVEL_INDEX = "exact"
+
+#: For settings added after parts were first written: the behaviour of the parts that
+#: lack them (not the current default, which may have changed since).
+_EARLIER = {"bn_scale_init": "ones", "level_index": "rounded"}
+
 
 def _pmnist_tasks(ctx, s) -> list[Task]:
     """MNIST and ``n_tasks - 1`` fixed pixel permutations of it (seeded by ``ctx.seed``)."""
@@ -103,6 +112,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
         quick=ctx.quick,
         n_train_images=len(base.x_train),
         n_test_images=len(base.x_test),
+        level_index=LEVEL_INDEX,
     )
     same = json.loads(json.dumps(same))  # tuples as lists, as read back
     parts = ctx.out / f"{ctx.name}.parts"
@@ -110,9 +120,16 @@ def run_pmnist(ctx) -> dict[str, Any]:
     tag = "".join(f"_{k}{v}" for k, v in sorted(ctx.overrides.items()) if k != "ms")
     for m in s["ms"]:
         path = parts / f"m{m:g}{tag}.json"
-        if path.exists() and _part_settings(json.loads(path.read_text()), ctx.quick) == same:
-            ctx.log(f"m = {m:g}: reusing {path}")
-            continue
+        if path.exists():
+            st = _part_settings(json.loads(path.read_text()), ctx.quick)
+            if st == same:
+                ctx.log(f"m = {m:g}: reusing {path}")
+                continue
+            # Run at other settings (a default changed since): kept, under a name that
+            # says how it differs, and reported apart.
+            was = "".join(f"_{k}{st.get(k)}" for k in sorted(_differ(st, same)))
+            ctx.log(f"m = {m:g}: {path.name} ran at other settings; kept as m{m:g}{tag}{was}.json")
+            path.rename(parts / f"m{m:g}{tag}{was}.json")
         ckpt = parts / f"checkpoint_m{m:g}{tag}"
         commit = environment()["git_commit"]  # the code this m starts with
         t0 = time.perf_counter()
@@ -135,10 +152,9 @@ def run_pmnist(ctx) -> dict[str, Any]:
         if st == same:
             found[float(rec["m"])] = rec
         else:
-            diff = {k: st.get(k) for k in sorted(set(st) | set(same)) if st.get(k) != same.get(k)}
             other[path.stem] = {
                 "m": rec["m"],
-                "settings_differ": diff,
+                "settings_differ": _differ(st, same),
                 **_part_summary(rec),
                 "git_commit": rec.get("git_commit"),
             }
@@ -194,13 +210,20 @@ def run_pmnist(ctx) -> dict[str, Any]:
     return {"metrics": metrics, "config": config}
 
 
+def _differ(st: dict, same: dict) -> dict:
+    """The settings of a part (``st``) that differ from this invocation's."""
+    return {k: st.get(k) for k in sorted(set(st) | set(same)) if st.get(k) != same.get(k)}
+
+
 def _part_settings(rec: dict, quick: bool) -> dict:
     """The settings a finished m ran with; a setting added after the part was written
-    is filled with its default (new settings default to the earlier behaviour)."""
+    is filled with the behaviour before it existed (`_EARLIER`), else its default."""
     mode = "quick" if quick else "full"
     defaults = json.loads(json.dumps(dataclasses.asdict(SETTINGS["pmnist"][mode])))
     st = rec.get("settings", {})
-    return {**{k: v for k, v in defaults.items() if k != "ms"}, **st} if st else {}
+    if not st:
+        return {}
+    return {**{k: v for k, v in defaults.items() if k != "ms"}, **_EARLIER, **st}
 
 
 def _part_summary(rec: dict) -> dict:

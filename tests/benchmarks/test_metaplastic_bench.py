@@ -148,16 +148,25 @@ def test_pmnist_m_values_as_separate_invocations(monkeypatch, tmp_path):
     np.testing.assert_allclose(
         o["mean_final_acc_test_batch_bn"], other["metrics"]["mean_final_acc_test_batch_bn"]["1.35"]
     )
-    # A part written before a setting existed counts as run at that setting's default.
+    # A part at settings that are no longer the defaults is kept under a name saying
+    # how it differs, reported apart, and m is run again at the current settings. A
+    # part written before a setting existed counts as run with the behaviour before it
+    # (BN gains 1, level_index rounding near boundaries), not at today's default.
     p0 = parts / "m0.json"
     rec = json.loads(p0.read_text())
-    del rec["settings"]["bn_scale_init"]
+    assert rec["settings"]["bn_scale_init"] == "uniform"
+    assert rec["settings"]["level_index"] == "exact"
+    del rec["settings"]["bn_scale_init"], rec["settings"]["level_index"]
     p0.write_text(json.dumps(rec))
-    old = run(ms="0")
-    assert trained[-1] == (1.35, 2)  # m = 0 reused, not retrained
-    assert old["metrics"]["acc_matrix"]["0"] == metrics["acc_matrix"]["0"]
-    uni = run(ms="0", bn_scale_init="uniform")
-    assert trained[-1] == (0.0, 1)
-    assert (parts / "m0_bn_scale_inituniform.json").exists()
-    o = uni["metrics"]["other_settings"]["m0"]
-    assert o["settings_differ"] == {"bn_scale_init": "ones"}
+    again = run(ms="0")
+    assert trained[-1] == (0.0, 1)  # retrained at the current settings
+    kept = parts / "m0_bn_scale_initones_level_indexrounded.json"
+    assert json.loads(kept.read_text()) == rec  # unchanged, renamed
+    assert json.loads(p0.read_text())["settings"]["level_index"] == "exact"
+    o = again["metrics"]["other_settings"]["m0_bn_scale_initones_level_indexrounded"]
+    assert o["settings_differ"] == {"bn_scale_init": "ones", "level_index": "rounded"}
+    assert o["acc_matrix"] == metrics["acc_matrix"]["0"]
+    assert list(again["metrics"]["mean_final_acc"]) == ["0", "1.35"]
+    n = len(trained)
+    run(ms="0")
+    assert len(trained) == n  # the new part is reused
