@@ -449,7 +449,14 @@ def _pmnist_other(pm: dict) -> str:
         "public re-run (40 epochs)",
         "gap, stored / test-batch BN [points]",
     ]
-    return "\n\nThe same benchmark at other settings (`--set`):\n\n" + table(head, rows)
+    note = ""
+    if any(o["settings_differ"].get("level_index") == "rounded" for o in other.values()):
+        note = (
+            "\n\n`level_index rounded`: trained before memjax read a binary weight by its "
+            "sign however small (it read hidden weights within float32 rounding of 0 as "
+            "+1; [why it matters](metaplasticity.md#permuted-mnist-run-per-m))."
+        )
+    return "\n\nThe same benchmark at other settings:\n\n" + table(head, rows) + note
 
 
 def sfa_table() -> str:
