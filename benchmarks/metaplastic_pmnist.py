@@ -27,7 +27,7 @@ from .metaplastic import BATCH_SIZE, SETTINGS, _load_task, _settings
 REFERENCE_PMNIST = {"0": 0.255, "0.5": 0.591, "1": 0.926, "1.35": 0.920, "2": 0.913}
 
 #: Recorded with every part: how ``level_index`` reads a BNN weight. Parts trained before
-#: it compared each boundary exactly (commit 28ea516) read every hidden weight within
+#: it compared each boundary exactly (commit b6a7c5c) read every hidden weight within
 #: float32 rounding of 0 as +1 ("rounded"); they are reported apart, never mixed in.
 LEVEL_INDEX = "exact"
 
