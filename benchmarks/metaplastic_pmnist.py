@@ -128,8 +128,11 @@ def run_pmnist(ctx) -> dict[str, Any]:
             # Run at other settings (a default changed since): kept, under a name that
             # says how it differs, and reported apart.
             was = "".join(f"_{k}{st.get(k)}" for k in sorted(_differ(st, same)))
-            ctx.log(f"m = {m:g}: {path.name} ran at other settings; kept as m{m:g}{tag}{was}.json")
-            path.rename(parts / f"m{m:g}{tag}{was}.json")
+            keep, i = parts / f"m{m:g}{tag}{was}.json", 1
+            while keep.exists():  # never replace a kept part
+                keep, i = parts / f"m{m:g}{tag}{was}_{i}.json", i + 1
+            ctx.log(f"m = {m:g}: {path.name} ran at other settings; kept as {keep.name}")
+            path.rename(keep)
         ckpt = parts / f"checkpoint_m{m:g}{tag}"
         commit = environment()["git_commit"]  # the code this m starts with
         t0 = time.perf_counter()

@@ -170,3 +170,8 @@ def test_pmnist_m_values_as_separate_invocations(monkeypatch, tmp_path):
     n = len(trained)
     run(ms="0")
     assert len(trained) == n  # the new part is reused
+    # The same again: the second kept part does not replace the first.
+    p0.write_text(json.dumps(rec))
+    run(ms="0")
+    assert json.loads(kept.read_text()) == rec
+    assert (parts / "m0_bn_scale_initones_level_indexrounded_1.json").exists()
