@@ -69,6 +69,7 @@ def main() -> None:
         help="saved BN statistics: PyTorch's running averages (their code) or, as "
         "memjax, averages over the first 10,000 training images after each task",
     )
+    p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
     p.add_argument("--data-dir", default=os.environ.get("MEMJAX_DATA_DIR"))
     p.add_argument("--out", required=True)
     a = p.parse_args()
@@ -82,7 +83,7 @@ def main() -> None:
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
     torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
 
     def split(name):
         x, y = load("mnist", name, data_dir=a.data_dir, source="idx")
