@@ -125,14 +125,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
             if st == same:
                 ctx.log(f"m = {m:g}: reusing {path}")
                 continue
-            # Run at other settings (a default changed since): kept, under a name that
-            # says how it differs, and reported apart.
-            was = "".join(f"_{k}{st.get(k)}" for k in sorted(_differ(st, same)))
-            keep, i = parts / f"m{m:g}{tag}{was}.json", 1
-            while keep.exists():  # never replace a kept part
-                keep, i = parts / f"m{m:g}{tag}{was}_{i}.json", i + 1
-            ctx.log(f"m = {m:g}: {path.name} ran at other settings; kept as {keep.name}")
-            path.rename(keep)
+            _keep_aside(path, _differ(st, same), st, ctx.log)
         ckpt = parts / f"checkpoint_m{m:g}{tag}"
         commit = environment()["git_commit"]  # the code this m starts with
         t0 = time.perf_counter()
@@ -211,6 +204,17 @@ def run_pmnist(ctx) -> dict[str, Any]:
         },
     )
     return {"metrics": metrics, "config": config}
+
+
+def _keep_aside(path, differ: dict, st: dict, log) -> None:
+    """Rename a part run at other settings (a default changed since) so that its name
+    says how it differs; it is then reported apart. A kept part is never replaced."""
+    was = "".join(f"_{k}{st.get(k)}" for k in sorted(differ))
+    keep, i = path.with_name(f"{path.stem}{was}.json"), 1
+    while keep.exists():
+        keep, i = path.with_name(f"{path.stem}{was}_{i}.json"), i + 1
+    log(f"{path.name} ran at other settings; kept as {keep.name}")
+    path.rename(keep)
 
 
 def _differ(st: dict, same: dict) -> dict:
