@@ -125,7 +125,7 @@ def run_pmnist(ctx) -> dict[str, Any]:
             if st == same:
                 ctx.log(f"m = {m:g}: reusing {path}")
                 continue
-            _keep_aside(path, _differ(st, same), st, ctx.log)
+            _keep_aside(path, _differ(st, same), ctx.log)
         ckpt = parts / f"checkpoint_m{m:g}{tag}"
         commit = environment()["git_commit"]  # the code this m starts with
         t0 = time.perf_counter()
@@ -206,10 +206,11 @@ def run_pmnist(ctx) -> dict[str, Any]:
     return {"metrics": metrics, "config": config}
 
 
-def _keep_aside(path, differ: dict, st: dict, log) -> None:
+def _keep_aside(path, differ: dict, log) -> None:
     """Rename a part run at other settings (a default changed since) so that its name
-    says how it differs; it is then reported apart. A kept part is never replaced."""
-    was = "".join(f"_{k}{st.get(k)}" for k in sorted(differ))
+    says how it differs (``differ``: its values of those settings); it is then reported
+    apart. A kept part is never replaced."""
+    was = "".join(f"_{k}{v}" for k, v in sorted(differ.items()))
     keep, i = path.with_name(f"{path.stem}{was}.json"), 1
     while keep.exists():
         keep, i = path.with_name(f"{path.stem}{was}_{i}.json"), i + 1
