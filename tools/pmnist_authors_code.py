@@ -53,6 +53,37 @@ def _import_models_utils(path: str):
     return module
 
 
+def mnist_split(name: str, data_dir: str):
+    """MNIST ``name`` ("train" or "test") as torch tensors: images ``(N, 784)`` in
+    [0, 1] and int64 labels."""
+    import torch
+
+    from memjax.data import load
+
+    x, y = load("mnist", name, data_dir=data_dir, source="idx")
+    x = torch.tensor(x.reshape(-1, 784) / 255.0, dtype=torch.float32)
+    return x, torch.tensor(y.astype(np.int64))
+
+
+def authors_bnn(mu, hidden: int, meta: float, bn_init: str = "uniform"):
+    """Their ``BNN`` 784-hidden-hidden-10 as their ``main.py`` builds it (hidden weights
+    ``U(-0.05, 0.05)``, BN gains ``U(0, 1)`` for ``bn_init="uniform"``) and its ``meta``
+    dict (one value per layer index). Returns ``(model, bns, meta_dict)``."""
+    import torch
+
+    model = mu.BNN([784, hidden, hidden, 10], init="uniform", width=0.1, norm="bn")
+    bns = [model.layers[f"bn{i + 1}"] for i in range(model.hidden_layers + 1)]
+    if bn_init == "uniform":
+        for bn in bns:
+            torch.nn.init.uniform_(bn.weight)
+    meta_dict = {}
+    for n, prm in model.named_parameters():  # as main.py: one meta per layer index
+        prm.newname = "l" + n[9]
+        if "fc" in n:
+            meta_dict[prm.newname] = meta
+    return model, bns, meta_dict
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models-utils", required=True, help="the authors' models_utils.py")
@@ -77,20 +108,14 @@ def main() -> None:
         raise SystemExit("--data-dir (or $MEMJAX_DATA_DIR) must name the folder with mnist/")
     import torch
 
-    from memjax.data import load
-
+    # Data first: importing memjax moves NumPy's global random state, which their
+    # permutations draw from, so the seeds are set after it.
+    (xtr, ytr), (xte, yte) = mnist_split("train", a.data_dir), mnist_split("test", a.data_dir)
     mu = _import_models_utils(a.models_utils)
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
     torch.set_flush_denormal(True)
     torch.set_num_threads(a.threads)
-
-    def split(name):
-        x, y = load("mnist", name, data_dir=a.data_dir, source="idx")
-        x = torch.tensor(x.reshape(-1, 784) / 255.0, dtype=torch.float32)
-        return x, torch.tensor(y.astype(np.int64))
-
-    (xtr, ytr), (xte, yte) = split("train"), split("test")
     data = torch.utils.data
     tasks = []
     for _ in range(a.tasks):
@@ -104,16 +129,7 @@ def main() -> None:
                 perm,
             )
         )
-    model = mu.BNN([784, a.hidden, a.hidden, 10], init="uniform", width=0.1, norm="bn")
-    bns = [model.layers[f"bn{i + 1}"] for i in range(model.hidden_layers + 1)]
-    if a.bn_init == "uniform":
-        for bn in bns:
-            torch.nn.init.uniform_(bn.weight)
-    meta = {}
-    for n, prm in model.named_parameters():  # as main.py: one meta per layer index
-        prm.newname = "l" + n[9]
-        if "fc" in n:
-            meta[prm.newname] = a.meta
+    model, bns, meta = authors_bnn(mu, a.hidden, a.meta, a.bn_init)
     args = types.SimpleNamespace(ewc=False, si=False)
 
     def test_batch_statistics(loader) -> float:

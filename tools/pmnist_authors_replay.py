@@ -54,9 +54,8 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from pmnist_authors_code import _import_models_utils
+    from pmnist_authors_code import _import_models_utils, authors_bnn, mnist_split
 
-    from memjax.data import load
     from memjax.learning.metaplastic import metaplastic_adam
     from memjax.models.metaplastic import MetaplasticMLP
     from memjax.recipes.continual import _loss
@@ -65,20 +64,10 @@ def main() -> None:
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
     torch.set_num_threads(1)
-    x, y = load("mnist", "train", data_dir=a.data_dir, source="idx")
-    x = torch.tensor((x.reshape(-1, 784) / 255.0).astype(np.float32))
-    y = torch.tensor(y.astype(np.int64))
+    x, y = mnist_split("train", a.data_dir)
     h = a.hidden
-    model = mu.BNN([784, h, h, 10], init="uniform", width=0.1, norm="bn")
-    bns = [model.layers[f"bn{i + 1}"] for i in range(3)]
+    model, bns, meta = authors_bnn(mu, h, a.meta)
     fcs = [model.layers[f"fc{i + 1}"] for i in range(3)]
-    for bn in bns:
-        torch.nn.init.uniform_(bn.weight)
-    meta = {}
-    for n, prm in model.named_parameters():
-        prm.newname = "l" + n[9]
-        if "fc" in n:
-            meta[prm.newname] = a.meta
 
     template = MetaplasticMLP((784, h, h, 10), 2, n_tasks=1, bn_affine=True, key=jax.random.key(0))
     loss_and_grad = jax.jit(
