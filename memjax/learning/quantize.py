@@ -86,8 +86,13 @@ def quantize_levels(
     """Nearest of the ``n_levels`` uniform levels on ``[-w_max, w_max]``; identity STE.
 
     Forward ``q_{j(w)}``; ``d/dw = 1`` everywhere. ``n_levels = 2`` is ``w_max sign(w)``.
+    ``w`` must be floating point (the levels are fractions of ``w_max``).
     """
-    return _quantize(jnp.asarray(w), n_levels, float(w_max))
+    check_levels("quantize_levels", n_levels, w_max)
+    w = jnp.asarray(w)
+    if not jnp.issubdtype(w.dtype, jnp.floating):
+        raise TypeError(f"quantize_levels: w must be floating point; got dtype {w.dtype}")
+    return _quantize(w, n_levels, float(w_max))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))

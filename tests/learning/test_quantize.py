@@ -117,3 +117,14 @@ def test_weight_decayed_toward_zero_reads_its_own_sign():
     assert 0 < np.sum(w_np < 0) < len(w_np)  # both signs occur
     np.testing.assert_array_equal(quantize_levels(w, 2), np.where(w_np >= 0, 1.0, -1.0))
     np.testing.assert_array_equal(level_index(w, 4), np.where(w_np >= 0, 2, 1))
+
+
+def test_quantize_levels_refuses_bad_input():
+    """Integer weights would be truncated onto integer levels (0 for +-1/3): refused by
+    name, as are bad level settings."""
+    with pytest.raises(TypeError, match="quantize_levels: w must be floating point; got dtype int"):
+        quantize_levels(jnp.array([1, -1, 0]), 4)
+    with pytest.raises(ValueError, match="quantize_levels.w_max must be finite and > 0"):
+        quantize_levels(jnp.zeros(3), 2, "a")
+    with pytest.raises(ValueError, match="quantize_levels.n_levels"):
+        quantize_levels(jnp.zeros(3), 1)
