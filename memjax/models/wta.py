@@ -14,7 +14,8 @@ the winner's column and programs them into the synapse devices
 
 **Layer** (one step ``t`` of one sample, ``x_t`` the input spikes):
 
-    I_j   = sum_i x_t,i G_ij / sum_i G_ij                  (normalize=True, default)
+    I_j   = sum_i x_t,i G_ij / sum_i G_ij                  (normalize=True or "l1", default)
+          = sum_i x_t,i G_ij / sqrt(n_in sum_i G_ij^2)      (normalize="l2")
           = sum_i x_t,i G_ij / G_max                        (normalize=False)
     v_j   = leak v_j + I_j                                  (ALIF integrate)
     th_j  = theta0 + beta g_j + h_j                         (SFA g_j, homeostasis h_j)
@@ -32,11 +33,15 @@ inhibition the adapted winner then hands over to other neurons (docs/sfa.md).
 So at most one neuron fires per step. Reads are noiseless. ``normalize=True`` divides
 each column's current by its total conductance (a per-column current normaliser, the
 project's choice): without it a neuron whose synapses grew overall wins every sample
-(docs/sfa.md). Inputs are rate coded with spike probability ``p_in x`` per step. Between
-samples membranes and SFA cells reset; the homeostatic offsets decay, ``h <- (1 -
-homeo_decay) h``, and persist (Diehl & Cook, "Unsupervised learning of digit recognition
-using spike-timing-dependent plasticity", Front. Comput. Neurosci. 2015: adaptive
-thresholds, with a per-sample decay here).
+(docs/sfa.md). ``normalize="l2"`` divides by the column's root sum of squared
+conductances instead (times ``sqrt(n_in)``, so that a uniform column reads as with
+``"l1"``): the winner is then the column at the smallest angle to the input, the
+cosine read; in hardware a per-column gain computed from a read-out of the column's
+conductances, not a single current. Inputs are rate coded with spike probability
+``p_in x`` per step. Between samples membranes and SFA cells reset; the homeostatic
+offsets decay, ``h <- (1 - homeo_decay) h``, and persist (Diehl & Cook, "Unsupervised
+learning of digit recognition using spike-timing-dependent plasticity", Front. Comput.
+Neurosci. 2015: adaptive thresholds, with a per-sample decay here).
 
 **Synapse programming** (:func:`apply_level_pulses`). Levels are those of the synapse
 device, a :class:`~memjax.devices.rram.MultiLevelRRAM`: ``n_levels = 2`` is binary
@@ -74,6 +79,7 @@ __all__ = [
     "wta_sample",
     "wta_learn",
     "wta_respond",
+    "wta_imprint",
 ]
 
 
@@ -121,10 +127,13 @@ class WTALayer(eqx.Module):
     default 30), `p_in` (input spike probability per step at intensity 1, in (0, 1];
     default 0.3), `theta_plus` (homeostatic increment per winning spike, >= 0; default
     0.02), `homeo_decay` (per-sample decay of the offsets, in [0, 1]; default 0.01),
-    `normalize` (static bool: divide each column's current by its total conductance;
-    default True), `sfa` (static: ``"layer"``, one adaptation cell shared by the layer
-    and stepped at every output spike, or ``"neuron"``, one cell per neuron; default
-    ``"layer"``).
+    `normalize` (static: ``True`` or ``"l1"``, divide each column's current by its
+    total conductance, ``I_j = x . G_j / sum_i G_ij``; ``"l2"``, divide it by its
+    conductances' root sum of squares, ``I_j = x . G_j / sqrt(n_in sum_i G_ij^2)``,
+    equal to the ``"l1"`` current for a uniform column and a cosine read otherwise;
+    ``False``, ``I_j = x . G_j / G_max``; default True), `sfa` (static: ``"layer"``,
+    one adaptation cell shared by the layer and stepped at every output spike, or
+    ``"neuron"``, one cell per neuron; default ``"layer"``).
     """
 
     n_in: int = eqx.field(static=True)
@@ -136,7 +145,7 @@ class WTALayer(eqx.Module):
     p_in: float = 0.3
     theta_plus: float = 0.02
     homeo_decay: float = 0.01
-    normalize: bool = eqx.field(static=True, default=True)
+    normalize: bool | str = eqx.field(static=True, default=True)
     sfa: str = eqx.field(static=True, default="layer")
 
     def __check_init__(self):
@@ -146,6 +155,10 @@ class WTALayer(eqx.Module):
         check_range("WTALayer", "p_in", self.p_in, 0.0, 1.0, lo_open=True)
         check_nonnegative("WTALayer", "theta_plus", self.theta_plus)
         check_range("WTALayer", "homeo_decay", self.homeo_decay, 0.0, 1.0)
+        if not (isinstance(self.normalize, bool) or self.normalize in ("l1", "l2")):
+            raise ValueError(
+                f"WTALayer.normalize must be True, False, 'l1' or 'l2'; got {self.normalize!r}"
+            )
         if self.sfa not in ("layer", "neuron"):
             raise ValueError(f"WTALayer.sfa must be 'layer' or 'neuron'; got {self.sfa!r}")
         if not isinstance(self.neuron, ALIF):
@@ -204,7 +217,9 @@ def wta_sample(
         st, since, syn, h = carry
         x_t, t, k = xs
         since = steps_since(since, x_t)
-        if layer.normalize:
+        if layer.normalize == "l2":
+            I = (x_t @ syn.G) / jnp.sqrt(layer.n_in * jnp.sum(syn.G**2, axis=0))
+        elif layer.normalize:
             I = (x_t @ syn.G) / jnp.sum(syn.G, axis=0)
         else:
             I = x_t @ (syn.G * G_scale)
@@ -232,6 +247,7 @@ def wta_sample(
                     pre_recent(since, layer.rule.window),
                     jnp.ones((1,), bool),
                     col.G.dtype,
+                    (col.G - col.G_min) / (col.G_max - col.G_min),
                 )
                 col = apply_level_pulses(layer.synapse, k_z, col, pulses)
                 return jax.tree_util.tree_map(
@@ -254,6 +270,36 @@ def wta_sample(
     else:
         new = state
     return new, {"counts": counts, "first": first, "drive": drive.sum(0), "raster": raster}
+
+
+def wta_imprint(
+    layer: WTALayer, state: WTAState, x: Float[Array, "n_out n_in"], key: PRNGKeyArray
+) -> WTAState:
+    """Program column ``j`` to the sample ``x[j]`` (intensities in [0, 1]): each cell
+    goes to level ``round(x_ij (n_levels - 1))`` of its own range, in one signed
+    multi-level pulse train (``|level change|`` pulses counted per cell), with the
+    device's write noise; stuck cells keep their value.
+
+    Imprinting the first ``n_out`` samples of a stream starts every neuron on a data
+    point (the sample initialisation of k-means, Forgy 1965), so that no neuron starts
+    far from all inputs and none is left that never wins. No label is used.
+    """
+    x = jnp.asarray(x)
+    if x.shape != (layer.n_out, layer.n_in):
+        raise ValueError(
+            f"wta_imprint: x must have shape (n_out, n_in) = {(layer.n_out, layer.n_in)}; "
+            f"got {x.shape}"
+        )
+    syn = state.syn
+    steps = layer.synapse.n_levels - 1
+    level = jnp.clip(jnp.round((syn.G - syn.G_min) / ((syn.G_max - syn.G_min) / steps)), 0, steps)
+    target = jnp.round(jnp.clip(x.T.astype(syn.G.dtype), 0.0, 1.0) * steps)
+    delta = (target - level).astype(jnp.int32)
+    new = apply_level_pulses(layer.synapse, key, syn, delta)
+    n = jnp.abs(delta)
+    return dataclasses.replace(
+        state, syn=dataclasses.replace(new, pulses=syn.pulses + n, last_pulses=n)
+    )
 
 
 def _floats_as_arrays(tree):

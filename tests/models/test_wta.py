@@ -2,6 +2,7 @@
 stuck cells, saturation), one winner per step, homeostasis, SFA, bad parameters."""
 
 import dataclasses
+import math
 
 import equinox as eqx
 import jax
@@ -14,6 +15,7 @@ from memjax.learning.stdp import STDP, stdp_pulses
 from memjax.models.wta import (
     WTALayer,
     apply_level_pulses,
+    wta_imprint,
     wta_learn,
     wta_respond,
     wta_sample,
@@ -60,6 +62,41 @@ def test_update_probabilities_and_bounds():
     assert abs(pulses[:100].mean() - 0.3) < 0.02  # counted even at the top
     assert abs((lv[100:] < 2.5).mean() - 0.1) < 0.01
     assert lv.min() >= 2 - 1e-4
+
+
+@pytest.mark.parametrize("bounds", ["soft", "hard"])
+def test_stationary_levels_soft_binomial_hard_geometric(bounds):
+    # A synapse whose input spikes with probability q at each post spike is a birth-death
+    # chain on the levels k = 0..K. Soft bounds: up a q (1 - k/K), down b (1 - q) k/K,
+    # stationary Binomial(K, g*) with g* = a q / (a q + b (1 - q)). Hard bounds: up a q,
+    # down b (1 - q), stationary geometric pi_k ~ r^k with r = a q / (b (1 - q)).
+    K, a, b, q, n = 7, 0.3, 0.2, 0.5, 6000
+    dev = MultiLevelRRAM(n_levels=K + 1, write_sigma=0.0)
+    rule = STDP(p_pot=a, p_dep=b, bounds=bounds)
+    syn0 = _mid_synapses(dev, (n, 1), 0)
+
+    @jax.jit
+    def run(syn, key):
+        def step(syn, k):
+            k_pre, k_u, k_z = jax.random.split(k, 3)
+            pre = jax.random.bernoulli(k_pre, q, (n,))
+            g = (syn.G - syn.G_min) / (syn.G_max - syn.G_min)
+            pulses = stdp_pulses(rule, k_u, pre, jnp.ones(1, bool), syn.G.dtype, g)
+            return apply_level_pulses(dev, k_z, syn, pulses), None
+
+        return jax.lax.scan(step, syn, jax.random.split(key, 400))[0]
+
+    lv = np.rint(_levels(dev, run(syn0, jax.random.key(4)).G)).astype(int).ravel()
+    hist = np.bincount(lv, minlength=K + 1) / n
+    r = a * q / (b * (1 - q))
+    k = np.arange(K + 1)
+    if bounds == "soft":
+        g = r / (1 + r)
+        comb = np.array([math.comb(K, i) for i in k])
+        expected = comb * g**k * (1 - g) ** (K - k)
+    else:
+        expected = r**k / np.sum(r**k)
+    assert 0.5 * np.abs(hist - expected).sum() < 0.03  # total variation
 
 
 def test_write_noise_and_stuck_cells():
@@ -153,7 +190,56 @@ def test_homeostasis_and_levels_after_learning():
     assert used == 6 and used_n <= used
 
 
+def test_imprint_programs_each_column_to_its_sample():
+    dev = MultiLevelRRAM(n_levels=16, write_sigma=0.0, p_stuck_lrs=0.05)
+    layer = _layer(n_in=40, n_out=6, synapse=dev)
+    st = layer.init_state(jax.random.key(7))
+    x = jax.random.uniform(jax.random.key(8), (6, 40))
+    new = wta_imprint(layer, st, x, jax.random.key(9))
+    before, after = np.rint(_levels(dev, st.syn.G)), _levels(dev, new.syn.G)
+    target = np.rint(np.asarray(x).T * 15)
+    stuck = np.asarray(st.syn.stuck)
+    assert stuck.any() and (~stuck).any()
+    np.testing.assert_allclose(after[~stuck], target[~stuck], atol=1e-4)
+    np.testing.assert_array_equal(new.syn.G[stuck], st.syn.G[stuck])
+    moved = np.abs(target - before).astype(int)
+    np.testing.assert_array_equal(new.syn.pulses, np.asarray(st.syn.pulses) + moved)
+    np.testing.assert_array_equal(new.h, st.h)
+    with pytest.raises(ValueError, match="wta_imprint"):
+        wta_imprint(layer, st, x.T, jax.random.key(9))
+
+
+def test_column_normalisation_l1_l2_none():
+    # p_in = 1 and 0/1 inputs: deterministic input spikes, so the summed current is
+    # n_steps times the read of one step.
+    layer = _layer(n_in=6, n_out=3, n_steps=5, p_in=1.0)
+    st = layer.init_state(jax.random.key(5))
+    x = jnp.array([[1.0, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 1]])
+    G = np.asarray(st.syn.G, np.float64)
+    reads = {
+        True: G.sum(0),
+        "l1": G.sum(0),
+        "l2": np.sqrt(6 * (G**2).sum(0)),
+        False: np.full(3, layer.synapse.G_max),
+    }
+    for norm, denom in reads.items():
+        lay = dataclasses.replace(layer, normalize=norm)
+        drive = np.asarray(wta_respond(lay, st, x, jax.random.key(6))["drive"])
+        np.testing.assert_allclose(drive, 5 * (np.asarray(x) @ G) / denom, rtol=1e-5)
+    uniform = dataclasses.replace(
+        st, syn=dataclasses.replace(st.syn, G=jnp.full_like(st.syn.G, 3e-6))
+    )
+    d1, d2 = (
+        wta_respond(dataclasses.replace(layer, normalize=n), uniform, x, jax.random.key(6))["drive"]
+        for n in ("l1", "l2")
+    )
+    np.testing.assert_allclose(d1, d2, rtol=1e-6)
+
+
 def test_bad_parameters():
+    for bad in ("l3", 1, None):
+        with pytest.raises(ValueError, match="WTALayer.normalize"):
+            WTALayer(n_in=4, n_out=2, normalize=bad)
     with pytest.raises(ValueError, match="WTALayer.synapse"):
         WTALayer(n_in=4, n_out=2, synapse=STDP())
     with pytest.raises(ValueError, match="WTALayer.n_out"):
