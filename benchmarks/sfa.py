@@ -50,13 +50,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from memjax.data import load, scale_images
 from memjax.devices.rram import MultiLevelRRAM
 from memjax.learning.stdp import STDP
 from memjax.models import sfa_snn as M
-from memjax.models.wta import WTALayer, wta_respond
+from memjax.models.wta import WTALayer, wta_imprint, wta_respond
 from memjax.neurons.alif import ALIF
 from memjax.recipes import train_cnn, train_cnn_simclr
 
@@ -131,6 +132,21 @@ LAYER = dict(
     route_by="gate",
     sfa_learn=True,
     split="test",
+    layer_init="random",
+    normalize="l1",
+    stdp_bounds="hard",
+    read_offsets=True,
+)
+#: The layer that learns templates close to k-means centroids (docs/sfa.md): columns
+#: imprinted with the first routed samples, soft-bound STDP with equal probabilities, the
+#: cosine read, and no homeostatic offsets at inference.
+IMPRINTED_COSINE = dict(
+    layer_init="imprint",
+    normalize="l2",
+    stdp_bounds="soft",
+    p_pot=0.1,
+    p_dep=0.1,
+    read_offsets=False,
 )
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
 BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
@@ -176,7 +192,12 @@ def _layer(cfg, n_in, n_out, d0, sfa=True):
 
     th0 = cfg["theta_factor"] * d0
     neuron = ALIF(leak=1.0, theta0=th0, beta=cfg["beta_factor"] * th0 if sfa else 0.0)
-    rule = STDP(window=cfg["window"], p_pot=cfg["p_pot"], p_dep=cfg["p_dep"])
+    rule = STDP(
+        window=cfg["window"],
+        p_pot=cfg["p_pot"],
+        p_dep=cfg["p_dep"],
+        bounds=cfg["stdp_bounds"],
+    )
     synapse = MultiLevelRRAM(n_levels=cfg["n_levels"], write_sigma=0.0)
     return WTALayer(
         n_in=n_in,
@@ -188,7 +209,32 @@ def _layer(cfg, n_in, n_out, d0, sfa=True):
         p_in=cfg["p_in"],
         theta_plus=cfg["theta_plus_factor"] * th0,
         homeo_decay=cfg["homeo_decay"],
+        normalize=cfg["normalize"],
     )
+
+
+def learn_layer(cfg: dict, layer: WTALayer, x_learn, key) -> tuple:
+    """Start the layer's synapses (``layer_init``: ``"random"`` levels, or ``"imprint"``:
+    the first ``n_out`` samples programmed into the columns, :func:`wta_imprint`), learn
+    the rest of ``x_learn`` online by STDP, and return ``(state, state to read,
+    learning outputs, seconds)``; the state to read has its homeostatic offsets set to 0
+    unless ``read_offsets``."""
+    st = layer.init_state(jax.random.fold_in(key, 0))
+    if cfg["layer_init"] == "imprint":
+        if len(x_learn) <= layer.n_out:
+            raise ValueError(
+                f"layer_init='imprint' needs more than n_out = {layer.n_out} samples to "
+                f"learn from; got {len(x_learn)}"
+            )
+        st = wta_imprint(layer, st, x_learn[: layer.n_out], jax.random.fold_in(key, 4))
+        x_learn = x_learn[layer.n_out :]
+    elif cfg["layer_init"] != "random":
+        raise ValueError(f"layer_init must be 'random' or 'imprint'; got {cfg['layer_init']!r}")
+    t0 = time.perf_counter()
+    st, lout = M.learn_unsupervised(layer, st, x_learn, jax.random.fold_in(key, 1))
+    t_learn = time.perf_counter() - t0
+    read = st if cfg["read_offsets"] else dataclasses.replace(st, h=jnp.zeros_like(st.h))
+    return st, read, lout, t_learn
 
 
 def experiment(
@@ -427,18 +473,15 @@ def _snn_run(ctx: Context, cfg: dict, tag: str, beta: float, d: SimpleNamespace)
     if cfg["sfa_learn"] or d.learned is None:
         # without sfa_learn SFA acts at inference only: every layer learns with beta = 0
         learner = layer if cfg["sfa_learn"] else layer.without_sfa()
-        st = learner.init_state(jax.random.fold_in(key, 0))
-        t0 = time.perf_counter()
-        st, lout = M.learn_unsupervised(learner, st, d.x_learn, jax.random.fold_in(key, 1))
-        t_learn = time.perf_counter() - t0
+        st, read, lout, t_learn = learn_layer(cfg, learner, d.x_learn, key)
         if not cfg["sfa_learn"]:
-            d.learned = (st, lout, t_learn)
+            d.learned = (st, read, lout, t_learn)
     else:
-        st, lout, t_learn = d.learned
-    r_lab = M.respond(layer, st, e_va[lab_idx], jax.random.fold_in(key, 2))
+        st, read, lout, t_learn = d.learned
+    r_lab = M.respond(layer, read, e_va[lab_idx], jax.random.fold_in(key, 2))
     nl = M.label_neurons(r_lab["counts"], val[1][lab_idx])
     t0 = time.perf_counter()
-    r_te = M.respond(layer, st, e_te, jax.random.fold_in(key, 3))
+    r_te = M.respond(layer, read, e_te, jax.random.fold_in(key, 3))
     t_infer = time.perf_counter() - t0
     nl_new = np.where(np.isin(nl, new), nl, -1)  # routed inputs: new-class neurons
     snn_te = M.snn_classify(r_te["counts"], r_te["drive"], nl_new)
@@ -488,7 +531,7 @@ def _snn_run(ctx: Context, cfg: dict, tag: str, beta: float, d: SimpleNamespace)
         )
     if tag == "sfa":
         metrics["acc_per_class"] = rep["per_class"]
-    return entry, metrics, (layer, st, nl)
+    return entry, metrics, (layer, read, nl)
 
 
 def _figures(ctx, keep, e_te, y_te, per_class, trained, curve=None):

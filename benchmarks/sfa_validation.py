@@ -38,6 +38,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "hidden gate": dict(sfa_learn=False),
     "hidden gate, 40 neurons/class": dict(neurons_per_class=40, sfa_learn=False),
     "no gate (the layer routes)": dict(route_by="snn", filter_stream=False, sfa_learn=False),
+    "SimCLR CNN, imprinted cosine layer": dict(
+        cnn_training="simclr", sfa_learn=True, **S.IMPRINTED_COSINE
+    ),
+    "SimCLR CNN, imprinted cosine layer, 40 neurons/class": dict(
+        cnn_training="simclr", sfa_learn=True, neurons_per_class=40, **S.IMPRINTED_COSINE
+    ),
+    "imprinted cosine layer": dict(sfa_learn=True, **S.IMPRINTED_COSINE),
 }
 BENCHMARK_SETTING = "SimCLR CNN, hidden gate, SFA also in learning"
 VAL_STREAM = 20000
