@@ -13,7 +13,16 @@ winner readout, the number of named neurons and the spikes per routed image.
         --variant "" --variant "neurons_per_class=40" --variant "passes=2" --out probe.jsonl
 
 A variant is ``key=value`` pairs separated by commas: keys of ``benchmarks.sfa.LAYER``
-or ``benchmarks.sfa.Settings`` (numbers), or ``passes`` (passes over the stream).
+or ``benchmarks.sfa.Settings`` (numbers), ``passes`` (passes over the stream),
+``stdp_bounds`` (``hard`` or ``soft``: :class:`memjax.learning.stdp.STDP`'s ``bounds``),
+``normalize`` (``l1`` or ``l2``: :class:`memjax.models.wta.WTALayer`'s column
+normalisation), ``layer_init`` (``random`` or ``imprint``) or ``read_offsets``
+(``True`` or ``False``), as in :func:`benchmarks.sfa.learn_layer`.
+
+``--references`` adds one line before the variants: float references on the same data
+(k-means with the layer's neuron count, nearest labelled mean or image, a linear probe
+trained with every label) and the spiking layer with the k-means centroids programmed
+into its synapses instead of learned (:func:`references`): what the features allow.
 
 ``--contrastive pre:N`` replaces the CNN's training by N epochs of SimCLR (NT-Xent,
 temperature 0.5, batch 256, two augmented views: shift up to 3 px, a 10 x 10 cutout
@@ -28,9 +37,9 @@ docs/dev-notes/sfa.md; not part of the benchmarks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import equinox as eqx
@@ -144,6 +153,7 @@ def prepare(
     e_tr, e_va, e_te = (M.encode_features(f, scale) for f in (f_tr, f_va, f_te))
     stream = np.random.default_rng(ctx.seed).permutation(len(e_tr))[: cfg["n_stream"]]
     gate = S.novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], e_va[np.isin(val[1], TRAINED)])
+    to_layer = np.asarray(gate(e_tr[stream]))
     routed = gate(e_te)
     tm_te = np.isin(test[1], TRAINED)
     head_te = M.cnn_predict(l_te, TRAINED)[0]
@@ -153,7 +163,8 @@ def prepare(
         e_te=e_te,
         y_va=val[1],
         y_te=test[1],
-        x_stream=e_tr[stream][gate(e_tr[stream])],
+        x_stream=e_tr[stream][to_layer],
+        y_stream=train[1][stream][to_layer],
         routed=routed,
         head_te=head_te,
         head_acc_trained=float(np.mean(head_te[tm_te] == test[1][tm_te])),
@@ -162,11 +173,23 @@ def prepare(
     )
 
 
+def _setting(key: str, value: str):
+    """A variant's value: text for the layer's string settings, a bool for
+    ``read_offsets``, else a number."""
+    if key in ("stdp_bounds", "normalize", "layer_init"):
+        return value
+    if key == "read_offsets":
+        if value not in ("True", "False"):
+            raise ValueError(f"read_offsets must be True or False; got {value!r}")
+        return value == "True"
+    return float(value)
+
+
 def probe(ctx: Context, d: dict, variant: str) -> dict:
     over = dict(kv.split("=") for kv in variant.split(",") if kv)
     passes = int(over.pop("passes", 1))
     cfg = S._config(ctx, split="validation")
-    cfg.update({k: float(v) for k, v in over.items()})
+    cfg.update({k: _setting(k, v) for k, v in over.items()})
     x = d["x_stream"]
     x = np.concatenate(
         [x] + [x[np.random.default_rng(p).permutation(len(x))] for p in range(1, passes)]
@@ -178,10 +201,7 @@ def probe(ctx: Context, d: dict, variant: str) -> dict:
         cfg, x.shape[1], n_out, float(d["e_tr"].mean() * cfg["p_in"]), cfg["beta_factor"] > 0
     )
     key = jax.random.key(ctx.seed)
-    st = layer.init_state(jax.random.fold_in(key, 0))
-    t0 = time.perf_counter()
-    st, _ = M.learn_unsupervised(layer, st, x, jax.random.fold_in(key, 1))
-    learn_s = time.perf_counter() - t0
+    _, st, _, learn_s = S.learn_layer(cfg, layer, x, key)
     y_va, y_te, routed = d["y_va"], d["y_te"], d["routed"]
     lab = np.concatenate([np.flatnonzero(y_va == c)[:50] for c in NEW])
     nl = M.label_neurons(
@@ -206,6 +226,119 @@ def probe(ctx: Context, d: dict, variant: str) -> dict:
     )
 
 
+def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 50) -> np.ndarray:
+    """Lloyd's k-means with k-means++ seeding; returns the ``(k, n)`` centroids."""
+    rng = np.random.default_rng(seed)
+    c = [x[rng.integers(len(x))]]
+    d2 = ((x - c[0]) ** 2).sum(1)
+    for _ in range(k - 1):
+        c.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+        d2 = np.minimum(d2, ((x - c[-1]) ** 2).sum(1))
+    cen = np.stack(c)
+    for _ in range(iters):
+        a = _nearest(x, cen)
+        cen = np.stack([x[a == j].mean(0) if (a == j).any() else cen[j] for j in range(k)])
+    return cen
+
+
+def _nearest(x: np.ndarray, cen: np.ndarray) -> np.ndarray:
+    return ((x**2).sum(1)[:, None] - 2 * x @ cen.T + (cen**2).sum(1)[None]).argmin(1)
+
+
+def references(ctx: Context, d: dict, n_clusters: int, seed: int = 0) -> dict:
+    """What the features allow: float references on the layer's data, and the spiking
+    layer with ideal templates.
+
+    Same stream, labelled set and scored images as :func:`probe`. ``kmeans`` and
+    ``kmeans_cosine``: k-means (on the intensities, or on unit-normalised ones) with
+    the layer's number of neurons, each cluster named by the majority class of the
+    labelled images nearest to it; ``kmeans_dot_l1`` and ``kmeans_dot_l2``: the
+    k-means centroids read as the layer reads its columns (``x . c / sum c`` and the
+    cosine ``x . c / |c|``); ``nearest_mean`` and ``nearest_1``: the nearest labelled
+    class mean or labelled image (cosine); ``linear_probe``: softmax regression on the
+    routed stream with its true labels (every image labelled, an upper bound that the
+    label-free layer is not allowed). ``templates_{l1,l2}_{sfa,nosfa}``: the spiking
+    layer (benchmark settings, column normalisation ``l1`` or ``l2``, SFA on or off)
+    with the k-means centroids programmed into its 16-level synapses instead of
+    learned by STDP (scaled by their largest value, rounded to the levels), named and
+    read out as in :func:`probe` (winning neuron).
+    """
+    y_va, y_te, routed = d["y_va"], d["y_te"], d["routed"]
+    lab = np.concatenate([np.flatnonzero(y_va == c)[:50] for c in NEW])
+    xl, yl = d["e_va"][lab], y_va[lab]
+    xs, ys = d["e_te"][routed], y_te[routed]
+    new = np.isin(ys, NEW)
+    xs, ys = xs[new], ys[new]
+    x = d["x_stream"]
+
+    def unit(v):
+        return v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-12)
+
+    def named_read(score):
+        al = score(xl).argmax(1)
+        names = np.full(n_clusters, -1)
+        for j in range(n_clusters):
+            if (al == j).any():
+                names[j] = np.bincount(yl[al == j]).argmax()
+        s = np.where(names[None] >= 0, score(xs), -np.inf)
+        return float(np.mean(names[s.argmax(1)] == ys))
+
+    cen = _kmeans(x, n_clusters, seed)
+    cen_u = _kmeans(unit(x), n_clusters, seed)
+    out = {
+        "kmeans": named_read(lambda v: v @ cen.T - 0.5 * (cen**2).sum(1)),
+        "kmeans_cosine": named_read(lambda v: unit(v) @ cen_u.T - 0.5 * (cen_u**2).sum(1)),
+        "kmeans_dot_l1": named_read(lambda v: v @ cen.T / cen.sum(1)),
+        "kmeans_dot_l2": named_read(lambda v: v @ unit(cen).T),
+    }
+    means = np.stack([unit(xl[yl == c]).mean(0) for c in NEW])
+    out["nearest_mean"] = float(np.mean(np.array(NEW)[(unit(xs) @ unit(means).T).argmax(1)] == ys))
+    out["nearest_1"] = float(np.mean(yl[(unit(xs) @ unit(xl).T).argmax(1)] == ys))
+    keep = np.isin(d["y_stream"], NEW)
+    xp, yp = jnp.asarray(x[keep]), jnp.asarray(d["y_stream"][keep] - NEW[0])
+    w = (jnp.zeros((x.shape[1], len(NEW))), jnp.zeros(len(NEW)))
+    opt = optax.adam(1e-2)
+    st = opt.init(w)
+
+    def ce(w):
+        return optax.softmax_cross_entropy_with_integer_labels(xp @ w[0] + w[1], yp).mean()
+
+    @jax.jit
+    def step(w, st):
+        u, st = opt.update(jax.grad(ce)(w), st)
+        return optax.apply_updates(w, u), st
+
+    for _ in range(2000):
+        w, st = step(w, st)
+    pred = np.asarray(jnp.argmax(jnp.asarray(xs) @ w[0] + w[1], 1)) + NEW[0]
+    out["linear_probe"] = float(np.mean(pred == ys))
+
+    cfg = S._config(ctx, split="validation")
+    cfg["n_steps"], cfg["n_levels"] = int(cfg["n_steps"]), int(cfg["n_levels"])
+    c = np.rint(np.clip(cen / cen.max(), 0, 1) * (cfg["n_levels"] - 1)) / (cfg["n_levels"] - 1)
+    key = jax.random.key(seed)
+    for norm in ("l1", "l2"):
+        for sfa in (True, False):
+            layer = S._layer(
+                {**cfg, "normalize": norm},
+                x.shape[1],
+                n_clusters,
+                float(d["e_tr"].mean() * cfg["p_in"]),
+                sfa,
+            )
+            st0 = layer.init_state(jax.random.fold_in(key, 0))
+            G = st0.syn.G_min + jnp.asarray(c.T, st0.syn.G.dtype) * (st0.syn.G_max - st0.syn.G_min)
+            st0 = dataclasses.replace(st0, syn=dataclasses.replace(st0.syn, G=G))
+            nl = M.label_neurons(
+                M.respond(layer, st0, xl, jax.random.fold_in(key, 2))["counts"], yl
+            )
+            nl = np.where(np.isin(nl, NEW), nl, -1)
+            r = M.respond(layer, st0, xs, jax.random.fold_in(key, 3))
+            win = M.snn_classify(r["counts"], r["drive"], nl)
+            out[f"templates_{norm}_{'sfa' if sfa else 'nosfa'}"] = float(np.mean(win == ys))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="mnist")
@@ -214,6 +347,7 @@ def main() -> None:
     ap.add_argument("--contrastive", default=None, help="pre:EPOCHS or joint:EPOCHS:LAM")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--references", action="store_true", help="also score the float references")
     a = ap.parse_args()
     channels = tuple(int(c) for c in a.channels.split(","))
     try:
@@ -226,6 +360,11 @@ def main() -> None:
     for k in ("gate_routed_new", "gate_routed_trained", "head_acc_trained"):
         head[k] = d[k]
     with a.out.open("a") as f:
+        if a.references:
+            n = int(S._config(ctx, split="validation")["neurons_per_class"]) * len(NEW)
+            rec = {**head, "variant": "references", **references(ctx, d, n)}
+            print(json.dumps(rec), flush=True)
+            f.write(json.dumps(rec) + "\n")
         for v in a.variant or [""]:
             rec = {**head, **probe(ctx, d, v)}
             print(json.dumps(rec), flush=True)
