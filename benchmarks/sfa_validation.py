@@ -8,8 +8,11 @@ calibration, the second half is scored. Candidates differ from the benchmark set
 (:data:`benchmarks.sfa.LAYER`) by the overrides in :data:`CANDIDATES`, all on MNIST
 with 5 new classes and a 20,000-image unlabelled stream (:data:`VAL_STREAM`; the
 benchmarks use 50,000), so that the whole scan fits a shared 2-core machine. The
-selected candidate (largest validation ``acc_all`` among those whose trained classes
-lose at most ``max_drop``) is reported beside the benchmark's own settings. Candidates
+selected candidate (largest validation ``acc_all`` among those within the issue's
+budgets: trained classes losing at most ``max_drop``, and SFA cutting the spikes at
+least ``min_spike_cut`` times for at most ``max_sfa_cost`` of ``acc_all``; if none is,
+among those within the trained-class budget) is reported beside the benchmark's own
+settings. Candidates
 already in ``<out>/sfa-validation.json`` with the same settings are kept, not rerun
 (``measured_at_commit`` names the code that scored them).
 """
@@ -25,7 +28,7 @@ from memjax.data import last_source, load
 from . import sfa as S
 from ._context import Context
 
-__all__ = ["BENCHMARK_SETTING", "CANDIDATES", "VAL_STREAM", "run_validation"]
+__all__ = ["BENCHMARK_SETTING", "CANDIDATES", "VAL_STREAM", "run_validation", "select"]
 
 #: name -> overrides of the benchmark settings (sfa-continual-mnist uses the selected
 #: one, :data:`BENCHMARK_SETTING`).
@@ -45,6 +48,12 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         cnn_training="simclr", sfa_learn=True, neurons_per_class=40, **S.IMPRINTED_COSINE
     ),
     "imprinted cosine layer": dict(sfa_learn=True, **S.IMPRINTED_COSINE),
+    "SimCLR CNN, imprinted cosine layer, SFA beta 50 theta0": dict(
+        cnn_training="simclr", sfa_learn=True, beta_factor=50.0, **S.IMPRINTED_COSINE
+    ),
+    "SimCLR CNN, imprinted cosine layer, SFA beta 100 theta0": dict(
+        cnn_training="simclr", sfa_learn=True, beta_factor=100.0, **S.IMPRINTED_COSINE
+    ),
 }
 BENCHMARK_SETTING = "SimCLR CNN, hidden gate, SFA also in learning"
 VAL_STREAM = 20000
@@ -101,7 +110,24 @@ def _finished(ctx: Context, base: dict) -> dict[str, dict[str, Any]]:
     }
 
 
-def run_validation(ctx: Context, max_drop: float = 0.005) -> dict:
+def select(
+    runs: dict[str, dict[str, Any]], max_drop: float, min_spike_cut: float, max_sfa_cost: float
+) -> str:
+    """The candidate with the largest ``acc_all`` among those within both budgets (module
+    docstring), else among those within the trained-class budget, else among all."""
+    ok = [n for n, r in runs.items() if r["acc_trained_drop"] <= max_drop]
+    sfa_ok = [
+        n
+        for n in ok
+        if runs[n]["spike_reduction_sfa"] >= min_spike_cut
+        and runs[n]["acc_all_cost_sfa"] <= max_sfa_cost
+    ]
+    return max(sfa_ok or ok or runs, key=lambda n: runs[n]["acc_all"])
+
+
+def run_validation(
+    ctx: Context, max_drop: float = 0.005, min_spike_cut: float = 2.0, max_sfa_cost: float = 0.005
+) -> dict:
     cache: dict = {}
     base = S._config(ctx, split="validation", n_stream=VAL_STREAM)
     done = _finished(ctx, base)
@@ -123,13 +149,14 @@ def run_validation(ctx: Context, max_drop: float = 0.005) -> dict:
             **{"n_stream": VAL_STREAM, **over},
         )
         runs[name] = {k: out["metrics"][k] for k in _KEYS if k in out["metrics"]}
-    ok = [n for n, r in runs.items() if r["acc_trained_drop"] <= max_drop]
-    selected = max(ok or runs, key=lambda n: runs[n]["acc_all"])
+    selected = select(runs, max_drop, min_spike_cut, max_sfa_cost)
     metrics = {
         "val_runs": runs,
         "selected": selected,
         "benchmark_setting": BENCHMARK_SETTING,
         "max_trained_drop": max_drop,
+        "min_spike_cut": min_spike_cut,
+        "max_sfa_cost": max_sfa_cost,
     }
     config = {"candidates": CANDIDATES, **base}
     return {"metrics": metrics, "config": config}

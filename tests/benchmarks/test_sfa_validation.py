@@ -53,3 +53,22 @@ def test_nothing_is_kept_from_other_data(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert V._finished(ctx, base) == {}
+
+
+def test_selection_keeps_both_budgets_before_accuracy():
+    def run(acc, drop=0.001, cut=3.0, cost=0.001):
+        return dict(
+            acc_all=acc, acc_trained_drop=drop, spike_reduction_sfa=cut, acc_all_cost_sfa=cost
+        )
+
+    runs = {
+        "best but forgets": run(0.99, drop=0.02),
+        "SFA too costly": run(0.97, cost=0.02),
+        "SFA cuts too little": run(0.96, cut=1.5),
+        "within both": run(0.93),
+        "within both, lower": run(0.92),
+    }
+    assert V.select(runs, 0.005, 2.0, 0.005) == "within both"
+    del runs["within both"], runs["within both, lower"]
+    assert V.select(runs, 0.005, 2.0, 0.005) == "SFA too costly"  # trained budget only
+    assert V.select({"a": run(0.9, drop=0.1), "b": run(0.8, drop=0.2)}, 0.005, 2.0, 0.005) == "a"
