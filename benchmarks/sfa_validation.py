@@ -55,7 +55,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         cnn_training="simclr", sfa_learn=True, beta_factor=100.0, **S.IMPRINTED_COSINE
     ),
 }
-BENCHMARK_SETTING = "SimCLR CNN, hidden gate, SFA also in learning"
+BENCHMARK_SETTING = "imprinted cosine layer"
 VAL_STREAM = 20000
 _KEYS = (
     "acc_all",

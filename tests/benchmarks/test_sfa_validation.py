@@ -72,3 +72,9 @@ def test_selection_keeps_both_budgets_before_accuracy():
     del runs["within both"], runs["within both, lower"]
     assert V.select(runs, 0.005, 2.0, 0.005) == "SFA too costly"  # trained budget only
     assert V.select({"a": run(0.9, drop=0.1), "b": run(0.8, drop=0.2)}, 0.005, 2.0, 0.005) == "a"
+
+
+def test_the_mnist_benchmarks_run_the_benchmark_setting():
+    ctx = Context(name="sfa-continual-mnist", quick=False, out=".")
+    chosen = S._config(ctx, **V.CANDIDATES[V.BENCHMARK_SETTING])
+    assert S._config(ctx, **S.MNIST) == chosen
