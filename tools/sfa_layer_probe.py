@@ -136,9 +136,10 @@ def prepare(
     dataset: str,
     channels: tuple[int, int],
     contrastive: tuple[str, int, float] | None = None,
+    noise: float = 0.0,
 ) -> dict:
     cfg = S._config(ctx, split="validation", n_stream=20000)
-    train, val, test = S._load(ctx, dataset, cfg, 0.0)
+    train, val, test = S._load(ctx, dataset, cfg, noise)
     if contrastive:
         cnn = train_contrastive(train, TRAINED, contrastive, channels)
     else:
@@ -345,6 +346,7 @@ def main() -> None:
     ap.add_argument("--channels", default="16,32")
     ap.add_argument("--variant", action="append", default=None)
     ap.add_argument("--contrastive", default=None, help="pre:EPOCHS or joint:EPOCHS:LAM")
+    ap.add_argument("--noise", type=float, default=0.0, help="pixel noise sigma (noisy-mnist: 0.3)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--references", action="store_true", help="also score the float references")
@@ -355,8 +357,10 @@ def main() -> None:
     except ValueError as e:
         ap.error(str(e))
     ctx = Context(name="sfa-layer-probe", quick=False, out=a.out.parent, data_dir=a.data_dir)
-    d = prepare(ctx, a.dataset, channels, spec)  # type: ignore[arg-type]
-    head = dict(dataset=a.dataset, channels=list(channels), contrastive=a.contrastive)
+    d = prepare(ctx, a.dataset, channels, spec, a.noise)  # type: ignore[arg-type]
+    head = dict(
+        dataset=a.dataset, noise=a.noise, channels=list(channels), contrastive=a.contrastive
+    )
     for k in ("gate_routed_new", "gate_routed_trained", "head_acc_trained"):
         head[k] = d[k]
     with a.out.open("a") as f:
