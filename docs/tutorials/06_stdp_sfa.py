@@ -313,6 +313,12 @@ print(f"total run time {time.perf_counter() - t_start:.0f} s")
 # - Give the gate a hidden layer of novelty neurons, as the benchmarks do:
 #   `M.fit_novelty_gate(..., hidden=64, batch_size=512, learning_rate=0.01, steps=2000)`
 #   routes more new digits at the same budget (it needs the full stream to pay off).
+# - Learn with the MNIST benchmarks' imprinted cosine layer: start the columns on the
+#   first routed images (`wta_imprint(layer, st, x[:n_out], key)` from
+#   `memjax.models.wta`), learn with soft-bound STDP
+#   (`STDP(window=1, p_pot=0.1, p_dep=0.1, bounds="soft")`), read by angle
+#   (`WTALayer(..., normalize="l2")`) and respond with the homeostatic offsets set to 0
+#   (`dataclasses.replace(st, h=jnp.zeros_like(st.h))`).
 # - Compare the novelty gate with a label-free one from the trained classes alone:
 #   `M.mahalanobis_score(e_tr[tm_tr], train[1][tm_tr])` at the same 0.5 % budget.
 # - Use binary synapses (`MultiLevelRRAM(n_levels=2)`) or write noise
