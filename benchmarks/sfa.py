@@ -65,6 +65,10 @@ from ._context import Context
 
 __all__ = [
     "experiment",
+    "learn_layer",
+    "LAYER",
+    "IMPRINTED_COSINE",
+    "MNIST",
     "novelty_gate",
     "run_mnist",
     "run_fmnist",

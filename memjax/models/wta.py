@@ -281,8 +281,8 @@ def wta_imprint(
     device's write noise; stuck cells keep their value.
 
     Imprinting the first ``n_out`` samples of a stream starts every neuron on a data
-    point (the sample initialisation of k-means, Forgy 1965), so that no neuron starts
-    far from all inputs and none is left that never wins. No label is used.
+    point (the sample initialisation of k-means, Forgy 1965) instead of on random
+    levels far from every input. No label is used.
     """
     x = jnp.asarray(x)
     if x.shape != (layer.n_out, layer.n_in):
