@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._validation import check_int, check_nonnegative, check_range
+from .._validation import check_int, check_nonnegative, check_range, check_shape
 from ..data.encoding import rate
 from ..devices.rram import MultiLevelRRAM, RRAMState
 from ..learning.stdp import STDP, pre_recent, stdp_pulses, steps_since
@@ -87,6 +87,12 @@ def _default_synapse() -> MultiLevelRRAM:
     return MultiLevelRRAM(n_levels=16, write_sigma=0.0)
 
 
+def _level_index(device: MultiLevelRRAM, syn: RRAMState) -> Float[Array, "..."]:
+    """Each cell's nearest level ``0 .. n_levels - 1`` on its own range (as floats)."""
+    steps = device.n_levels - 1
+    return jnp.clip(jnp.round((syn.G - syn.G_min) / ((syn.G_max - syn.G_min) / steps)), 0, steps)
+
+
 def apply_level_pulses(
     device: MultiLevelRRAM, key: PRNGKeyArray, syn: RRAMState, pulses: Int[Array, "..."]
 ) -> RRAMState:
@@ -95,9 +101,8 @@ def apply_level_pulses(
     level per pulse on each cell's own range, write noise, stuck cells, pulse counts."""
     shape = syn.G.shape
     steps = device.n_levels - 1
+    level = jnp.clip(_level_index(device, syn) + jnp.asarray(pulses).astype(syn.G.dtype), 0, steps)
     dG = (syn.G_max - syn.G_min) / steps
-    level = jnp.clip(jnp.round((syn.G - syn.G_min) / dG), 0, steps)
-    level = jnp.clip(level + jnp.asarray(pulses).astype(level.dtype), 0, steps)
     target = syn.G_min + level * dG
     z = jax.random.normal(key, shape, syn.G.dtype)
     written = jnp.clip(target + device.write_std(target, syn) * z, syn.G_min, syn.G_max)
@@ -285,16 +290,11 @@ def wta_imprint(
     levels far from every input. No label is used.
     """
     x = jnp.asarray(x)
-    if x.shape != (layer.n_out, layer.n_in):
-        raise ValueError(
-            f"wta_imprint: x must have shape (n_out, n_in) = {(layer.n_out, layer.n_in)}; "
-            f"got {x.shape}"
-        )
+    check_shape("wta_imprint", "x", x, (layer.n_out, layer.n_in))
+    check_range("wta_imprint", "x", x, 0.0, 1.0)
     syn = state.syn
-    steps = layer.synapse.n_levels - 1
-    level = jnp.clip(jnp.round((syn.G - syn.G_min) / ((syn.G_max - syn.G_min) / steps)), 0, steps)
-    target = jnp.round(jnp.clip(x.T.astype(syn.G.dtype), 0.0, 1.0) * steps)
-    delta = (target - level).astype(jnp.int32)
+    target = jnp.round(x.T.astype(syn.G.dtype) * (layer.synapse.n_levels - 1))
+    delta = (target - _level_index(layer.synapse, syn)).astype(jnp.int32)
     new = apply_level_pulses(layer.synapse, key, syn, delta)
     n = jnp.abs(delta)
     return dataclasses.replace(

@@ -205,8 +205,11 @@ def test_imprint_programs_each_column_to_its_sample():
     moved = np.abs(target - before).astype(int)
     np.testing.assert_array_equal(new.syn.pulses, np.asarray(st.syn.pulses) + moved)
     np.testing.assert_array_equal(new.h, st.h)
-    with pytest.raises(ValueError, match="wta_imprint"):
+    with pytest.raises(ValueError, match="wta_imprint: x must have shape"):
         wta_imprint(layer, st, x.T, jax.random.key(9))
+    for bad in (x + 0.5, x.at[0, 0].set(jnp.nan)):  # intensities outside [0, 1], NaN
+        with pytest.raises(ValueError, match=r"wta_imprint.x must lie in \[0, 1\]"):
+            wta_imprint(layer, st, bad, jax.random.key(9))
 
 
 def test_column_normalisation_l1_l2_none():
