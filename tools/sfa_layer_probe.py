@@ -37,7 +37,6 @@ docs/dev-notes/sfa.md; not part of the benchmarks.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -55,6 +54,7 @@ from benchmarks._context import Context  # noqa: E402
 from memjax.data import augment_images  # noqa: E402
 from memjax.losses import nt_xent  # noqa: E402
 from memjax.models import sfa_snn as M  # noqa: E402
+from memjax.models.wta import wta_imprint  # noqa: E402
 from memjax.recipes import train_cnn  # noqa: E402
 
 TRAINED, NEW = list(range(5)), list(range(5, 10))
@@ -174,6 +174,17 @@ def prepare(
     )
 
 
+def _named_response(layer, state, x_lab, y_lab, x, key) -> tuple:
+    """Neuron names from the labelled images (new classes only, others -1) and the
+    layer's responses to ``x``."""
+    nl = M.label_neurons(
+        M.respond(layer, state, x_lab, jax.random.fold_in(key, 2))["counts"], y_lab
+    )
+    return np.where(np.isin(nl, NEW), nl, -1), M.respond(
+        layer, state, x, jax.random.fold_in(key, 3)
+    )
+
+
 def _setting(key: str, value: str):
     """A variant's value: text for the layer's string settings, a bool for
     ``read_offsets``, else a number."""
@@ -205,11 +216,7 @@ def probe(ctx: Context, d: dict, variant: str) -> dict:
     _, st, _, learn_s = S.learn_layer(cfg, layer, x, key)
     y_va, y_te, routed = d["y_va"], d["y_te"], d["routed"]
     lab = np.concatenate([np.flatnonzero(y_va == c)[:50] for c in NEW])
-    nl = M.label_neurons(
-        M.respond(layer, st, d["e_va"][lab], jax.random.fold_in(key, 2))["counts"], y_va[lab]
-    )
-    nl = np.where(np.isin(nl, NEW), nl, -1)
-    r = M.respond(layer, st, d["e_te"][routed], jax.random.fold_in(key, 3))
+    nl, r = _named_response(layer, st, d["e_va"][lab], y_va[lab], d["e_te"][routed], key)
     new_r = ~np.isin(y_te[routed], TRAINED)
     win = M.snn_classify(r["counts"], r["drive"], nl)
     drv = M.snn_classify(0 * r["counts"], r["drive"], nl)
@@ -327,14 +334,10 @@ def references(ctx: Context, d: dict, n_clusters: int, seed: int = 0) -> dict:
                 float(d["e_tr"].mean() * cfg["p_in"]),
                 sfa,
             )
-            st0 = layer.init_state(jax.random.fold_in(key, 0))
-            G = st0.syn.G_min + jnp.asarray(c.T, st0.syn.G.dtype) * (st0.syn.G_max - st0.syn.G_min)
-            st0 = dataclasses.replace(st0, syn=dataclasses.replace(st0.syn, G=G))
-            nl = M.label_neurons(
-                M.respond(layer, st0, xl, jax.random.fold_in(key, 2))["counts"], yl
+            st0 = wta_imprint(
+                layer, layer.init_state(jax.random.fold_in(key, 0)), c, jax.random.key(0)
             )
-            nl = np.where(np.isin(nl, NEW), nl, -1)
-            r = M.respond(layer, st0, xs, jax.random.fold_in(key, 3))
+            nl, r = _named_response(layer, st0, xl, yl, xs, key)
             win = M.snn_classify(r["counts"], r["drive"], nl)
             out[f"templates_{norm}_{'sfa' if sfa else 'nosfa'}"] = float(np.mean(win == ys))
     return out
