@@ -30,6 +30,7 @@ from ._context import Context
 
 __all__ = ["BENCHMARK_SETTING", "CANDIDATES", "VAL_STREAM", "run_validation", "select"]
 
+_SIMCLR_IMPRINTED = dict(cnn_training="simclr", sfa_learn=True, **S.IMPRINTED_COSINE)
 #: name -> overrides of the benchmark settings (sfa-continual-mnist uses the selected
 #: one, :data:`BENCHMARK_SETTING`).
 CANDIDATES: dict[str, dict[str, Any]] = {
@@ -41,19 +42,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "hidden gate": dict(sfa_learn=False),
     "hidden gate, 40 neurons/class": dict(neurons_per_class=40, sfa_learn=False),
     "no gate (the layer routes)": dict(route_by="snn", filter_stream=False, sfa_learn=False),
-    "SimCLR CNN, imprinted cosine layer": dict(
-        cnn_training="simclr", sfa_learn=True, **S.IMPRINTED_COSINE
-    ),
-    "SimCLR CNN, imprinted cosine layer, 40 neurons/class": dict(
-        cnn_training="simclr", sfa_learn=True, neurons_per_class=40, **S.IMPRINTED_COSINE
-    ),
+    "SimCLR CNN, imprinted cosine layer": _SIMCLR_IMPRINTED,
+    "SimCLR CNN, imprinted cosine layer, 40 neurons/class": {
+        **_SIMCLR_IMPRINTED,
+        "neurons_per_class": 40,
+    },
     "imprinted cosine layer": dict(sfa_learn=True, **S.IMPRINTED_COSINE),
-    "SimCLR CNN, imprinted cosine layer, SFA beta 50 theta0": dict(
-        cnn_training="simclr", sfa_learn=True, beta_factor=50.0, **S.IMPRINTED_COSINE
-    ),
-    "SimCLR CNN, imprinted cosine layer, SFA beta 100 theta0": dict(
-        cnn_training="simclr", sfa_learn=True, beta_factor=100.0, **S.IMPRINTED_COSINE
-    ),
+    "SimCLR CNN, imprinted cosine layer, SFA beta 50 theta0": {
+        **_SIMCLR_IMPRINTED,
+        "beta_factor": 50.0,
+    },
+    "SimCLR CNN, imprinted cosine layer, SFA beta 100 theta0": {
+        **_SIMCLR_IMPRINTED,
+        "beta_factor": 100.0,
+    },
 }
 BENCHMARK_SETTING = "imprinted cosine layer"
 VAL_STREAM = 20000
