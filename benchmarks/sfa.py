@@ -68,6 +68,7 @@ __all__ = [
     "learn_layer",
     "LAYER",
     "IMPRINTED_COSINE",
+    "SELF_TRAINED_GATE",
     "MNIST",
     "novelty_gate",
     "run_mnist",
@@ -133,6 +134,7 @@ LAYER = dict(
     gate_hidden=64,
     gate_batch=512,
     gate_lr=0.01,
+    gate_refits=0,
     route_by="gate",
     sfa_learn=True,
     split="test",
@@ -152,6 +154,10 @@ IMPRINTED_COSINE = dict(
     p_dep=0.1,
     read_offsets=False,
 )
+#: The self-trained gate (docs/sfa.md): fitted with a slower, longer Adam schedule, then
+#: fitted again against only the stream images it routes (:func:`memjax.models.sfa_snn.
+#: refit_novelty_gate`) and recalibrated.
+SELF_TRAINED_GATE = dict(gate_refits=1, gate_steps=6000, gate_lr=0.003)
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
 BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
 #: What sfa-continual-mnist, noisy-mnist and sfa-sweep change from :data:`LAYER`: the
@@ -418,16 +424,22 @@ def _supervised_baseline(ctx, cfg, train, test):
 def novelty_gate(cfg: dict, x_trained, x_stream, x_trained_val) -> M.NoveltyGate:
     """The novelty gate of settings ``cfg``: fitted to tell the trained-class training
     images ``x_trained`` from the unlabelled ``x_stream``, its threshold calibrated on
-    held-out trained-class images ``x_trained_val`` (``max_false_route``)."""
-    gate = M.fit_novelty_gate(
-        x_trained,
-        x_stream,
+    held-out trained-class images ``x_trained_val`` (``max_false_route``); with
+    ``gate_refits`` > 0 fitted again that many times against the stream images it
+    routes (:func:`memjax.models.sfa_snn.refit_novelty_gate`), each recalibrated."""
+    fit = dict(
         steps=cfg["gate_steps"],
         hidden=cfg["gate_hidden"],
         batch_size=cfg["gate_batch"],
         learning_rate=cfg["gate_lr"],
     )
-    return M.calibrate_novelty_gate(gate, x_trained_val, cfg["max_false_route"])
+    gate = M.calibrate_novelty_gate(
+        M.fit_novelty_gate(x_trained, x_stream, **fit), x_trained_val, cfg["max_false_route"]
+    )
+    for _ in range(cfg.get("gate_refits", 0)):
+        gate = M.refit_novelty_gate(gate, x_trained, x_stream, **fit)
+        gate = M.calibrate_novelty_gate(gate, x_trained_val, cfg["max_false_route"])
+    return gate
 
 
 def _gates(cfg, e_tr, e_va, e_te, stream, tm_tr, tm_va, tm_te, conf_va, conf_te, y_tr):

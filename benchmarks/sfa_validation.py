@@ -56,6 +56,12 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         **_SIMCLR_IMPRINTED,
         "beta_factor": 100.0,
     },
+    "imprinted cosine layer, self-trained gate": dict(
+        sfa_learn=True, **S.IMPRINTED_COSINE, **S.SELF_TRAINED_GATE
+    ),
+    "imprinted cosine layer, self-trained gate, 40 neurons/class": dict(
+        sfa_learn=True, neurons_per_class=40, **S.IMPRINTED_COSINE, **S.SELF_TRAINED_GATE
+    ),
 }
 BENCHMARK_SETTING = "imprinted cosine layer"
 VAL_STREAM = 20000

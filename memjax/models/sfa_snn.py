@@ -31,10 +31,12 @@ Pipeline:
    probability that ``x`` is from a class the CNN never saw. No new-class label is
    used. Its threshold is calibrated on held-out trained-class images only
    (:func:`calibrate_novelty_gate`): at most ``max_false_route`` of them are routed
-   away from the head. Routed inputs (:func:`route`) are answered by the spiking
-   layer's winner among the neurons labelled with a new class; the others by the
-   frozen head. With ``filter_stream`` the spiking layer learns only the stream
-   images the gate routes (:func:`learn_unsupervised` on them).
+   away from the head. Optionally the gate is fitted again against only the stream
+   images it routes (:func:`refit_novelty_gate`) and recalibrated. Routed inputs
+   (:func:`route`) are answered by the spiking layer's winner among the neurons
+   labelled with a new class; the others by the frozen head. With ``filter_stream``
+   the spiking layer learns only the stream images the gate routes
+   (:func:`learn_unsupervised` on them).
 
    The trained-class pathway (CNN, head) is never changed by unsupervised learning,
    so a trained-class image is answered exactly as before unless the gate routes it
@@ -73,6 +75,7 @@ __all__ = [
     "NoveltyGate",
     "fit_novelty_gate",
     "calibrate_novelty_gate",
+    "refit_novelty_gate",
     "route",
     "mahalanobis_score",
 ]
@@ -381,6 +384,33 @@ def calibrate_novelty_gate(
     s = np.sort(gate.score(x_trained_val))[::-1]
     k = int(np.floor(max_false_route * len(s)))
     return dataclasses.replace(gate, threshold=jnp.asarray(s[k], jnp.float32))
+
+
+def refit_novelty_gate(
+    gate: NoveltyGate,
+    x_trained: Float[Array, "Nt n_in"],
+    x_stream: Float[Array, "Ns n_in"],
+    **fit_kwargs: Any,
+) -> NoveltyGate:
+    """One self-training step of the gate: a new gate fitted
+    (:func:`fit_novelty_gate` with ``fit_kwargs``) to tell the trained-class samples
+    ``x_trained`` from the stream samples that the calibrated ``gate`` routes, instead of
+    from the whole stream.
+
+    The routed samples are mostly of new classes, so the second fit sees cleaner
+    positives than the unlabelled stream (two-step positive-unlabelled learning: fit,
+    keep the reliable positives, fit again; Liu et al., ICML 2003; Bekker & Davis,
+    Machine Learning 2020). Still no new-class label is used. Threshold ``+inf``
+    (calibrate again with :func:`calibrate_novelty_gate`)."""
+    if not bool(jnp.isfinite(gate.threshold)):
+        raise ValueError(
+            "refit_novelty_gate: gate.threshold must be finite (calibrate the gate with "
+            "calibrate_novelty_gate first)"
+        )
+    routed = gate(x_stream)
+    if not routed.any():
+        raise ValueError("refit_novelty_gate: the gate routes none of x_stream; nothing to fit")
+    return fit_novelty_gate(x_trained, np.asarray(x_stream)[routed], **fit_kwargs)
 
 
 def route(head_pred: np.ndarray, snn_pred: np.ndarray, routed: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from memjax.models.sfa_snn import (
     label_neurons,
     learn_unsupervised,
     mahalanobis_score,
+    refit_novelty_gate,
     respond,
     route,
     snn_classify,
@@ -127,6 +128,38 @@ def test_novelty_gate_routes_new_class_within_the_budget():
     pred = route(head, snn, routed)
     np.testing.assert_array_equal(pred[~routed], head[~routed])
     np.testing.assert_array_equal(pred[routed], snn[routed])
+
+
+def test_refit_novelty_gate_fits_on_the_routed_stream_and_routes_more():
+    """A new class that is 10 % of the stream: fitted again against the stream samples
+    the first gate routes, the gate routes more of it at the same false-route budget."""
+    rng = np.random.default_rng(4)
+    d = 8
+    mu = np.zeros((3, d))
+    mu[0, 0], mu[1, 0], mu[2, 1] = 3.0, -3.0, 2.5
+
+    def draw(c, m):
+        return (mu[c] + rng.standard_normal((m, d))).astype(np.float32)
+
+    trained = np.concatenate([draw(0, 1000), draw(1, 1000)])
+    stream = np.concatenate([draw(0, 900), draw(1, 900), draw(2, 200)])
+    val = np.concatenate([draw(0, 1000), draw(1, 1000)])
+    test_t, test_n = np.concatenate([draw(0, 2000), draw(1, 2000)]), draw(2, 2000)
+    kw = dict(steps=600, hidden=16, batch_size=256, learning_rate=0.02)
+    g = calibrate_novelty_gate(fit_novelty_gate(trained, stream, **kw), val, 0.01)
+    r = refit_novelty_gate(g, trained, stream, **kw)
+    assert not np.any(r(test_n))  # threshold +inf again: calibrate before use
+    # the same as fitting on exactly the routed stream samples
+    direct = fit_novelty_gate(trained, stream[g(stream)], **kw)
+    np.testing.assert_array_equal(np.asarray(r.w), np.asarray(direct.w))
+    r = calibrate_novelty_gate(r, val, 0.01)
+    assert r(test_n).mean() > g(test_n).mean() + 0.05
+    assert r(test_t).mean() < 0.02 and g(test_t).mean() < 0.02
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        refit_novelty_gate(fit_novelty_gate(trained, stream, steps=5), trained, stream)
+    with pytest.raises(ValueError, match="routes none of x_stream"):
+        high = eqx.tree_at(lambda gate: gate.threshold, g, jnp.asarray(1e30, jnp.float32))
+        refit_novelty_gate(high, trained, stream)
 
 
 def test_hidden_novelty_gate_routes_what_no_line_separates():
