@@ -19,6 +19,9 @@ or ``benchmarks.sfa.Settings`` (numbers), ``passes`` (passes over the stream),
 normalisation), ``layer_init`` (``random`` or ``imprint``) or ``read_offsets``
 (``True`` or ``False``), as in :func:`benchmarks.sfa.learn_layer`.
 
+``--gate`` sets the novelty gate's settings (keys of ``benchmarks.sfa.LAYER`` such as
+``gate_refits``, ``gate_steps``, ``gate_lr``, ``max_false_route``), the same way.
+
 ``--references`` adds one line before the variants: float references on the same data
 (k-means with the layer's neuron count, nearest labelled mean or image, a linear probe
 trained with every label) and the spiking layer with the k-means centroids programmed
@@ -137,8 +140,12 @@ def prepare(
     channels: tuple[int, int],
     contrastive: tuple[str, int, float] | None = None,
     noise: float = 0.0,
+    gate: str = "",
 ) -> dict:
     cfg = S._config(ctx, split="validation", n_stream=20000)
+    cfg.update({k: _setting(k, v) for k, v in (kv.split("=") for kv in gate.split(",") if kv)})
+    for k in ("gate_steps", "gate_refits", "gate_hidden", "gate_batch"):
+        cfg[k] = int(cfg[k])
     train, val, test = S._load(ctx, dataset, cfg, noise)
     if contrastive:
         cnn = train_contrastive(train, TRAINED, contrastive, channels)
@@ -153,9 +160,9 @@ def prepare(
     scale = M.feature_scale(f_tr[tm_tr])
     e_tr, e_va, e_te = (M.encode_features(f, scale) for f in (f_tr, f_va, f_te))
     stream = np.random.default_rng(ctx.seed).permutation(len(e_tr))[: cfg["n_stream"]]
-    gate = S.novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], e_va[np.isin(val[1], TRAINED)])
-    to_layer = np.asarray(gate(e_tr[stream]))
-    routed = gate(e_te)
+    g = S.novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], e_va[np.isin(val[1], TRAINED)])
+    to_layer = np.asarray(g(e_tr[stream]))
+    routed = g(e_te)
     tm_te = np.isin(test[1], TRAINED)
     head_te = M.cnn_predict(l_te, TRAINED)[0]
     return dict(
@@ -350,6 +357,9 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=None)
     ap.add_argument("--contrastive", default=None, help="pre:EPOCHS or joint:EPOCHS:LAM")
     ap.add_argument("--noise", type=float, default=0.0, help="pixel noise sigma (noisy-mnist: 0.3)")
+    ap.add_argument(
+        "--gate", default="", help="gate settings, e.g. gate_refits=1,gate_steps=6000,gate_lr=0.003"
+    )
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--references", action="store_true", help="also score the float references")
@@ -360,9 +370,13 @@ def main() -> None:
     except ValueError as e:
         ap.error(str(e))
     ctx = Context(name="sfa-layer-probe", quick=False, out=a.out.parent, data_dir=a.data_dir)
-    d = prepare(ctx, a.dataset, channels, spec, a.noise)  # type: ignore[arg-type]
+    d = prepare(ctx, a.dataset, channels, spec, a.noise, a.gate)  # type: ignore[arg-type]
     head = dict(
-        dataset=a.dataset, noise=a.noise, channels=list(channels), contrastive=a.contrastive
+        dataset=a.dataset,
+        noise=a.noise,
+        channels=list(channels),
+        contrastive=a.contrastive,
+        gate=a.gate,
     )
     for k in ("gate_routed_new", "gate_routed_trained", "head_acc_trained"):
         head[k] = d[k]
