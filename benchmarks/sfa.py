@@ -161,10 +161,15 @@ SELF_TRAINED_GATE = dict(gate_refits=1, gate_steps=6000, gate_lr=0.003)
 #: SFA strengths (beta / theta0) of the spikes-vs-accuracy curve (sfa-continual-mnist, -fmnist).
 BETAS = (0.0, 25.0, 50.0, 100.0, 200.0)
 #: What sfa-continual-mnist, noisy-mnist and sfa-sweep change from :data:`LAYER`: the
-#: candidate sfa-validation selected (supervised CNN, the imprinted cosine layer, SFA in
-#: learning). sfa-continual-fmnist keeps :data:`LAYER`: on its validation split the
-#: imprinted cosine layer scored the same (docs/sfa.md).
-MNIST = dict(cnn_training="supervised", sfa_learn=True, **IMPRINTED_COSINE)
+#: candidate sfa-validation selected (supervised CNN, the self-trained gate, the
+#: imprinted cosine layer with 40 neurons per new class, SFA in learning).
+MNIST = dict(
+    cnn_training="supervised",
+    sfa_learn=True,
+    neurons_per_class=40,
+    **IMPRINTED_COSINE,
+    **SELF_TRAINED_GATE,
+)
 NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, clipped
 
 

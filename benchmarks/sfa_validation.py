@@ -63,7 +63,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         sfa_learn=True, neurons_per_class=40, **S.IMPRINTED_COSINE, **S.SELF_TRAINED_GATE
     ),
 }
-BENCHMARK_SETTING = "imprinted cosine layer"
+BENCHMARK_SETTING = "imprinted cosine layer, self-trained gate, 40 neurons/class"
 VAL_STREAM = 20000
 _KEYS = (
     "acc_all",
