@@ -70,6 +70,7 @@ __all__ = [
     "IMPRINTED_COSINE",
     "SELF_TRAINED_GATE",
     "MNIST",
+    "FMNIST",
     "novelty_gate",
     "run_mnist",
     "run_fmnist",
@@ -170,6 +171,10 @@ MNIST = dict(
     **IMPRINTED_COSINE,
     **SELF_TRAINED_GATE,
 )
+#: What sfa-continual-fmnist changes from :data:`LAYER`, chosen on its validation split
+#: with ``tools/sfa_layer_probe.py`` (docs/sfa.md): the self-trained gate and the imprinted
+#: cosine layer, 20 neurons per new class.
+FMNIST = dict(sfa_learn=True, **IMPRINTED_COSINE, **SELF_TRAINED_GATE)
 NOISE_SIGMA = 0.3  # noisy-mnist: additive N(0, sigma^2) on [0, 1] intensities, clipped
 
 
@@ -431,12 +436,14 @@ def novelty_gate(cfg: dict, x_trained, x_stream, x_trained_val) -> M.NoveltyGate
     images ``x_trained`` from the unlabelled ``x_stream``, its threshold calibrated on
     held-out trained-class images ``x_trained_val`` (``max_false_route``); with
     ``gate_refits`` > 0 fitted again that many times against the stream images it
-    routes (:func:`memjax.models.sfa_snn.refit_novelty_gate`), each recalibrated."""
+    routes (:func:`memjax.models.sfa_snn.refit_novelty_gate`), each recalibrated.
+    ``gate_seed`` (default 0) draws the hidden layer's initial weights and the batches."""
     fit = dict(
         steps=cfg["gate_steps"],
         hidden=cfg["gate_hidden"],
         batch_size=cfg["gate_batch"],
         learning_rate=cfg["gate_lr"],
+        key=jax.random.key(cfg.get("gate_seed", 0)),
     )
     gate = M.calibrate_novelty_gate(
         M.fit_novelty_gate(x_trained, x_stream, **fit), x_trained_val, cfg["max_false_route"]
@@ -622,7 +629,7 @@ def run_mnist(ctx: Context) -> dict:
 
 
 def run_fmnist(ctx: Context) -> dict:
-    return experiment(ctx, "fashion-mnist", 5, betas=BETAS)
+    return experiment(ctx, "fashion-mnist", 5, betas=BETAS, **FMNIST)
 
 
 def run_noisy_mnist(ctx: Context) -> dict:

@@ -134,18 +134,28 @@ def train_contrastive(train, classes, spec, channels, seed=0, batch_size=256):
     return model[0]
 
 
-def prepare(
+def gate_config(ctx: Context, gate: str = "") -> dict:
+    """The validation-split settings (20,000-image stream) with the gate settings
+    ``gate`` (``key=value`` pairs separated by commas)."""
+    cfg = S._config(ctx, split="validation", n_stream=20000)
+    cfg.update({k: _setting(k, v) for k, v in (kv.split("=") for kv in gate.split(",") if kv)})
+    for k in ("gate_steps", "gate_refits", "gate_hidden", "gate_batch", "gate_seed"):
+        if k in cfg:
+            cfg[k] = int(cfg[k])
+    return cfg
+
+
+def encoded(
     ctx: Context,
     dataset: str,
     channels: tuple[int, int],
     contrastive: tuple[str, int, float] | None = None,
     noise: float = 0.0,
-    gate: str = "",
 ) -> dict:
-    cfg = S._config(ctx, split="validation", n_stream=20000)
-    cfg.update({k: _setting(k, v) for k, v in (kv.split("=") for kv in gate.split(",") if kv)})
-    for k in ("gate_steps", "gate_refits", "gate_hidden", "gate_batch"):
-        cfg[k] = int(cfg[k])
+    """The CNN trained on the trained classes and the encoded features of the training,
+    validation and scored images (``e_tr``, ``e_va``, ``e_te``), their labels, the
+    stream's indices and the head's answers on the scored images."""
+    cfg = gate_config(ctx)
     train, val, test = S._load(ctx, dataset, cfg, noise)
     if contrastive:
         cnn = train_contrastive(train, TRAINED, contrastive, channels)
@@ -156,26 +166,52 @@ def prepare(
     (f_tr, _), (f_va, _), (f_te, l_te) = (
         M.cnn_features(cnn, x) for x in (train[0], val[0], test[0])
     )
-    tm_tr = np.isin(train[1], TRAINED)
-    scale = M.feature_scale(f_tr[tm_tr])
+    scale = M.feature_scale(f_tr[np.isin(train[1], TRAINED)])
     e_tr, e_va, e_te = (M.encode_features(f, scale) for f in (f_tr, f_va, f_te))
-    stream = np.random.default_rng(ctx.seed).permutation(len(e_tr))[: cfg["n_stream"]]
-    g = S.novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], e_va[np.isin(val[1], TRAINED)])
-    to_layer = np.asarray(g(e_tr[stream]))
-    routed = g(e_te)
-    tm_te = np.isin(test[1], TRAINED)
-    head_te = M.cnn_predict(l_te, TRAINED)[0]
     return dict(
         e_tr=e_tr,
         e_va=e_va,
         e_te=e_te,
+        y_tr=train[1],
         y_va=val[1],
         y_te=test[1],
-        x_stream=e_tr[stream][to_layer],
-        y_stream=train[1][stream][to_layer],
+        stream=np.random.default_rng(ctx.seed).permutation(len(e_tr))[: cfg["n_stream"]],
+        head_te=M.cnn_predict(l_te, TRAINED)[0],
+    )
+
+
+def gate_routing(cfg: dict, d: dict) -> tuple:
+    """The novelty gate of settings ``cfg`` on the features ``d`` (:func:`encoded`):
+    the stream images it routes and its routing of the scored images."""
+    tm_tr = np.isin(d["y_tr"], TRAINED)
+    e_tr, stream = d["e_tr"], d["stream"]
+    g = S.novelty_gate(cfg, e_tr[tm_tr], e_tr[stream], d["e_va"][np.isin(d["y_va"], TRAINED)])
+    return np.asarray(g(e_tr[stream])), g(d["e_te"])
+
+
+def prepare(
+    ctx: Context,
+    dataset: str,
+    channels: tuple[int, int],
+    contrastive: tuple[str, int, float] | None = None,
+    noise: float = 0.0,
+    gate: str = "",
+) -> dict:
+    d = encoded(ctx, dataset, channels, contrastive, noise)
+    to_layer, routed = gate_routing(gate_config(ctx, gate), d)
+    tm_te = np.isin(d["y_te"], TRAINED)
+    head_te = d["head_te"]
+    return dict(
+        e_tr=d["e_tr"],
+        e_va=d["e_va"],
+        e_te=d["e_te"],
+        y_va=d["y_va"],
+        y_te=d["y_te"],
+        x_stream=d["e_tr"][d["stream"]][to_layer],
+        y_stream=d["y_tr"][d["stream"]][to_layer],
         routed=routed,
         head_te=head_te,
-        head_acc_trained=float(np.mean(head_te[tm_te] == test[1][tm_te])),
+        head_acc_trained=float(np.mean(head_te[tm_te] == d["y_te"][tm_te])),
         gate_routed_new=float(routed[~tm_te].mean()),
         gate_routed_trained=float(routed[tm_te].mean()),
     )
