@@ -535,7 +535,10 @@ def _sfa_design(name: str) -> str:
     """Which CNN and which spiking layer a committed SFA run used."""
     c = config(name)
     layer = "imprinted cosine layer" if c.get("layer_init") == "imprint" else "earlier layer"
-    return f"{_CNN_NAMES[c.get('cnn_training', 'supervised')]} CNN, {layer}"
+    if c.get("neurons_per_class", 20) != 20:
+        layer += f" with {c['neurons_per_class']} neurons/class"
+    gate = "self-trained gate" if c.get("gate_refits", 0) else "gate"
+    return f"{_CNN_NAMES[c.get('cnn_training', 'supervised')]} CNN, {gate}, {layer}"
 
 
 def sfa_targets_table() -> str:
