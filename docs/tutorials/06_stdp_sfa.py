@@ -311,8 +311,11 @@ print(f"total run time {time.perf_counter() - t_start:.0f} s")
 # - Vary the SFA strength (`beta` in `make_layer`: 0, 25, 50, 100, 200 $\vartheta_0$) and
 #   plot spikes per image against accuracy, as the `sfa-continual-mnist` benchmark does.
 # - Give the gate a hidden layer of novelty neurons, as the benchmarks do:
-#   `M.fit_novelty_gate(..., hidden=64, batch_size=512, learning_rate=0.01, steps=2000)`
+#   `M.fit_novelty_gate(..., hidden=64, batch_size=512, learning_rate=0.003, steps=6000)`
 #   routes more new digits at the same budget (it needs the full stream to pay off).
+#   Then fit it again against only the stream images it routes, which are nearly all
+#   new, and calibrate again: `M.refit_novelty_gate(gate, e_tr[tm_tr], e_tr[stream],
+#   hidden=64, ...)` (the MNIST benchmarks' self-trained gate).
 # - Learn with the MNIST benchmarks' imprinted cosine layer: start the columns on the
 #   first routed images (`wta_imprint(layer, st, x[:n_out], key)` from
 #   `memjax.models.wta`), learn with soft-bound STDP
