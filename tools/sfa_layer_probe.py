@@ -151,11 +151,15 @@ def encoded(
     channels: tuple[int, int],
     contrastive: tuple[str, int, float] | None = None,
     noise: float = 0.0,
+    cnn_epochs: int | None = None,
 ) -> dict:
-    """The CNN trained on the trained classes and the encoded features of the training,
-    validation and scored images (``e_tr``, ``e_va``, ``e_te``), their labels, the
-    stream's indices and the head's answers on the scored images."""
+    """The CNN trained on the trained classes (``cnn_epochs``: the benchmarks' 3 unless
+    given) and the encoded features of the training, validation and scored images
+    (``e_tr``, ``e_va``, ``e_te``), their labels, the stream's indices and the head's
+    answers on the scored images."""
     cfg = gate_config(ctx)
+    if cnn_epochs is not None:
+        cfg["cnn_epochs"] = cnn_epochs
     train, val, test = S._load(ctx, dataset, cfg, noise)
     if contrastive:
         cnn = train_contrastive(train, TRAINED, contrastive, channels)
@@ -196,8 +200,9 @@ def prepare(
     contrastive: tuple[str, int, float] | None = None,
     noise: float = 0.0,
     gate: str = "",
+    cnn_epochs: int | None = None,
 ) -> dict:
-    d = encoded(ctx, dataset, channels, contrastive, noise)
+    d = encoded(ctx, dataset, channels, contrastive, noise, cnn_epochs)
     to_layer, routed = gate_routing(gate_config(ctx, gate), d)
     tm_te = np.isin(d["y_te"], TRAINED)
     head_te = d["head_te"]
@@ -396,6 +401,7 @@ def main() -> None:
     ap.add_argument(
         "--gate", default="", help="gate settings, e.g. gate_refits=1,gate_steps=6000,gate_lr=0.003"
     )
+    ap.add_argument("--cnn-epochs", type=int, default=None, help="CNN epochs (default 3)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--references", action="store_true", help="also score the float references")
@@ -406,13 +412,14 @@ def main() -> None:
     except ValueError as e:
         ap.error(str(e))
     ctx = Context(name="sfa-layer-probe", quick=False, out=a.out.parent, data_dir=a.data_dir)
-    d = prepare(ctx, a.dataset, channels, spec, a.noise, a.gate)  # type: ignore[arg-type]
+    d = prepare(ctx, a.dataset, channels, spec, a.noise, a.gate, a.cnn_epochs)  # type: ignore[arg-type]
     head = dict(
         dataset=a.dataset,
         noise=a.noise,
         channels=list(channels),
         contrastive=a.contrastive,
         gate=a.gate,
+        cnn_epochs=a.cnn_epochs,
     )
     for k in ("gate_routed_new", "gate_routed_trained", "head_acc_trained"):
         head[k] = d[k]
