@@ -399,7 +399,7 @@ def refit_novelty_gate(
 
     The routed samples are mostly of new classes, so the second fit sees cleaner
     positives than the unlabelled stream (two-step positive-unlabelled learning: fit,
-    keep the reliable positives, fit again; Liu et al., ICML 2003; Bekker & Davis,
+    keep the reliable positives, fit again; Liu et al., ICML 2002; Bekker & Davis,
     Machine Learning 2020). Still no new-class label is used. Threshold ``+inf``
     (calibrate again with :func:`calibrate_novelty_gate`)."""
     if not bool(jnp.isfinite(gate.threshold)):
