@@ -136,6 +136,7 @@ LAYER = dict(
     gate_batch=512,
     gate_lr=0.01,
     gate_refits=0,
+    gate_seed=0,
     route_by="gate",
     sfa_learn=True,
     split="test",
@@ -437,18 +438,18 @@ def novelty_gate(cfg: dict, x_trained, x_stream, x_trained_val) -> M.NoveltyGate
     held-out trained-class images ``x_trained_val`` (``max_false_route``); with
     ``gate_refits`` > 0 fitted again that many times against the stream images it
     routes (:func:`memjax.models.sfa_snn.refit_novelty_gate`), each recalibrated.
-    ``gate_seed`` (default 0) draws the hidden layer's initial weights and the batches."""
+    ``gate_seed`` draws the hidden layer's initial weights and the batches."""
     fit = dict(
         steps=cfg["gate_steps"],
         hidden=cfg["gate_hidden"],
         batch_size=cfg["gate_batch"],
         learning_rate=cfg["gate_lr"],
-        key=jax.random.key(cfg.get("gate_seed", 0)),
+        key=jax.random.key(cfg["gate_seed"]),
     )
     gate = M.calibrate_novelty_gate(
         M.fit_novelty_gate(x_trained, x_stream, **fit), x_trained_val, cfg["max_false_route"]
     )
-    for _ in range(cfg.get("gate_refits", 0)):
+    for _ in range(cfg["gate_refits"]):
         gate = M.refit_novelty_gate(gate, x_trained, x_stream, **fit)
         gate = M.calibrate_novelty_gate(gate, x_trained_val, cfg["max_false_route"])
     return gate

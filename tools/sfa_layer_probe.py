@@ -140,8 +140,7 @@ def gate_config(ctx: Context, gate: str = "") -> dict:
     cfg = S._config(ctx, split="validation", n_stream=20000)
     cfg.update({k: _setting(k, v) for k, v in (kv.split("=") for kv in gate.split(",") if kv)})
     for k in ("gate_steps", "gate_refits", "gate_hidden", "gate_batch", "gate_seed"):
-        if k in cfg:
-            cfg[k] = int(cfg[k])
+        cfg[k] = int(cfg[k])
     return cfg
 
 
